@@ -1,0 +1,55 @@
+# Two commands a new user needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+RUNTIME := $(VENV)/.runtime-installed
+DEV := $(VENV)/.dev-installed
+PORT ?= 8501
+export SKIN_DATA_DIR ?= $(abspath ../shared/data/isic9)
+
+.PHONY: run test test-fast lint format browser train-default bench clean
+
+$(RUNTIME): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(DEV): $(RUNTIME) requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+## Start the app on the live model (the committed default on a fresh machine).
+run: $(RUNTIME)
+	$(VENV)/bin/streamlit run streamlit_app.py --server.port $(PORT)
+
+## Debian's chromium drives the end-to-end tests (Playwright cannot download browsers here).
+browser:
+	@command -v chromium >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+## The whole suite: unit, integration (real data when SKIN_DATA_DIR exists) and browser tests.
+test: $(DEV) browser
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest
+
+test-fast: $(DEV)
+	$(PY) -m pytest -m "not e2e and not integration"
+
+lint: $(DEV)
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+format: $(DEV)
+	$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
+
+## Rebuild the committed default model from the shared data (about 20 minutes on 2 cores).
+train-default: $(RUNTIME)
+	$(PY) -m skin_model.default_model --data $(SKIN_DATA_DIR) --out models/default
+
+## Original recipe vs ours on the same split; writes bench/RESULTS.md (about an hour on 2 cores).
+bench: $(DEV)
+	$(PY) -m bench.run --data $(SKIN_DATA_DIR)
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,0 +1,3 @@
+from skin_model.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,270 @@
+"""``python -m skin_model``: one sub-command per stage.
+
+Every command prints a readable table, or JSON with ``--json``. Problems a
+user can fix are one line on stderr and a non-zero exit, never a traceback
+(set ``SKIN_DEBUG=1`` to see one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from skin_model import CLASSES
+from skin_model.config import BalanceConfig, TrainConfig, data_dir
+from skin_model.errors import SkinModelError
+
+
+def _data(value: str | None) -> Path:
+    path = Path(value) if value else data_dir()
+    if path is None:
+        raise SkinModelError("no dataset given: pass --data DIR or set SKIN_DATA_DIR")
+    return path
+
+
+def _table(rows: list[list], headers: list[str]) -> str:
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _emit(args, data, text: str) -> None:
+    print(json.dumps(data, indent=2) if args.json else text)
+
+
+# -- commands -----------------------------------------------------------------
+def cmd_audit(args) -> int:
+    from skin_model.audit import audit
+
+    summary = audit(_data(args.data)).summary()
+    lines = [f"dataset {summary['root']}: {summary['images']} images, {summary['usable']} usable for training"]
+    counts = summary["counts"]
+    rows = [[name] + [counts.get(src, {}).get(name, 0) for src in counts] for name in CLASSES]
+    lines += ["", _table(rows, ["class", *counts]), "", f"sizes: {summary['sizes']}"]
+    for key, label in (
+        ("unreadable", "unreadable files"),
+        ("not_images", "files that are not images"),
+        ("duplicates", "exact duplicate groups (same class)"),
+        ("conflicts", "same image under different classes (dropped from training)"),
+        ("leaks", "images in both Train and Test (kept in Test only)"),
+    ):
+        lines.append(f"{label}: {len(summary[key])}")
+        for item in summary[key][: args.show]:
+            lines.append(f"  {item}")
+    _emit(args, summary, "\n".join(lines))
+    return 0
+
+
+def cmd_balance(args) -> int:
+    from skin_model.audit import audit, usable
+    from skin_model.balance import counts_after
+
+    config = BalanceConfig(strategy=args.strategy, n=args.n)
+    records = usable(audit(_data(args.data)))
+    before = {name: sum(r.label == name for r in records if r.source != "Test") for name in CLASSES}
+    after = counts_after(before, config)
+    data = {
+        "strategy": config.strategy,
+        "n": config.n,
+        "before": before,
+        "after": after,
+        "note": "counts for the whole Train folder; training balances its training split only",
+    }
+    rows = [[name, before[name], after[name]] for name in CLASSES]
+    _emit(args, data, _table(rows, ["class", "before", "after"]))
+    return 0
+
+
+def cmd_train(args) -> int:
+    from skin_model import train
+
+    balance = BalanceConfig(strategy=args.balance, n=args.n, seed=args.seed)
+    config = TrainConfig(
+        epochs=args.epochs,
+        image_size=args.image_size,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        max_per_class=args.max_per_class,
+        balance=balance,
+    )
+    version = train.run(_data(args.data), config, progress=args.progress, activate=args.activate)
+    metrics = version.metadata["metrics"]
+    rows = [
+        [split, m["accuracy"], m["balanced_accuracy"], m["melanoma_sensitivity"], m["melanoma_specificity"]]
+        for split, m in metrics.items()
+    ]
+    text = (
+        f"registered model version {version.number}"
+        + (" (live)" if args.activate else "")
+        + "\n\n"
+        + _table(rows, ["split", "accuracy", "balanced acc.", "melanoma sens.", "melanoma spec."])
+    )
+    _emit(args, {"version": version.number, "metrics": _headline(metrics)}, text)
+    return 0
+
+
+def _headline(metrics: dict) -> dict:
+    keys = (
+        "images",
+        "accuracy",
+        "balanced_accuracy",
+        "melanoma_sensitivity",
+        "melanoma_specificity",
+        "melanoma_roc_auc",
+        "ece",
+    )
+    return {split: {k: m[k] for k in keys} for split, m in metrics.items()}
+
+
+def cmd_evaluate(args) -> int:
+    from skin_model.evaluate import evaluate_folder
+    from skin_model.predict import Predictor
+
+    predictor = Predictor.load(args.model)
+    result = evaluate_folder(predictor, _data(args.data))
+    rows = [[name, m["precision"], m["recall"], m["f1"], m["support"]] for name, m in result["per_class"].items()]
+    head = (
+        f"model {predictor.version.number} on {result['images']} images: accuracy {result['accuracy']}, "
+        f"balanced accuracy {result['balanced_accuracy']}, melanoma sensitivity "
+        f"{result['melanoma_sensitivity']} / specificity {result['melanoma_specificity']} "
+        f"at threshold {predictor.threshold}"
+    )
+    _emit(args, result, head + "\n\n" + _table(rows, ["class", "precision", "recall", "f1", "support"]))
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from skin_model.predict import Predictor
+
+    predictor = Predictor.load(args.model)
+    failed = 0
+    for path in args.images:
+        try:
+            result = predictor.predict_file(Path(path), tta=args.tta)
+        except SkinModelError as error:
+            failed += 1
+            print(f"error: {error}", file=sys.stderr)
+            continue
+        if args.json:
+            print(json.dumps(result.to_dict()))
+        else:
+            alert = "  MELANOMA ALERT" if result.melanoma_alert else ""
+            print(
+                f"{path}: {result.top_class} {result.top_probability:.1%} ({result.risk_group}), "
+                f"P(melanoma) {result.melanoma_probability:.1%}{alert}"
+            )
+            for warning in result.warnings:
+                print(f"  warning: {warning}")
+    return 1 if failed else 0
+
+
+def cmd_models(args) -> int:
+    from skin_model.registry import Registry
+
+    registry = Registry()
+    if args.action == "activate":
+        if args.version is None:
+            raise SkinModelError("models activate needs a version number, e.g. `models activate 2`")
+        version = registry.activate(args.version)
+        _emit(args, {"live": version.number}, f"model version {version.number} is now live")
+        return 0
+    live = registry.live_number()
+    versions = registry.versions()
+    data = [
+        {
+            "version": v.number,
+            "live": v.number == live,
+            "created": v.created,
+            "metrics": _headline(v.metadata.get("metrics", {})),
+        }
+        for v in versions
+    ]
+    rows = []
+    for v in versions:
+        test = v.metadata.get("metrics", {}).get("test", {})
+        rows.append(
+            [
+                v.number,
+                "*" if v.number == live else "",
+                v.created,
+                test.get("balanced_accuracy"),
+                test.get("melanoma_sensitivity"),
+                v.metadata.get("alert_threshold"),
+            ]
+        )
+    _emit(args, data, _table(rows, ["version", "live", "created", "test bal. acc.", "test mel. sens.", "threshold"]))
+    return 0
+
+
+# -- parser -----------------------------------------------------------------------
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m skin_model", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+
+    a = sub.add_parser("audit", parents=[common], help="find unreadable files, duplicates, label conflicts, leaks")
+    a.add_argument("--data")
+    a.add_argument("--show", type=int, default=5, help="examples to list per finding")
+    a.set_defaults(run=cmd_audit)
+
+    b = sub.add_parser("balance", parents=[common], help="class counts before and after Augmentor balancing")
+    b.add_argument("--data")
+    b.add_argument("--strategy", choices=["add", "target", "none"], default="target")
+    b.add_argument("--n", type=int, default=BalanceConfig.n)
+    b.set_defaults(run=cmd_balance)
+
+    defaults = TrainConfig()
+    t = sub.add_parser("train", parents=[common], help="train a model and register it")
+    t.add_argument("--data")
+    t.add_argument("--epochs", type=int, default=defaults.epochs)
+    t.add_argument("--image-size", type=int, default=defaults.image_size)
+    t.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    t.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    t.add_argument("--seed", type=int, default=defaults.seed)
+    t.add_argument("--balance", choices=["add", "target", "none"], default=BalanceConfig.strategy)
+    t.add_argument("--n", type=int, default=BalanceConfig.n)
+    t.add_argument("--max-per-class", type=int, default=None, help="subsample for a quick run")
+    t.add_argument("--progress", type=Path, help="append JSON-lines progress to this file")
+    t.add_argument("--activate", action="store_true", help="make the new version live")
+    t.set_defaults(run=cmd_train)
+
+    e = sub.add_parser("evaluate", parents=[common], help="metrics of a model on a folder of class sub-folders")
+    e.add_argument("--data")
+    e.add_argument("--model", type=int, help="version (default: live)")
+    e.set_defaults(run=cmd_evaluate)
+
+    r = sub.add_parser("predict", parents=[common], help="classify image files")
+    r.add_argument("images", nargs="+")
+    r.add_argument("--model", type=int, help="version (default: live)")
+    r.add_argument("--tta", action="store_true", help="average over 8 flips and rotations")
+    r.set_defaults(run=cmd_predict)
+
+    m = sub.add_parser("models", parents=[common], help="list versions or make one live")
+    m.add_argument("action", nargs="?", choices=["list", "activate"], default="list")
+    m.add_argument("version", nargs="?", type=int)
+    m.set_defaults(run=cmd_models)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except SkinModelError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if os.environ.get("SKIN_DEBUG"):
+            raise
+        print(f"error: unexpected {type(error).__name__}: {error} (set SKIN_DEBUG=1 for details)", file=sys.stderr)
+        return 1

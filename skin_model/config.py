@@ -1,0 +1,95 @@
+"""Settings as frozen dataclasses, and the two environment variables.
+
+``SKIN_HOME`` holds everything the package writes (registry, cache, jobs);
+``SKIN_DATA_DIR`` is where the ISIC folders are read from. Nothing is
+resolved against the current directory by accident.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from skin_model.errors import SkinModelError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "default"
+
+MELANOMA = "melanoma"
+MALIGNANT = ("melanoma", "basal cell carcinoma", "squamous cell carcinoma")
+PRE_MALIGNANT = ("actinic keratosis",)
+
+
+def skin_home() -> Path:
+    """State directory: ``$SKIN_HOME`` or ``<repo>/var``."""
+    return Path(os.environ.get("SKIN_HOME") or REPO_ROOT / "var").expanduser().resolve()
+
+
+def data_dir() -> Path | None:
+    """Dataset root from ``$SKIN_DATA_DIR``, or None when unset."""
+    value = os.environ.get("SKIN_DATA_DIR")
+    return Path(value).expanduser().resolve() if value else None
+
+
+@dataclass(frozen=True)
+class BalanceConfig:
+    """How Augmentor tops up the training split.
+
+    ``strategy`` is ``add`` (the original recipe: N new images per class),
+    ``target`` (bring every class to N) or ``none``.
+    """
+
+    strategy: str = "target"
+    n: int = 400
+    rotate: float = 10.0
+    rotate_p: float = 0.7
+    flip: bool = True
+    zoom: bool = True
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if self.strategy not in ("add", "target", "none"):
+            raise SkinModelError(f"balance strategy must be add, target or none; received {self.strategy!r}")
+        if self.n < 0 or self.n > 20_000:
+            raise SkinModelError(f"balance n must be between 0 and 20000; received {self.n}")
+        if not 0 <= self.rotate <= 25:
+            raise SkinModelError(f"rotation must be between 0 and 25 degrees; received {self.rotate}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a trained model; saved beside every version."""
+
+    epochs: int = 40
+    image_size: int = 128
+    batch_size: int = 32
+    learning_rate: float = 2e-3
+    seed: int = 42
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    alert_sensitivity: float = 0.90
+    max_per_class: int | None = None
+    width: int = 12
+    balance: BalanceConfig = field(default_factory=BalanceConfig)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.epochs <= 500:
+            raise SkinModelError(f"epochs must be between 1 and 500; received {self.epochs}")
+        if not 32 <= self.image_size <= 512:
+            raise SkinModelError(f"image size must be between 32 and 512; received {self.image_size}")
+        if not 1 <= self.batch_size <= 512:
+            raise SkinModelError(f"batch size must be between 1 and 512; received {self.batch_size}")
+        if not 0 < self.learning_rate < 1:
+            raise SkinModelError(f"learning rate must be in (0, 1); received {self.learning_rate}")
+        if not 0.85 <= self.alert_sensitivity < 1:
+            raise SkinModelError(f"alert sensitivity must be in [0.85, 1); received {self.alert_sensitivity}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        data = dict(data)
+        balance = BalanceConfig(**data.pop("balance", {}))
+        return cls(balance=balance, **data)

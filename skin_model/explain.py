@@ -1,0 +1,39 @@
+"""Grad-CAM: where in the image the network looked for its top class.
+
+Gradients of the class logit with respect to the last convolutional block,
+averaged per channel, weight that block's maps; the map is resized to the
+image and blended as a heatmap for the clinician.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from skin_model.runtime import tensorflow
+
+
+def gradcam(model, pixels: np.ndarray, class_index: int) -> np.ndarray:
+    """A ``(H, W)`` map in [0, 1] at the image's own size."""
+    tf = tensorflow()
+    import keras
+
+    net = keras.Model(model.inputs, [model.get_layer("last_conv").output, model.outputs[0]])
+    x = tf.constant(pixels[None].astype(np.float32))
+    with tf.GradientTape() as tape:
+        maps, logits = net(x, training=False)
+        score = logits[:, class_index]
+    grads = tape.gradient(score, maps)[0].numpy()
+    maps = maps[0].numpy()
+    cam = np.maximum((maps * grads.mean(axis=(0, 1))).sum(axis=-1), 0)
+    cam = cam / cam.max() if cam.max() > 0 else cam
+    height, width = pixels.shape[:2]
+    resized = Image.fromarray((cam * 255).astype(np.uint8)).resize((width, height), Image.Resampling.BILINEAR)
+    return np.asarray(resized, dtype=np.float32) / 255.0
+
+
+def overlay(pixels: np.ndarray, cam: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """Blend a red-yellow heatmap over the image (uint8 RGB out)."""
+    heat = np.stack([np.clip(cam * 2, 0, 1), np.clip(cam * 2 - 1, 0, 1), np.zeros_like(cam)], axis=-1) * 255
+    weight = alpha * cam[..., None]
+    return (pixels * (1 - weight) + heat * weight).astype(np.uint8)

@@ -1,0 +1,133 @@
+"""The only place where raw bytes become pixels.
+
+Every front end (CLI, app, dataset loader, tests) decodes through
+:func:`decode`, so an upload and a training image get the same treatment:
+restricted decoders, a pixel limit against decompression bombs, EXIF
+orientation applied, any mode turned into 8-bit RGB, metadata dropped.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from skin_model.errors import ImageError
+
+FORMATS = ("JPEG", "PNG", "BMP", "TIFF", "WEBP", "GIF", "MPO")
+EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+MAX_PIXELS = 50_000_000  # a 50-megapixel camera frame; bombs claim far more
+MAX_BYTES = 50 * 1024 * 1024
+MAX_SIDE = 1024  # larger images are reduced at decode time to bound memory
+LOW_RESOLUTION = 100  # shortest side below this gets a warning
+
+
+@dataclass(frozen=True)
+class Quality:
+    """Cheap image statistics behind the acquisition warnings."""
+
+    width: int
+    height: int
+    brightness: float
+    sharpness: float
+
+    def warnings(self) -> list[str]:
+        found = []
+        if min(self.width, self.height) < LOW_RESOLUTION:
+            found.append(f"low resolution ({self.width}x{self.height} pixels)")
+        if self.brightness < 40:
+            found.append("image too dark")
+        elif self.brightness > 225:
+            found.append("image overexposed")
+        if self.sharpness < 15:
+            found.append("image looks blurry")
+        return found
+
+
+def read_bytes(path: Path) -> bytes:
+    """Read a file with a size cap, so a huge file is refused before decoding."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise ImageError(f"{path.name}: file is {size / 1e6:.0f} MB; the limit is {MAX_BYTES / 1e6:.0f} MB")
+        return path.read_bytes()
+    except OSError as error:
+        raise ImageError(f"{path}: cannot be read ({error.strerror or error})") from None
+
+
+def decode(data: bytes | Path, name: str | None = None, max_side: int | None = MAX_SIDE) -> np.ndarray:
+    """Decode an image into an ``(H, W, 3)`` uint8 RGB array, or raise ImageError."""
+    if isinstance(data, Path):
+        name = name or data.name
+        data = read_bytes(data)
+    name = name or "image"
+    if not data:
+        raise ImageError(f"{name}: the file is empty")
+    if len(data) > MAX_BYTES:
+        raise ImageError(f"{name}: file is {len(data) / 1e6:.0f} MB; the limit is {MAX_BYTES / 1e6:.0f} MB")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data), formats=FORMATS)
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise ImageError(
+                    f"{name}: {width}x{height} pixels is over the {MAX_PIXELS // 1_000_000}-megapixel limit"
+                )
+            if max_side and image.format == "JPEG" and max(width, height) > 2 * max_side:
+                image.draft("RGB", (max_side, max_side))  # decode at reduced scale: less memory
+            image.seek(0)  # first frame of an animation
+            image.load()
+        except ImageError:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ImageError(f"{name}: the image claims too many pixels (possible decompression bomb)") from None
+        except UnidentifiedImageError:
+            raise ImageError(f"{name}: not a supported image (JPEG, PNG, BMP, TIFF, WebP or GIF)") from None
+        except (OSError, ValueError, SyntaxError, EOFError) as error:
+            raise ImageError(f"{name}: the image is corrupt or truncated ({error})") from None
+    try:
+        image = ImageOps.exif_transpose(image)
+        rgb = to_rgb(image)
+    except (OSError, ValueError) as error:
+        raise ImageError(f"{name}: the image could not be converted to RGB ({error})") from None
+    if max_side and max(rgb.size) > max_side:
+        rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    return np.asarray(rgb, dtype=np.uint8).copy()
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode to 8-bit RGB, keeping what the clinician would see."""
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
+        grey = np.clip(values / top * 255.0, 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def quality(pixels: np.ndarray) -> Quality:
+    """Brightness and a Laplacian-variance sharpness score on a 256-px grey copy."""
+    height, width = pixels.shape[:2]
+    grey = Image.fromarray(pixels).convert("L")
+    grey.thumbnail((256, 256))
+    g = np.asarray(grey, dtype=np.float32)
+    lap = -4 * g[1:-1, 1:-1] + g[:-2, 1:-1] + g[2:, 1:-1] + g[1:-1, :-2] + g[1:-1, 2:]
+    return Quality(width=width, height=height, brightness=float(g.mean()), sharpness=float(lap.var()))
+
+
+def to_png(pixels: np.ndarray) -> bytes:
+    """Encode pixels as PNG with no metadata (for anything the app saves)."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -1,0 +1,249 @@
+"""The background training job: start, watch, cancel.
+
+Training runs in its own OS process (``python -m skin_model.jobs JOB_DIR``,
+new session), so it survives a browser refresh or an app restart. All state
+lives on disk under ``SKIN_HOME/jobs``: a lock file that admits one job at a
+time (stale when its process is gone, checked by liveness, not age), and per
+job a ``status.json`` written atomically, a JSON-lines progress file and a
+log. States follow MLflow's words: SCHEDULED, RUNNING, FINISHED, FAILED,
+KILLED; a job whose process vanished is reported INTERRUPTED.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from skin_model.config import TrainConfig, skin_home
+from skin_model.errors import SkinModelError
+from skin_model.registry import write_json
+
+ACTIVE = ("SCHEDULED", "RUNNING")
+WORKER = "skin_model.jobs"
+
+
+class JobError(SkinModelError):
+    """A job cannot be started or changed."""
+
+
+class Cancelled(SkinModelError):
+    """Raised inside the worker when a cancel was requested."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job folder and its last recorded status."""
+
+    path: Path
+    status: dict
+
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+    @property
+    def state(self) -> str:
+        return self.status.get("state", "UNKNOWN")
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE
+
+    def progress(self) -> list[dict]:
+        """Every progress event so far (a torn last line is skipped)."""
+        path = self.path / "progress.jsonl"
+        events = []
+        if path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    events.append(json.loads(line))
+                except ValueError:
+                    continue
+        return events
+
+    def log_tail(self, lines: int = 30) -> str:
+        path = self.path / "log.txt"
+        return (
+            "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]) if path.exists() else ""
+        )
+
+
+def jobs_dir() -> Path:
+    return skin_home() / "jobs"
+
+
+def _alive(pid: int | None) -> bool:
+    """True when ``pid`` is a running (not zombie) training worker."""
+    if not pid:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return False
+        return True
+    state = stat.rsplit(")", 1)[-1].split()[0]
+    return state not in ("Z", "X") and WORKER in cmdline
+
+
+def _lock_path() -> Path:
+    return jobs_dir() / "lock.json"
+
+
+def _acquire(job_id: str) -> None:
+    """Create the lock file exclusively; replace it only when its holder is dead."""
+    jobs_dir().mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(_lock_path(), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = _read_json(_lock_path())
+            if holder and (
+                _alive(holder.get("pid")) or (time.time() - holder.get("time", 0) < 30 and not holder.get("pid"))
+            ):
+                raise JobError(f"a training job is already running (job {holder.get('job')})") from None
+            _release(holder.get("job") if holder else None)
+            continue
+        with os.fdopen(fd, "w") as handle:
+            json.dump({"job": job_id, "pid": None, "time": time.time()}, handle)
+        return
+    raise JobError("could not take the training lock; try again")
+
+
+def _release(job_id: str | None) -> None:
+    holder = _read_json(_lock_path())
+    if holder is None or holder.get("job") == job_id:
+        _lock_path().unlink(missing_ok=True)
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _set_status(job_dir: Path, **fields) -> dict:
+    status = (_read_json(job_dir / "status.json") or {}) | fields
+    write_json(job_dir / "status.json", status)
+    return status
+
+
+def start(data_root: Path | str, config: TrainConfig, activate: bool = False) -> Job:
+    """Start one training worker; JobError when another job is running."""
+    from skin_model.dataset import find_layout
+
+    layout = find_layout(data_root)  # a wrong folder fails here, before any process starts
+    job_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{os.getpid() % 1000:03d}{time.time_ns() % 1000:03d}"
+    _acquire(job_id)
+    job_dir = jobs_dir() / job_id
+    try:
+        job_dir.mkdir(parents=True)
+        status = _set_status(
+            job_dir,
+            id=job_id,
+            state="SCHEDULED",
+            data=str(layout.root),
+            config=config.to_dict(),
+            activate=activate,
+            created=time.time(),
+        )
+        with (job_dir / "log.txt").open("ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", WORKER, str(job_dir)],
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=str(job_dir),
+            )
+        write_json(_lock_path(), {"job": job_id, "pid": process.pid, "time": time.time()})
+        status = _set_status(job_dir, pid=process.pid)
+    except BaseException:
+        _release(job_id)
+        raise
+    return Job(job_dir, status)
+
+
+def cancel(job: Job) -> None:
+    """Ask the worker to stop after the current step; it records KILLED itself."""
+    if not job.active:
+        raise JobError(f"job {job.id} is not running ({job.state})")
+    (job.path / "cancel").touch()
+
+
+def refresh(job: Job) -> Job:
+    """Re-read a job's status; an active job whose process is gone becomes INTERRUPTED."""
+    status = _read_json(job.path / "status.json") or job.status
+    if status.get("state") in ACTIVE and not _alive(status.get("pid")):
+        time.sleep(0.2)  # the worker may be writing its final status right now
+        status = _read_json(job.path / "status.json") or status
+        if status.get("state") in ACTIVE and not _alive(status.get("pid")):
+            status = _set_status(
+                job.path,
+                state="INTERRUPTED",
+                ended=time.time(),
+                error="the training process stopped unexpectedly; the live model is unchanged",
+            )
+            _release(job.id)
+    return Job(job.path, status)
+
+
+def all_jobs() -> list[Job]:
+    """Every job, newest first."""
+    if not jobs_dir().exists():
+        return []
+    found = [Job(p, _read_json(p / "status.json") or {}) for p in jobs_dir().iterdir() if (p / "status.json").exists()]
+    return [refresh(j) for j in sorted(found, key=lambda j: j.status.get("created", 0), reverse=True)]
+
+
+def latest() -> Job | None:
+    jobs = all_jobs()
+    return jobs[0] if jobs else None
+
+
+def work(job_dir: Path) -> int:
+    """The worker process body: train, register, record the outcome."""
+    from skin_model import train
+
+    status = _set_status(job_dir, state="RUNNING", pid=os.getpid(), started=time.time())
+    cancel_flag = job_dir / "cancel"
+    try:
+        config = TrainConfig.from_dict(status["config"])
+        version = train.run(
+            status["data"],
+            config,
+            progress=job_dir / "progress.jsonl",
+            activate=bool(status.get("activate")),
+            should_stop=cancel_flag.exists,
+        )
+        _set_status(job_dir, state="FINISHED", ended=time.time(), version=version.number)
+        return 0
+    except Cancelled:
+        _set_status(job_dir, state="KILLED", ended=time.time(), error="cancelled by an administrator")
+        return 1
+    except SkinModelError as error:
+        _set_status(job_dir, state="FAILED", ended=time.time(), error=str(error))
+        return 1
+    except BaseException as error:
+        traceback.print_exc()
+        message = f"{type(error).__name__}: {error}".splitlines()[0][:300]
+        if isinstance(error, OSError) and error.errno in (28, 30, 13):
+            message = f"could not write to the state folder ({error.strerror}); nothing was changed"
+        _set_status(job_dir, state="FAILED", ended=time.time(), error=message)
+        return 1
+    finally:
+        _release(job_dir.name)
+
+
+if __name__ == "__main__":
+    raise SystemExit(work(Path(sys.argv[1])))

@@ -1,0 +1,161 @@
+"""From pixels to what the clinician reads: probabilities, risk, alert, warnings.
+
+The model gives logits; probabilities are ``softmax(logits / T)`` with the
+temperature fitted on validation, so "70 %" means about 70 % on held-out
+data. The melanoma alert fires when P(melanoma) reaches the threshold chosen
+on validation for the model's target sensitivity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from skin_model import CLASSES, images
+from skin_model.config import MALIGNANT, MELANOMA, PRE_MALIGNANT
+from skin_model.evaluate import softmax
+from skin_model.registry import Registry, Version
+from skin_model.runtime import tensorflow
+
+UNCERTAIN_TOP = 0.5
+UNCERTAIN_ENTROPY = 0.75  # normalised entropy, 1 = uniform over the 9 classes
+NOT_A_LESION = "probably not a dermoscopic lesion image: the result is not meaningful"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One image's result; ``to_dict`` is the CLI's and the download's JSON."""
+
+    file: str
+    probabilities: dict[str, float]
+    top_class: str
+    top_probability: float
+    risk_group: str
+    melanoma_probability: float
+    melanoma_alert: bool
+    alert_threshold: float
+    warnings: list[str] = field(default_factory=list)
+    model_version: int | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def risk_group(name: str) -> str:
+    if name in MALIGNANT:
+        return "malignant"
+    if name in PRE_MALIGNANT:
+        return "pre-malignant"
+    return "benign"
+
+
+def dihedral(batch):
+    """The 8 flips and quarter turns of each image: test-time augmentation views."""
+    tf = tensorflow()
+    views = []
+    for flipped in (batch, tf.reverse(batch, axis=[2])):
+        views += [tf.image.rot90(flipped, k) for k in range(4)]
+    return tf.concat(views, axis=0)
+
+
+class Predictor:
+    """A loaded registry version, ready for one image at a time."""
+
+    def __init__(self, version: Version, model):
+        tf = tensorflow()
+        import keras
+
+        self.version = version
+        self.metadata = version.metadata
+        self.temperature = float(self.metadata.get("temperature", 1.0))
+        self.threshold = float(self.metadata.get("alert_threshold", 0.5))
+        features = model.get_layer("features").output
+        self._net = keras.Model(model.inputs, [model.outputs[0], features])
+        self._model = model
+        spec = [tf.TensorSpec([None, None, None, 3], tf.float32)]
+        self._forward = tf.function(lambda x: self._net(x, training=False), input_signature=spec)
+        self._tta = tf.function(lambda x: self._net(dihedral(x), training=False), input_signature=spec)
+        ood = self.metadata.get("feature_stats")
+        self._ood = None if not ood else (np.array(ood["mean"]), np.array(ood["std"]), float(ood["threshold"]))
+
+    @classmethod
+    def load(cls, number: int | None = None, registry: Registry | None = None) -> Predictor:
+        registry = registry or Registry()
+        version = registry.live() if number is None else registry.get(number)
+        return cls(version, registry.load(version))
+
+    @property
+    def keras_model(self):
+        return self._model
+
+    def logits_features(self, pixels: np.ndarray, tta: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        tf = tensorflow()
+        x = tf.constant(pixels[None].astype(np.float32))
+        logits, features = (self._tta if tta else self._forward)(x)
+        return logits.numpy(), features.numpy()
+
+    def predict(
+        self, pixels: np.ndarray, name: str = "image", tta: bool = False, threshold: float | None = None
+    ) -> Prediction:
+        """Classify decoded RGB pixels (see ``images.decode``)."""
+        logits, features = self.logits_features(pixels, tta)
+        probs = softmax(logits, self.temperature).mean(axis=0)
+        threshold = self.threshold if threshold is None else float(threshold)
+        top = int(probs.argmax())
+        p_mel = float(probs[CLASSES.index(MELANOMA)])
+        warnings = images.quality(pixels).warnings()
+        if self._is_outlier(features.mean(axis=0)):
+            warnings.append(NOT_A_LESION)
+        entropy = float(-(probs * np.log(np.clip(probs, 1e-12, 1))).sum() / np.log(len(CLASSES)))
+        if probs[top] < UNCERTAIN_TOP or entropy > UNCERTAIN_ENTROPY:
+            warnings.append(f"uncertain: top probability {probs[top]:.0%}, consider a second opinion or biopsy")
+        return Prediction(
+            file=name,
+            probabilities={c: round(float(p), 6) for c, p in zip(CLASSES, probs, strict=True)},
+            top_class=CLASSES[top],
+            top_probability=round(float(probs[top]), 6),
+            risk_group=risk_group(CLASSES[top]),
+            melanoma_probability=round(p_mel, 6),
+            melanoma_alert=p_mel >= threshold,
+            alert_threshold=threshold,
+            warnings=warnings,
+            model_version=self.version.number,
+        )
+
+    def predict_bytes(self, data: bytes, name: str, tta: bool = False, threshold: float | None = None) -> Prediction:
+        return self.predict(images.decode(data, name=name), name=name, tta=tta, threshold=threshold)
+
+    def predict_file(self, path: Path, tta: bool = False, threshold: float | None = None) -> Prediction:
+        return self.predict(images.decode(path), name=str(path), tta=tta, threshold=threshold)
+
+    def _is_outlier(self, features: np.ndarray) -> bool:
+        """Far from the training images in feature space (diagonal Mahalanobis)."""
+        if self._ood is None:
+            return False
+        mean, std, limit = self._ood
+        return float(np.sqrt((((features - mean) / std) ** 2).mean())) > limit
+
+
+def feature_stats(model, train_x: np.ndarray, val_x: np.ndarray, quantile: float = 0.995) -> dict:
+    """Per-feature mean and spread of training originals, and the validation distance limit."""
+    tf = tensorflow()
+    import keras
+
+    net = keras.Model(model.inputs, model.get_layer("features").output)
+
+    def embed(x: np.ndarray) -> np.ndarray:
+        return np.concatenate(
+            [net(tf.constant(x[i : i + 128], tf.float32), training=False).numpy() for i in range(0, len(x), 128)]
+        )
+
+    train_f = embed(train_x)
+    mean, std = train_f.mean(axis=0), train_f.std(axis=0) + 1e-3
+    distances = np.sqrt((((embed(val_x) - mean) / std) ** 2).mean(axis=1))
+    limit = float(np.quantile(distances, quantile)) * 1.25
+    return {
+        "mean": [round(float(v), 6) for v in mean],
+        "std": [round(float(v), 6) for v in std],
+        "threshold": round(limit, 4),
+    }

@@ -1,0 +1,187 @@
+"""Model versions on disk and the "live" alias that points at one of them.
+
+``SKIN_HOME/models/<n>/`` holds ``model.keras`` and ``metadata.json`` and is
+never modified after it is written: it is built in a temporary folder and
+renamed into place. ``SKIN_HOME/models/live.json`` names the live version
+and is replaced atomically, so switching and rolling back are one rename.
+Models are loaded only from here, only when their sha256 matches, and with
+Keras safe mode on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from skin_model.config import DEFAULT_MODEL_DIR, skin_home
+from skin_model.errors import RegistryError
+
+MODEL_FILE = "model.keras"
+METADATA_FILE = "metadata.json"
+LIVE_FILE = "live.json"
+
+
+@dataclass(frozen=True)
+class Version:
+    """One registered model; ``metadata`` is what was written at registration."""
+
+    number: int
+    path: Path
+    metadata: dict
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / MODEL_FILE
+
+    @property
+    def created(self) -> str:
+        return self.metadata.get("created", "")
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write JSON atomically: a temporary file in the same folder, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Registry:
+    """Versions under ``root``; seeded with the committed default model when empty."""
+
+    def __init__(self, root: Path | None = None, seed_dir: Path | None = DEFAULT_MODEL_DIR):
+        self.root = (root or skin_home() / "models").resolve()
+        self.seed_dir = seed_dir
+
+    # -- reading ---------------------------------------------------------
+    def versions(self) -> list[Version]:
+        """Complete versions, oldest first (half-written temporary folders are ignored)."""
+        self._seed()
+        found = []
+        for child in self.root.iterdir() if self.root.exists() else []:
+            if child.name.isdigit() and (child / METADATA_FILE).is_file():
+                try:
+                    found.append(Version(int(child.name), child, json.loads((child / METADATA_FILE).read_text())))
+                except (OSError, ValueError):
+                    continue
+        return sorted(found, key=lambda v: v.number)
+
+    def get(self, number: int) -> Version:
+        for version in self.versions():
+            if version.number == number:
+                return version
+        raise RegistryError(f"model version {number} does not exist; see `python -m skin_model models`")
+
+    def live_number(self) -> int | None:
+        self._seed()
+        try:
+            return int(json.loads((self.root / LIVE_FILE).read_text())["version"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def live(self) -> Version:
+        number = self.live_number()
+        if number is None:
+            raise RegistryError(f"no live model in {self.root}; train one or run `make train-default`")
+        return self.get(number)
+
+    def verify(self, version: Version) -> None:
+        """Refuse a model file that is missing or whose checksum changed since registration."""
+        if not version.model_path.is_file():
+            raise RegistryError(f"model version {version.number}: {MODEL_FILE} is missing")
+        if sha256(version.model_path) != version.metadata.get("sha256"):
+            raise RegistryError(f"model version {version.number}: checksum mismatch, the model file was modified")
+
+    def load(self, version: Version):
+        """The Keras model of a verified version, loaded in safe mode."""
+        self.verify(version)
+        from skin_model.runtime import tensorflow
+
+        tensorflow()
+        import keras
+
+        try:
+            return keras.models.load_model(version.model_path, compile=False, safe_mode=True)
+        except Exception as error:
+            raise RegistryError(f"model version {version.number} could not be loaded: {error}") from None
+
+    # -- writing ---------------------------------------------------------
+    def register(self, model, metadata: dict, activate: bool = False) -> Version:
+        """Write a new immutable version (temporary folder, then rename)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=self.root, prefix=".staging-"))
+        try:
+            model.save(staging / MODEL_FILE)
+            return self._commit(staging, metadata, activate)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+    def _commit(self, staging: Path, metadata: dict, activate: bool) -> Version:
+        metadata = dict(
+            metadata,
+            sha256=sha256(staging / MODEL_FILE),
+            created=metadata.get("created") or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        )
+        while True:  # numbers only go up; a rename onto an existing folder fails
+            number = max([v.number for v in self._listed()] + [0]) + 1
+            metadata["version"] = number
+            write_json(staging / METADATA_FILE, metadata)
+            try:
+                os.rename(staging, self.root / str(number))
+                break
+            except OSError:
+                if not (self.root / str(number)).exists():
+                    raise
+        version = Version(number, self.root / str(number), metadata)
+        if activate:
+            self.activate(number)
+        return version
+
+    def _listed(self) -> list[Version]:
+        return [Version(int(c.name), c, {}) for c in self.root.iterdir() if c.name.isdigit()]
+
+    def activate(self, number: int) -> Version:
+        """Make a verified version live by atomically replacing the pointer."""
+        version = self.get(number)
+        self.verify(version)
+        write_json(
+            self.root / LIVE_FILE, {"version": number, "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        )
+        return version
+
+    def _seed(self) -> None:
+        """On a fresh machine, register the committed default model as version 1."""
+        if self.seed_dir is None or (self.root / LIVE_FILE).exists() or not (self.seed_dir / MODEL_FILE).is_file():
+            return
+        if any(c.name.isdigit() for c in self.root.iterdir()) if self.root.exists() else False:
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=self.root, prefix=".staging-"))
+        shutil.copy2(self.seed_dir / MODEL_FILE, staging / MODEL_FILE)
+        metadata = json.loads((self.seed_dir / METADATA_FILE).read_text())
+        if sha256(staging / MODEL_FILE) != metadata.get("sha256"):
+            shutil.rmtree(staging, ignore_errors=True)
+            raise RegistryError(f"{self.seed_dir}: the committed default model does not match its checksum")
+        self._commit(staging, metadata, activate=True)
