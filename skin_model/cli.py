@@ -61,22 +61,15 @@ def cmd_audit(args) -> int:
 
 
 def cmd_balance(args) -> int:
-    from skin_model.audit import audit, usable
-    from skin_model.balance import counts_after
+    from skin_model.audit import audit
+    from skin_model.train import balance_preview
 
-    config = BalanceConfig(strategy=args.strategy, n=args.n)
-    records = usable(audit(_data(args.data)))
-    before = {name: sum(r.label == name for r in records if r.source != "Test") for name in CLASSES}
-    after = counts_after(before, config)
-    data = {
-        "strategy": config.strategy,
-        "n": config.n,
-        "before": before,
-        "after": after,
-        "note": "counts for the whole Train folder; training balances its training split only",
-    }
+    config = TrainConfig(balance=BalanceConfig(strategy=args.strategy, n=args.n))
+    before, after = balance_preview(audit(_data(args.data)), config)
+    data = {"strategy": args.strategy, "n": args.n, "split": "train", "before": before, "after": after}
     rows = [[name, before[name], after[name]] for name in CLASSES]
-    _emit(args, data, _table(rows, ["class", "before", "after"]))
+    text = "training split, after the audit's cleaning\n\n" + _table(rows, ["class", "before", "after"])
+    _emit(args, data, text)
     return 0
 
 

@@ -82,12 +82,13 @@ def alert_threshold(p_mel: np.ndarray, is_mel: np.ndarray, sensitivity: float) -
     return float(positives[k])
 
 
-def operating_curve(p_mel: np.ndarray, is_mel: np.ndarray) -> list[dict[str, float]]:
-    """Sensitivity and specificity at thresholds 0.01..0.99 (the clinician's slider)."""
+def operating_curve(p_mel: np.ndarray, is_mel: np.ndarray, extra: tuple[float, ...] = ()) -> list[dict[str, float]]:
+    """Sensitivity and specificity at thresholds 0.01..0.99 and ``extra`` (the clinician's slider)."""
+    thresholds = sorted({round(float(t), 2) for t in np.arange(0.01, 1.0, 0.01)} | {float(t) for t in extra})
     rows = []
-    for t in np.round(np.arange(0.01, 1.0, 0.01), 2):
-        sens, spec = sensitivity_specificity(p_mel, is_mel, float(t))
-        rows.append({"threshold": float(t), "sensitivity": sens, "specificity": spec})
+    for t in thresholds:
+        sens, spec = sensitivity_specificity(p_mel, is_mel, t)
+        rows.append({"threshold": t, "sensitivity": round(sens, 4), "specificity": round(spec, 4)})
     return rows
 
 

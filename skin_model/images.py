@@ -18,7 +18,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from skin_model.errors import ImageError
 
-FORMATS = ("JPEG", "PNG", "BMP", "TIFF", "WEBP", "GIF", "MPO")
+# MPO (multi-picture JPEG) is opened by the JPEG opener; naming it here raised KeyError
+FORMATS = ("JPEG", "PNG", "BMP", "TIFF", "WEBP", "GIF")
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 MAX_PIXELS = 50_000_000  # a 50-megapixel camera frame; bombs claim far more
 MAX_BYTES = 50 * 1024 * 1024

@@ -20,7 +20,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from skin_model.config import TrainConfig, skin_home
+from skin_model.config import REPO_ROOT, TrainConfig, skin_home
 from skin_model.errors import SkinModelError
 from skin_model.registry import write_json
 
@@ -138,6 +138,12 @@ def _set_status(job_dir: Path, **fields) -> dict:
     return status
 
 
+def _worker_env() -> dict[str, str]:
+    """The app's environment, with this package importable and the state folder pinned."""
+    path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    return dict(os.environ, PYTHONPATH=path, SKIN_HOME=str(skin_home()))
+
+
 def start(data_root: Path | str, config: TrainConfig, activate: bool = False) -> Job:
     """Start one training worker; JobError when another job is running."""
     from skin_model.dataset import find_layout
@@ -164,7 +170,8 @@ def start(data_root: Path | str, config: TrainConfig, activate: bool = False) ->
                 stderr=log,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                cwd=str(job_dir),
+                cwd=REPO_ROOT,
+                env=_worker_env(),
             )
         write_json(_lock_path(), {"job": job_id, "pid": process.pid, "time": time.time()})
         status = _set_status(job_dir, pid=process.pid)
@@ -192,7 +199,7 @@ def refresh(job: Job) -> Job:
                 job.path,
                 state="INTERRUPTED",
                 ended=time.time(),
-                error="the training process stopped unexpectedly; the live model is unchanged",
+                error="the training process stopped unexpectedly",
             )
             _release(job.id)
     return Job(job.path, status)

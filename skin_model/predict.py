@@ -52,12 +52,15 @@ def risk_group(name: str) -> str:
 
 
 def dihedral(batch):
-    """The 8 flips and quarter turns of each image: test-time augmentation views."""
+    """The 8 flips and quarter turns of each image: test-time augmentation views.
+
+    Returned as two batches, upright and transposed, because a quarter turn
+    swaps height and width and a non-square photo cannot share one batch.
+    """
     tf = tensorflow()
-    views = []
-    for flipped in (batch, tf.reverse(batch, axis=[2])):
-        views += [tf.image.rot90(flipped, k) for k in range(4)]
-    return tf.concat(views, axis=0)
+    upright = [batch, tf.reverse(batch, axis=[1]), tf.reverse(batch, axis=[2]), tf.reverse(batch, axis=[1, 2])]
+    turned = [tf.transpose(view, [0, 2, 1, 3]) for view in upright]
+    return tf.concat(upright, axis=0), tf.concat(turned, axis=0)
 
 
 class Predictor:
@@ -76,9 +79,14 @@ class Predictor:
         self._model = model
         spec = [tf.TensorSpec([None, None, None, 3], tf.float32)]
         self._forward = tf.function(lambda x: self._net(x, training=False), input_signature=spec)
-        self._tta = tf.function(lambda x: self._net(dihedral(x), training=False), input_signature=spec)
+        self._tta = tf.function(self._dihedral_forward, input_signature=spec)
         ood = self.metadata.get("feature_stats")
         self._ood = None if not ood else (np.array(ood["mean"]), np.array(ood["std"]), float(ood["threshold"]))
+
+    def _dihedral_forward(self, x):
+        tf = tensorflow()
+        outputs = [self._net(views, training=False) for views in dihedral(x)]
+        return tuple(tf.concat(parts, axis=0) for parts in zip(*outputs, strict=True))
 
     @classmethod
     def load(cls, number: int | None = None, registry: Registry | None = None) -> Predictor:
@@ -89,6 +97,10 @@ class Predictor:
     @property
     def keras_model(self):
         return self._model
+
+    @staticmethod
+    def class_index(name: str) -> int:
+        return CLASSES.index(name)
 
     def logits_features(self, pixels: np.ndarray, tta: bool = False) -> tuple[np.ndarray, np.ndarray]:
         tf = tensorflow()
@@ -104,7 +116,7 @@ class Predictor:
         probs = softmax(logits, self.temperature).mean(axis=0)
         threshold = self.threshold if threshold is None else float(threshold)
         top = int(probs.argmax())
-        p_mel = float(probs[CLASSES.index(MELANOMA)])
+        p_mel = round(float(probs[CLASSES.index(MELANOMA)]), 6)  # the alert agrees with the number shown
         warnings = images.quality(pixels).warnings()
         if self._is_outlier(features.mean(axis=0)):
             warnings.append(NOT_A_LESION)
@@ -117,7 +129,7 @@ class Predictor:
             top_class=CLASSES[top],
             top_probability=round(float(probs[top]), 6),
             risk_group=risk_group(CLASSES[top]),
-            melanoma_probability=round(p_mel, 6),
+            melanoma_probability=p_mel,
             melanoma_alert=p_mel >= threshold,
             alert_threshold=threshold,
             warnings=warnings,
@@ -159,3 +171,41 @@ def feature_stats(model, train_x: np.ndarray, val_x: np.ndarray, quantile: float
         "std": [round(float(v), 6) for v in std],
         "threshold": round(limit, 4),
     }
+
+
+def alert_options(metadata: dict, min_sensitivity: float = 0.70) -> list[float]:
+    """Thresholds a clinician may choose: those where validation sensitivity stays >= ``min_sensitivity``.
+
+    Always includes the model's own threshold, so the default is exactly the validated one.
+    """
+    threshold = float(metadata.get("alert_threshold", 0.5))
+    curve = metadata.get("operating_curve") or []
+    allowed = {row["threshold"] for row in curve if row["sensitivity"] >= min_sensitivity}
+    return sorted(allowed | {threshold})
+
+
+def operating_point(metadata: dict, threshold: float) -> dict | None:
+    """Validation sensitivity and specificity at a threshold of the operating curve."""
+    curve = metadata.get("operating_curve") or []
+    return min(curve, key=lambda row: abs(row["threshold"] - threshold)) if curve else None
+
+
+def batch_rows(predictions: list[Prediction], when: str) -> list[dict]:
+    """One flat row per image for the CSV and JSON downloads."""
+    rows = []
+    for p in predictions:
+        row = {
+            "file": p.file,
+            "model_version": p.model_version,
+            "time": when,
+            "top_class": p.top_class,
+            "top_probability": p.top_probability,
+            "risk_group": p.risk_group,
+            "melanoma_probability": p.melanoma_probability,
+            "melanoma_alert": p.melanoma_alert,
+            "alert_threshold": p.alert_threshold,
+            "warnings": "; ".join(p.warnings),
+        }
+        row |= {f"p_{name}": value for name, value in p.probabilities.items()}
+        rows.append(row)
+    return rows

@@ -129,6 +129,7 @@ class Registry:
     # -- writing ---------------------------------------------------------
     def register(self, model, metadata: dict, activate: bool = False) -> Version:
         """Write a new immutable version (temporary folder, then rename)."""
+        self._seed()  # the committed default stays version 1 even if a job registers first
         self.root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=self.root, prefix=".staging-"))
         try:

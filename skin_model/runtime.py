@@ -7,6 +7,7 @@ point calls :func:`tensorflow` instead of importing TensorFlow directly.
 from __future__ import annotations
 
 import os
+import warnings
 from functools import cache
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -25,6 +26,7 @@ def tensorflow():
     except RuntimeError:  # already initialised by a caller: keep its settings
         pass
     tf.get_logger().setLevel("ERROR")
+    warnings.filterwarnings("ignore", message=".*shuffle=True.*was passed")
     return tf
 
 

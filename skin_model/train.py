@@ -59,10 +59,7 @@ class ProgressLog:
 def prepare(root: Path | str, config: TrainConfig) -> Splits:
     """Audit, clean and split the data; decode each split into arrays."""
     report = audit.audit(root)
-    records = audit.usable(report)
-    if config.max_per_class:
-        records = _cap_per_class(records, config.max_per_class, config.seed)
-    parts = dataset.split(records, config.val_fraction, config.test_fraction, config.seed)
+    records, parts = training_split(report, config)
     for name in ("train", "val"):
         if len({r.label for r in parts[name]}) < 2:
             raise DatasetError(f"{report.root}: the {name} split has fewer than 2 classes; add images")
@@ -74,6 +71,21 @@ def prepare(root: Path | str, config: TrainConfig) -> Splits:
     brief = {k: summary[k] for k in ("images", "usable", "counts")}
     brief |= {k: len(summary[k]) for k in ("unreadable", "duplicates", "conflicts", "leaks")}
     return Splits(x=x, y=y, records=parts, fingerprints=prints, audit=brief)
+
+
+def training_split(report: audit.AuditReport, config: TrainConfig) -> tuple[list, dict[str, list[dataset.Record]]]:
+    """The usable records and the train/val/test split that training uses, without decoding."""
+    records = audit.usable(report)
+    if config.max_per_class:
+        records = _cap_per_class(records, config.max_per_class, config.seed)
+    return records, dataset.split(records, config.val_fraction, config.test_fraction, config.seed)
+
+
+def balance_preview(report: audit.AuditReport, config: TrainConfig) -> tuple[dict[str, int], dict[str, int]]:
+    """Training-split counts per class before and after balancing (for the charts)."""
+    _, parts = training_split(report, config)
+    before = {name: sum(r.label == name for r in parts["train"]) for name in CLASSES}
+    return before, balance.counts_after(before, config.balance)
 
 
 def _cap_per_class(records: list[dataset.Record], cap: int, seed: int) -> list[dataset.Record]:
@@ -216,7 +228,8 @@ def fit(splits: Splits, config: TrainConfig, progress: Path | None = None, shoul
     temperature = evaluate.fit_temperature(val_logits, splits.y["val"])
     p_mel_val = evaluate.softmax(val_logits, temperature)[:, evaluate.MEL]
     is_mel_val = splits.y["val"] == evaluate.MEL
-    threshold = round(evaluate.alert_threshold(p_mel_val, is_mel_val, config.alert_sensitivity), 4)
+    # floor, not round: rounding up could push the smallest caught melanoma below the threshold
+    threshold = math.floor(evaluate.alert_threshold(p_mel_val, is_mel_val, config.alert_sensitivity) * 1e4) / 1e4
     metrics = {"val": evaluate.report(val_logits, splits.y["val"], temperature, threshold)}
     if len(splits.x["test"]):
         metrics["test"] = evaluate.report(logits_of(model, splits.x["test"]), splits.y["test"], temperature, threshold)
@@ -232,7 +245,7 @@ def fit(splits: Splits, config: TrainConfig, progress: Path | None = None, shoul
         },
         "temperature": temperature,
         "alert_threshold": threshold,
-        "operating_curve": evaluate.operating_curve(p_mel_val, is_mel_val),
+        "operating_curve": evaluate.operating_curve(p_mel_val, is_mel_val, extra=(threshold,)),
         "metrics": metrics,
         "training": {
             "seconds": round(train_seconds, 1),

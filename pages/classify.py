@@ -1,0 +1,138 @@
+"""Classify: upload dermoscopic images and read the probabilities.
+
+Uploads stay in memory; nothing is written to disk.
+"""
+
+import io
+import json
+import time
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from pages.common import live_predictor, pct
+from skin_model import explain
+from skin_model.errors import SkinModelError
+from skin_model.images import decode
+from skin_model.predict import alert_options, batch_rows, operating_point
+
+TYPES = ["jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp"]
+RISK_COLOURS = {"malignant": "#c0392b", "pre-malignant": "#d68910", "benign": "#1e8449"}
+
+st.title("Classify a lesion")
+predictor = live_predictor()
+if predictor is None:
+    st.stop()
+
+with st.sidebar:
+    st.subheader("Options")
+    use_tta = st.toggle("Test-time augmentation (8 views)", help="Averages flips and rotations; slower, steadier.")
+    use_cam = st.toggle("Grad-CAM overlay", help="Shows where the network looked for its top class.")
+    options = alert_options(predictor.metadata)
+    threshold = st.select_slider(
+        "Melanoma alert threshold",
+        options=options,
+        value=predictor.threshold,
+        format_func=lambda t: f"{t:.3g}",
+        help="Within the range validated for this model (sensitivity at least 70% on validation). "
+        "Lower means more alerts and fewer missed melanomas.",
+    )
+    point = operating_point(predictor.metadata, threshold)
+    if point:
+        st.caption(
+            f"On validation at {threshold:.3g}: sensitivity {pct(point['sensitivity'])}, "
+            f"specificity {pct(point['specificity'])}. Model default: {predictor.threshold:.3g}."
+        )
+
+source = st.radio("Image source", ["Upload files", "Camera"], horizontal=True, label_visibility="collapsed")
+if source == "Camera":
+    shot = st.camera_input("Take a picture through the dermatoscope")
+    files = [shot] if shot else []
+else:
+    files = (
+        st.file_uploader("Dermoscopic images (JPEG, PNG, BMP, TIFF, WebP)", type=TYPES, accept_multiple_files=True)
+        or []
+    )
+
+if not files:
+    st.info("Upload one or more dermoscopic images to classify them.")
+    st.stop()
+
+
+def probability_chart(probabilities: dict[str, float]) -> go.Figure:
+    items = sorted(probabilities.items(), key=lambda kv: kv[1])
+    colours = ["#c0392b" if name == "melanoma" else "#0b6e8a" for name, _ in items]
+    fig = go.Figure(
+        go.Bar(
+            x=[100 * p for _, p in items],
+            y=[name for name, _ in items],
+            orientation="h",
+            marker_color=colours,
+            text=[f"{100 * p:.1f}%" for _, p in items],
+            textposition="outside",
+            cliponaxis=False,
+        )
+    )
+    fig.update_layout(
+        height=300, margin={"l": 10, "r": 40, "t": 10, "b": 10}, xaxis={"range": [0, 110], "title": "probability (%)"}
+    )
+    return fig
+
+
+results = []
+for upload in files:
+    name = upload.name
+    with st.container(border=True):
+        try:
+            pixels = decode(upload.getvalue(), name=name)
+            result = predictor.predict(pixels, name=name, tta=use_tta, threshold=threshold)
+        except SkinModelError as error:
+            st.error(f"{error}")
+            continue
+        results.append(result)
+        left, right = st.columns([1, 2])
+        with left:
+            shown = pixels
+            if use_cam:
+                cam = explain.gradcam(predictor.keras_model, pixels, predictor.class_index(result.top_class))
+                shown = explain.overlay(pixels, cam)
+            st.image(shown, caption=name + (" (Grad-CAM)" if use_cam else ""), width="stretch")
+        with right:
+            if result.melanoma_alert:
+                st.error(
+                    f"**Melanoma alert**: P(melanoma) {result.melanoma_probability:.1%} reaches the alert "
+                    f"threshold {threshold:.3g}. Consider excision or biopsy.",
+                    icon=":material/warning:",
+                )
+            colour = RISK_COLOURS[result.risk_group]
+            st.markdown(
+                f"### {result.top_class.capitalize()}: {result.top_probability:.1%}\n"
+                f"Risk group: <span style='color:{colour};font-weight:600'>{result.risk_group}</span>",
+                unsafe_allow_html=True,
+            )
+            for warning in result.warnings:
+                st.warning(warning)
+            st.plotly_chart(probability_chart(result.probabilities), width="stretch", key=f"chart-{name}")
+
+if results:
+    st.subheader("Summary")
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    rows = batch_rows(results, when)
+    table = pd.DataFrame(rows)[
+        ["file", "top_class", "top_probability", "risk_group", "melanoma_probability", "melanoma_alert", "warnings"]
+    ]
+    st.dataframe(table, hide_index=True, width="stretch")
+    buffer = io.StringIO()
+    pd.DataFrame(rows).to_csv(buffer, index=False)
+    cols = st.columns(2)
+    cols[0].download_button("Download CSV", buffer.getvalue(), file_name="skin-results.csv", mime="text/csv")
+    cols[1].download_button(
+        "Download JSON",
+        json.dumps(
+            {"model_version": predictor.version.number, "time": when, "results": [r.to_dict() for r in results]},
+            indent=2,
+        ),
+        file_name="skin-results.json",
+        mime="application/json",
+    )

@@ -1,0 +1,97 @@
+"""Shared pieces of the pages: the cached model, admin sign-in, small formatters.
+
+Not a page itself (``streamlit_app.py`` lists the pages explicitly). All
+computation stays in ``skin_model``; this file only adapts it to Streamlit.
+"""
+
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+from skin_model import auth
+from skin_model.errors import SkinModelError
+from skin_model.predict import Predictor
+from skin_model.registry import Registry
+
+
+def _leave_pages_folder_mode() -> None:
+    """Make the first run of a fresh server go through ``streamlit_app.py``.
+
+    Until ``st.navigation`` has run once in the process, Streamlit treats the
+    ``pages/`` folder the old way and runs a sub-page URL on its own, without
+    the entry script (no sidebar, no layout). Every page imports this module
+    first, so such a run is turned into a normal one.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+_leave_pages_folder_mode()
+
+
+@st.cache_resource(max_entries=1, show_spinner="Loading the model...")
+def _predictor(number: int, sha: str) -> Predictor:
+    """One model per process, keyed on the live version so a switch reloads it."""
+    return Predictor.load(number)
+
+
+def live_predictor() -> Predictor | None:
+    """The live model, or the last good one when the live file is refused."""
+    registry = Registry()
+    try:
+        version = registry.live()
+        registry.verify(version)
+        return _predictor(version.number, version.metadata.get("sha256", ""))
+    except SkinModelError as error:
+        st.error(f"The live model cannot be used: {error}")
+        for version in reversed(registry.versions()):
+            try:
+                registry.verify(version)
+                st.warning(f"Using model version {version.number}, the newest one that passes its checksum.")
+                return _predictor(version.number, version.metadata.get("sha256", ""))
+            except SkinModelError:
+                continue
+        return None
+
+
+def admin_password() -> str | None:
+    try:
+        secret = st.secrets.get("admin_password")
+    except Exception:
+        secret = None
+    return os.environ.get("SKIN_ADMIN_PASSWORD") or secret or None
+
+
+def is_admin() -> bool:
+    return bool(st.session_state.get("admin")) and admin_password() is not None
+
+
+def admin_gate(action: str) -> bool:
+    """Show a sign-in box unless signed in; True when admin actions may run."""
+    if admin_password() is None:
+        st.info(
+            f"{action} is an admin action and is disabled: set the environment variable `SKIN_ADMIN_PASSWORD` "
+            "(or `admin_password` in `.streamlit/secrets.toml`) and restart the app to enable it."
+        )
+        return False
+    if is_admin():
+        return True
+    with st.form(f"signin-{action}"):
+        given = st.text_input("Admin password", type="password")
+        if st.form_submit_button("Sign in"):
+            try:
+                auth.check(given, admin_password())
+                st.session_state["admin"] = True
+                st.rerun()
+            except SkinModelError as error:
+                st.error(str(error))
+    return False
+
+
+def pct(value: float | None) -> str:
+    return "n/a" if value is None or value != value else f"{value:.1%}"

@@ -1,0 +1,121 @@
+"""Dataset: class balance before and after Augmentor balancing, augmentation preview, audit."""
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from skin_model import CLASSES
+from skin_model.audit import AuditReport, audit
+from skin_model.balance import sample
+from skin_model.config import BalanceConfig, TrainConfig
+from skin_model.dataset import load_pixels
+from skin_model.errors import SkinModelError
+from skin_model.train import balance_preview, training_split
+
+
+@st.cache_data(max_entries=4, show_spinner="Auditing every image...")
+def cached_audit(root: str, stamp: float) -> AuditReport:
+    return audit(root)
+
+
+def folder_stamp(root: Path) -> float:
+    """Changes when a class folder gains or loses files, so the audit is redone."""
+    return sum(p.stat().st_mtime for p in root.rglob("*") if p.is_dir())
+
+
+st.title("Dataset")
+default = os.environ.get("SKIN_DATA_DIR", "")
+root_text = st.text_input("Dataset folder", value=default, help="ISIC layout: <root>/Train/<class>/ or <root>/<class>/")
+if not root_text:
+    st.info("Enter the folder that holds the ISIC images (or set SKIN_DATA_DIR before starting the app).")
+    st.stop()
+try:
+    root = Path(root_text).expanduser()
+    report = cached_audit(str(root.resolve()), folder_stamp(root) if root.is_dir() else 0.0)
+except SkinModelError as error:
+    st.error(str(error))
+    st.stop()
+
+summary = report.summary()
+st.caption(f"{summary['images']} images found, {summary['usable']} usable for training after the audit.")
+
+st.subheader("Class balance")
+c1, c2, c3 = st.columns(3)
+strategy = c1.selectbox(
+    "Strategy",
+    ["target", "add", "none"],
+    format_func={"target": "bring every class to N", "add": "add N per class (original)", "none": "no balancing"}.get,
+)
+n = c2.number_input("N", min_value=0, max_value=5000, value=BalanceConfig.n, step=50)
+with c3:
+    rotate = st.slider("Rotation (±degrees)", 0, 25, 10)
+    flip = st.checkbox("Flips", value=True)
+    zoom = st.checkbox("Zoom", value=True)
+balance_config = BalanceConfig(strategy=strategy, n=int(n), rotate=float(rotate), flip=flip, zoom=zoom)
+before, after = balance_preview(report, TrainConfig(balance=balance_config))
+fig = go.Figure(
+    [
+        go.Bar(name="before balancing", x=list(CLASSES), y=[before[c] for c in CLASSES], marker_color="#7f8c8d"),
+        go.Bar(name="after balancing", x=list(CLASSES), y=[after[c] for c in CLASSES], marker_color="#0b6e8a"),
+    ]
+)
+fig.update_layout(
+    barmode="group", height=380, margin={"t": 10, "b": 10}, yaxis_title="images", legend={"orientation": "h", "y": 1.1}
+)
+st.plotly_chart(fig, width="stretch", key="balance-chart")
+st.caption("Counts of the training split (validation and test images are never augmented or balanced).")
+st.dataframe(
+    pd.DataFrame({"class": CLASSES, "before": [before[c] for c in CLASSES], "after": [after[c] for c in CLASSES]}),
+    hide_index=True,
+    width="stretch",
+)
+
+st.subheader("What the augmentation does")
+_, parts = training_split(report, TrainConfig())
+label = st.selectbox("Class", [c for c in CLASSES if before[c]], index=0)
+originals = [r for r in parts["train"] if r.label == label][:4]
+if originals:
+    pixels = load_pixels(originals)
+    st.caption("Originals")
+    st.image(list(pixels), width=140)
+    st.caption("Augmented samples generated from them")
+    st.image(list(sample(pixels, 8, balance_config, seed=1)), width=140)
+
+st.subheader("Audit")
+cols = st.columns(4)
+cols[0].metric("Unreadable files", len(summary["unreadable"]))
+cols[1].metric("Exact duplicates", len(summary["duplicates"]))
+cols[2].metric("Conflicting labels", len(summary["conflicts"]))
+cols[3].metric("Train/Test leaks", len(summary["leaks"]))
+for item in summary["unreadable"]:
+    st.error(f"{item['file']}: {item['reason']}")
+for key, title, note in (
+    ("conflicts", "Same image filed under different classes", "dropped from training"),
+    ("duplicates", "Exact duplicates within a class", "kept once"),
+    ("leaks", "Images in both Train and Test", "kept in Test only"),
+):
+    groups = getattr(report, key)
+    if not groups:
+        continue
+    with st.expander(f"{title}: {len(groups)} ({note})"):
+        for group in groups[:12]:
+            st.image(
+                [str(r.path) for r in group],
+                width=110,
+                caption=[f"{r.source or 'Train'}/{r.label}/{r.path.name}" for r in group],
+            )
+        if len(groups) > 12:
+            st.caption(f"... and {len(groups) - 12} more; `python -m skin_model audit --json` lists all.")
+
+st.subheader("Examples per class")
+tabs = st.tabs([f"{c} ({before[c]})" for c in CLASSES])
+for tab, name in zip(tabs, CLASSES, strict=True):
+    with tab:
+        examples = [r for r in parts["train"] if r.label == name][:8]
+        if examples:
+            st.image([str(r.path) for r in examples], width=120)
+        else:
+            st.caption("No usable training images for this class.")

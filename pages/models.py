@@ -1,0 +1,67 @@
+"""Models: every registered version, comparisons, the live alias, the model card."""
+
+import pandas as pd
+import streamlit as st
+
+from pages.common import admin_gate
+from pages.compare import confusion_figure, metrics_table, roc_figure
+from skin_model import card
+from skin_model.errors import SkinModelError
+from skin_model.registry import Registry
+
+st.title("Model versions")
+registry = Registry()
+versions = registry.versions()
+live = registry.live_number()
+if not versions:
+    st.warning("No model is registered yet. Train one on the Retrain page or run `make train-default`.")
+    st.stop()
+
+rows = []
+for v in versions:
+    m = v.metadata.get("metrics", {}).get("test") or v.metadata.get("metrics", {}).get("val", {})
+    cfg = v.metadata.get("config", {})
+    rows.append(
+        {
+            "version": v.number,
+            "live": "live" if v.number == live else "",
+            "created": v.created,
+            "epochs": cfg.get("epochs"),
+            "image size": cfg.get("image_size"),
+            "balancing": f"{cfg.get('balance', {}).get('strategy')} {cfg.get('balance', {}).get('n')}",
+            "data": v.metadata.get("data", {}).get("fingerprints", {}).get("all"),
+            "balanced accuracy": m.get("balanced_accuracy"),
+            "melanoma sensitivity": m.get("melanoma_sensitivity"),
+        }
+    )
+st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+
+st.subheader("Compare two versions")
+numbers = [v.number for v in versions]
+c1, c2 = st.columns(2)
+a = c1.selectbox("Version A", numbers, index=len(numbers) - 1)
+b = c2.selectbox("Version B", numbers, index=numbers.index(live) if live in numbers else 0)
+chosen = [registry.get(a)] if a == b else [registry.get(a), registry.get(b)]
+st.dataframe(metrics_table(chosen), width="stretch")
+st.plotly_chart(roc_figure(chosen), width="stretch", key="roc")
+cols = st.columns(2)
+for col, version in zip(cols, chosen, strict=False):
+    metrics = version.metadata.get("metrics", {})
+    split = "test" if "test" in metrics else "val"
+    col.markdown(f"**Version {version.number}: confusion matrix ({split})**")
+    col.plotly_chart(confusion_figure(metrics[split]["confusion"]), width="stretch", key=f"cm-{version.number}")
+
+st.subheader("Live model")
+if admin_gate("Changing the live model"):
+    target = st.selectbox("Make this version live", numbers, index=numbers.index(live) if live in numbers else 0)
+    if st.button("Make live", type="primary", disabled=target == live):
+        try:
+            registry.activate(target)
+            st.cache_resource.clear()
+            st.success(f"Version {target} is now live.")
+            st.rerun()
+        except SkinModelError as error:
+            st.error(str(error))
+if live is not None:
+    with st.expander(f"Model card: version {live}", expanded=False):
+        st.markdown(card.render(registry.get(live).metadata))

@@ -1,0 +1,155 @@
+"""Retrain: start a training job, watch it live, compare it with the live model, make it live.
+
+The job runs in its own process; this page only reads its files, so it
+survives refreshes and every session sees the same job.
+"""
+
+import os
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from pages.common import admin_gate, pct
+from pages.compare import confusion_figure, metrics_table
+from skin_model import jobs
+from skin_model.config import BalanceConfig, TrainConfig
+from skin_model.errors import SkinModelError
+from skin_model.registry import Registry
+
+st.title("Retrain the model")
+admin = admin_gate("Retraining")
+
+
+def curves(history: list[dict]) -> go.Figure:
+    fig = go.Figure()
+    epochs = [h["epoch"] for h in history]
+    for key, name, dash in (
+        ("loss", "training loss", None),
+        ("val_loss", "validation loss", "dot"),
+        ("accuracy", "training accuracy", None),
+        ("val_balanced_accuracy", "validation balanced accuracy", "dot"),
+    ):
+        fig.add_trace(
+            go.Scatter(
+                x=epochs,
+                y=[h.get(key) for h in history],
+                name=name,
+                line={"dash": dash},
+                yaxis="y2" if "accuracy" in key else "y",
+            )
+        )
+    fig.update_layout(
+        height=320,
+        margin={"t": 10, "b": 10},
+        xaxis_title="epoch",
+        yaxis={"title": "loss"},
+        yaxis2={"title": "accuracy", "overlaying": "y", "side": "right", "range": [0, 1]},
+        legend={"orientation": "h", "y": 1.15},
+    )
+    return fig
+
+
+@st.fragment(run_every="2s")
+def job_panel() -> None:
+    job = jobs.latest()
+    if job is None:
+        st.caption("No training job has run yet.")
+        return
+    events = job.progress()
+    epochs = [e for e in events if e["event"] == "epoch"]
+    steps = [e for e in events if e["event"] in ("step", "epoch")]
+    st.markdown(f"**Job {job.id}**: `{job.state}`")
+    if steps:
+        last = steps[-1]
+        total = last["epochs"] * max(last.get("steps", 1), 1)
+        done = (last["epoch"] - 1) * last.get("steps", 1) + last.get("step", last.get("steps", 1))
+        if last["event"] == "epoch":
+            done = last["epoch"] * max(next((s["steps"] for s in reversed(steps) if "steps" in s), 1), 1)
+            total = last["epochs"] * max(next((s["steps"] for s in reversed(steps) if "steps" in s), 1), 1)
+        eta = last.get("eta_s")
+        st.progress(
+            min(done / max(total, 1), 1.0),
+            text=f"epoch {last['epoch']}/{last['epochs']}"
+            + (f", step {last['step']}/{last['steps']}" if "step" in last else "")
+            + (f", about {eta / 60:.1f} min left" if eta and job.active else ""),
+        )
+    elif job.active:
+        st.progress(0.0, text="preparing data (audit, split, balancing)...")
+    if epochs:
+        st.plotly_chart(curves(epochs), width="stretch", key="curves")
+    if job.active and admin and st.button("Cancel job", type="secondary"):
+        jobs.cancel(job)
+        st.rerun(scope="fragment")
+    if job.state in ("FAILED", "KILLED", "INTERRUPTED"):
+        st.error(
+            f"The job ended {job.state.lower()}: {job.status.get('error', 'no reason recorded')}. "
+            "The live model is unchanged."
+        )
+    with st.expander("Log"):
+        st.code(job.log_tail() or "(empty)")
+    if job.state == "FINISHED":
+        finished_view(job)
+
+
+def finished_view(job: jobs.Job) -> None:
+    registry = Registry()
+    try:
+        new = registry.get(job.status["version"])
+        live = registry.live()
+    except SkinModelError as error:
+        st.error(str(error))
+        return
+    st.success(f"Training finished: registered model version {new.number}.")
+    left, right = st.columns(2)
+    for column, version, title in (
+        (left, new, f"New: version {new.number}"),
+        (right, live, f"Live: version {live.number}"),
+    ):
+        with column:
+            st.markdown(f"**{title}**")
+            split = "test" if "test" in version.metadata["metrics"] else "val"
+            metrics = version.metadata["metrics"][split]
+            st.caption(
+                f"{split} split: melanoma sensitivity {pct(metrics['melanoma_sensitivity'])}, "
+                f"balanced accuracy {pct(metrics['balanced_accuracy'])}"
+            )
+            st.plotly_chart(confusion_figure(metrics["confusion"]), width="stretch", key=f"cm-{version.number}")
+    st.dataframe(metrics_table([new, live]), width="stretch")
+    if new.number == live.number:
+        st.info(f"Version {new.number} is live.")
+    elif admin and st.button(f"Make version {new.number} live", type="primary"):
+        registry.activate(new.number)
+        st.cache_resource.clear()
+        st.rerun()
+
+
+with st.form("train"):
+    st.markdown("**Training settings**")
+    c1, c2, c3 = st.columns(3)
+    defaults = TrainConfig()
+    epochs = c1.number_input("Epochs", 1, 200, defaults.epochs)
+    image_size = c2.select_slider("Image size (px)", [64, 96, 128, 160, 180], value=defaults.image_size)
+    batch_size = c3.select_slider("Batch size", [8, 16, 32, 64], value=defaults.batch_size)
+    c4, c5, c6 = st.columns(3)
+    learning_rate = c4.select_slider("Learning rate", [5e-4, 1e-3, 2e-3, 4e-3], value=defaults.learning_rate)
+    strategy = c5.selectbox("Balancing", ["target", "add", "none"])
+    n = c6.number_input("Balancing N", 0, 5000, BalanceConfig.n, step=50)
+    max_per_class = st.number_input("Images per class (0 = all; small values give a quick trial run)", 0, 1000, 0)
+    data_root = st.text_input("Dataset folder", os.environ.get("SKIN_DATA_DIR", ""))
+    submitted = st.form_submit_button("Start training", type="primary", disabled=not admin)
+if submitted and admin:
+    try:
+        config = TrainConfig(
+            epochs=int(epochs),
+            image_size=int(image_size),
+            batch_size=int(batch_size),
+            learning_rate=float(learning_rate),
+            max_per_class=int(max_per_class) or None,
+            balance=BalanceConfig(strategy=strategy, n=int(n)),
+        )
+        job = jobs.start(data_root, config)
+        st.toast(f"Started job {job.id}")
+    except SkinModelError as error:
+        st.error(str(error))
+
+job_panel()

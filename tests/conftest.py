@@ -1,0 +1,190 @@
+"""Shared fixtures: an isolated SKIN_HOME, generated images and tiny ISIC-layout datasets.
+
+Nothing here reads the real data or writes into the repository; every image
+is drawn from a seeded generator, so each test sees the same pixels.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+# Three diagnoses, one malignant (melanoma), one benign, one other malignant.
+SYNTHETIC_CLASSES = ("melanoma", "nevus", "basal cell carcinoma")
+# Class-dependent blob colours, far apart so a tiny network can tell them apart.
+COLOURS = {
+    "melanoma": (60, 30, 20),
+    "nevus": (200, 140, 90),
+    "basal cell carcinoma": (220, 90, 160),
+}
+SKIN = (235, 200, 175)
+
+
+@pytest.fixture(autouse=True)
+def skin_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test writes its registry, cache and jobs into its own empty folder."""
+    home = tmp_path_factory.mktemp("skin_home")
+    monkeypatch.setenv("SKIN_HOME", str(home))
+    monkeypatch.delenv("SKIN_DATA_DIR", raising=False)
+    return home
+
+
+def blob_image(colour: tuple[int, int, int], seed: int, size: int = 48) -> np.ndarray:
+    """A round lesion-like blob of ``colour`` on skin, with seeded position and noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    cy, cx = rng.uniform(0.35, 0.65, size=2) * size
+    radius = rng.uniform(0.2, 0.3) * size
+    inside = ((yy - cy) ** 2 + (xx - cx) ** 2) < radius**2
+    pixels = np.where(inside[..., None], np.array(colour), np.array(SKIN)).astype(np.float64)
+    pixels += rng.normal(0, 12, size=pixels.shape)
+    return np.clip(pixels, 0, 255).astype(np.uint8)
+
+
+def encode_pixels(pixels: np.ndarray, fmt: str = "JPEG", **options) -> bytes:
+    """Pixels to file bytes in the given Pillow format."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def blob() -> Callable[..., np.ndarray]:
+    """Factory: ``blob(label, seed, size=48)`` gives the pixels of one synthetic lesion."""
+
+    def make(label: str = "melanoma", seed: int = 0, size: int = 48) -> np.ndarray:
+        return blob_image(COLOURS[label], seed, size)
+
+    return make
+
+
+@dataclass
+class SyntheticDataset:
+    """A generated ISIC-layout folder and, when flawed, where each flaw was planted."""
+
+    root: Path
+    classes: tuple[str, ...]
+    per_class: int
+    originals: dict[str, list[Path]] = field(default_factory=dict)
+    test_images: list[Path] = field(default_factory=list)
+    duplicate: tuple[Path, Path] | None = None  # (original, exact copy in the same class)
+    conflict: tuple[Path, Path] | None = None  # (original, same picture under another class)
+    leak: tuple[Path, Path] | None = None  # (Train original, copy in Test)
+    corrupt: Path | None = None
+    text: Path | None = None
+
+    def train_dir(self, label: str) -> Path:
+        return self.root / "Train" / label
+
+
+def build_dataset(
+    root: Path, classes: tuple[str, ...] = SYNTHETIC_CLASSES, per_class: int = 6, flaws: bool = False
+) -> SyntheticDataset:
+    """Write ``<root>/Train/<class>/*.jpg``; with ``flaws`` also plant one of each flaw.
+
+    The flaws: an exact duplicate within a class, the same picture under two
+    classes, a Test/ folder holding a copy of a Train image, a truncated JPEG
+    and a text file among the images.
+    """
+    data = SyntheticDataset(root=root, classes=classes, per_class=per_class)
+    for c, label in enumerate(classes):
+        folder = data.train_dir(label)
+        folder.mkdir(parents=True)
+        data.originals[label] = []
+        for i in range(per_class):
+            path = folder / f"ISIC_{c:02d}{i:03d}.jpg"
+            path.write_bytes(encode_pixels(blob_image(COLOURS[label], seed=1000 * c + i), quality=95))
+            data.originals[label].append(path)
+    if not flaws:
+        return data
+
+    first, second, third = classes[0], classes[1], classes[-1]
+    source = data.originals[first][0]
+    data.duplicate = (source, data.train_dir(first) / "copy_of_first.jpg")
+    shutil.copyfile(*data.duplicate)
+
+    source = data.originals[first][1]
+    data.conflict = (source, data.train_dir(second) / "filed_twice.jpg")
+    shutil.copyfile(*data.conflict)
+
+    for c, label in enumerate(classes):  # a genuine Test set, one new picture per class
+        path = root / "Test" / label / f"ISIC_test_{c:02d}.jpg"
+        path.parent.mkdir(parents=True)
+        path.write_bytes(encode_pixels(blob_image(COLOURS[label], seed=50_000 + c), quality=95))
+        data.test_images.append(path)
+    data.leak = (data.originals[first][2], root / "Test" / first / "leaked.jpg")
+    shutil.copyfile(*data.leak)
+
+    whole = encode_pixels(blob_image(COLOURS[second], seed=99_999, size=160), quality=95)
+    data.corrupt = data.train_dir(second) / "truncated.jpg"
+    data.corrupt.write_bytes(whole[: len(whole) // 2])
+
+    data.text = data.train_dir(third) / "notes.txt"
+    data.text.write_text("dermatologist notes, not an image\n")
+    return data
+
+
+@pytest.fixture(scope="session")
+def make_dataset(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., SyntheticDataset]:
+    """Factory for a fresh dataset folder each call: ``make_dataset(flaws=True)``."""
+
+    def make(**options) -> SyntheticDataset:
+        return build_dataset(tmp_path_factory.mktemp("dataset"), **options)
+
+    return make
+
+
+@pytest.fixture
+def clean_dataset(make_dataset) -> SyntheticDataset:
+    """Three classes of six distinct images each, no flaws."""
+    return make_dataset()
+
+
+@pytest.fixture
+def flawed_dataset(make_dataset) -> SyntheticDataset:
+    """The clean dataset plus a duplicate, a label conflict, a leak, a corrupt JPEG and a text file."""
+    return make_dataset(flaws=True)
+
+
+@pytest.fixture(scope="session")
+def encode() -> Callable[..., bytes]:
+    """``encode(pixels, "PNG", **options)``: pixels to file bytes through Pillow."""
+    return encode_pixels
+
+
+def listing(root: Path) -> dict[str, tuple[int, int]]:
+    """Every entry under ``root`` with its size and modification time."""
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}
+
+
+@pytest.fixture(scope="session")
+def snapshot() -> Callable[[Path], dict[str, tuple[int, int]]]:
+    """``snapshot(folder)`` before and after an operation proves it wrote nothing there."""
+    return listing
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """An untrained 32-pixel, width-4 network: enough to exercise the registry and predictor."""
+    from skin_model import CLASSES
+    from skin_model.network import build
+    from skin_model.runtime import seed_everything
+
+    seed_everything(0)
+    return build(32, len(CLASSES), width=4)
+
+
+@pytest.fixture
+def live_tiny_model(tiny_model):
+    """The tiny model registered in this test's SKIN_HOME registry and made live."""
+    from skin_model.registry import Registry
+
+    metadata = {"temperature": 1.0, "alert_threshold": 0.5, "image_size": 32}
+    return Registry().register(tiny_model, metadata, activate=True)

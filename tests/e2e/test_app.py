@@ -1,0 +1,100 @@
+"""The clinician's paths through the real app in a real browser."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+from e2e_support import PASSWORD, lesion, open_page, wait_idle
+from PIL import Image
+
+from skin_model import CLASSES
+
+pytestmark = pytest.mark.e2e
+
+
+def real_or_generated_image(tmp_path: Path) -> Path:
+    """A real ISIC image when the shared data is there, else a generated lesion."""
+    data = os.environ.get("SKIN_DATA_DIR_REAL") or os.environ.get("SKIN_REAL_DATA")
+    for root in filter(None, [data, str(Path(__file__).resolve().parents[3] / "shared/data/isic9")]):
+        found = sorted(Path(root).glob("Train/melanoma/*.jpg"))
+        if found:
+            return found[0]
+    path = tmp_path / "lesion.png"
+    Image.fromarray(lesion(7, 180)).save(path)
+    return path
+
+
+def test_upload_shows_nine_probabilities_and_a_top_diagnosis(app_server, page, tmp_path):
+    image = real_or_generated_image(tmp_path)
+    open_page(page, app_server["url"] + "/classify")
+    page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(image))
+    wait_idle(page)
+    chart = page.locator(".js-plotly-plot").first
+    chart.wait_for()
+    labels = chart.locator(".yaxislayer-above text").all_text_contents()
+    assert sorted(labels) == sorted(CLASSES)
+    percents = [float(t.rstrip("%")) for t in chart.locator("text.bartext").all_text_contents()]
+    assert len(percents) == 9 and abs(sum(percents) - 100) < 1.0
+    heading = page.locator("h3").filter(has_text="%").first.inner_text()
+    top_class, top_pct = heading.rsplit(":", 1)
+    assert top_class.strip().lower() in CLASSES
+    assert abs(float(top_pct.strip().rstrip("%")) - max(percents)) < 0.2
+    assert page.get_by_text("Risk group").count() >= 1
+    assert page.get_by_role("button", name="Download CSV").count() == 1
+
+
+def test_unreadable_upload_gets_one_line_and_the_batch_goes_on(app_server, page, tmp_path):
+    good = tmp_path / "good.png"
+    Image.fromarray(lesion(3, 120)).save(good)
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("this is a text file, not a photo")
+    open_page(page, app_server["url"] + "/classify")
+    page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files([str(bad), str(good)])
+    wait_idle(page)
+    page.locator(".js-plotly-plot").first.wait_for()
+    errors = page.locator("[data-testid='stAlertContentError']").all_inner_texts()
+    assert any("notes.jpg" in e and "not a supported image" in e for e in errors)
+    assert "Traceback" not in page.content()
+    assert page.locator(".js-plotly-plot").count() == 1
+
+
+def test_dataset_page_shows_balance_before_and_after(app_server, page):
+    open_page(page, app_server["url"] + "/dataset")
+    chart = page.locator(".js-plotly-plot").first
+    chart.wait_for()
+    legend = chart.locator(".legendtext").all_text_contents()
+    assert legend == ["before balancing", "after balancing"]
+    assert chart.locator("g.trace.bars").count() == 2
+    assert page.get_by_text("Conflicting labels").count() == 1
+
+
+def test_retrain_from_the_browser_and_make_it_live(app_server, page):
+    home: Path = app_server["home"]
+    open_page(page, app_server["url"] + "/retrain")
+    assert page.get_by_role("button", name="Start training").is_disabled()
+    page.get_by_label("Admin password").fill("wrong")
+    page.get_by_role("button", name="Sign in").click()
+    wait_idle(page)
+    assert page.get_by_text("wrong password").count() == 1
+    page.get_by_label("Admin password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    wait_idle(page)
+    page.get_by_label("Epochs").fill("2")
+    page.get_by_label("Balancing N").fill("12")
+    page.get_by_label("Images per class (0 = all; small values give a quick trial run)").fill("6")
+    page.get_by_role("button", name="Start training").click()
+    wait_idle(page)
+    page.get_by_text(re.compile(r"^(FINISHED|FAILED|KILLED|INTERRUPTED)$")).wait_for(timeout=240_000)
+    assert page.get_by_text("FINISHED", exact=True).count() == 1, page.locator(
+        "[data-testid='stAlert']"
+    ).all_inner_texts()
+    make_live = page.get_by_role("button", name="Make version 2 live")
+    make_live.wait_for(timeout=30_000)
+    make_live.click()
+    wait_idle(page)
+    assert json.loads((home / "models" / "live.json").read_text())["version"] == 2
+    page.get_by_text("Live model: version 2").first.wait_for(timeout=30_000)

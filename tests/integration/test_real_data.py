@@ -1,0 +1,112 @@
+"""The real ISIC folder end to end: audit, a short training, evaluation, prediction, rollback."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from skin_model import CLASSES
+from skin_model.audit import audit, usable
+from skin_model.config import BalanceConfig, TrainConfig, data_dir
+from skin_model.evaluate import evaluate_folder
+from skin_model.predict import Predictor
+from skin_model.registry import Registry
+
+DATA = data_dir()  # read at import: the autouse fixture clears SKIN_DATA_DIR for unit tests
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        DATA is None or not DATA.is_dir(), reason="SKIN_DATA_DIR not set or missing: real-data tests run in CI"
+    ),
+]
+
+CONFIG = TrainConfig(
+    epochs=2, image_size=64, batch_size=32, max_per_class=25, width=8, balance=BalanceConfig(strategy="target", n=25)
+)
+
+
+@pytest.fixture(scope="module")
+def report():
+    return audit(DATA)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One short training on the real data, registered and live in a private registry."""
+    home = tmp_path_factory.mktemp("real_home")
+    registry = Registry(home / "models", seed_dir=None)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SKIN_HOME", str(home))
+        from skin_model import train
+
+        version = train.run(DATA, CONFIG, progress=home / "progress.jsonl", activate=True, registry=registry)
+    return registry, version
+
+
+def test_every_real_image_is_readable(report):
+    assert len(report.records) > 1000
+    assert report.unreadable == []
+
+
+def test_the_real_set_has_pictures_filed_under_two_classes(report):
+    assert len(report.conflicts) > 0
+    assert all(len({r.label for r in group}) > 1 for group in report.conflicts)
+
+
+def test_usable_real_records_never_share_content(report):
+    records = usable(report)
+    hashes = [report.hashes[r.path] for r in records]
+
+    assert len(hashes) == len(set(hashes))
+    conflicted = {report.hashes[r.path] for group in report.conflicts for r in group}
+    assert not conflicted & set(hashes)
+
+
+def test_a_short_real_training_registers_a_live_version(trained):
+    registry, version = trained
+
+    assert registry.live_number() == version.number
+    metadata = version.metadata
+    assert sum(metadata["data"]["split_sizes"].values()) <= 25 * len(CLASSES)
+    assert [row["epoch"] for row in metadata["history"]] == [1, 2]
+    assert 0.0 <= metadata["metrics"]["test"]["balanced_accuracy"] <= 1.0
+
+
+def test_evaluate_folder_scores_the_live_model_on_a_real_folder(trained, tmp_path):
+    registry, _ = trained
+    for folder in sorted((DATA / "Train").iterdir()):
+        target = tmp_path / "Train" / folder.name
+        target.mkdir(parents=True)
+        for image in sorted(folder.iterdir())[:4]:
+            shutil.copy(image, target / image.name)
+
+    result = evaluate_folder(Predictor.load(registry=registry), tmp_path)
+
+    assert 0 < result["images"] <= 4 * len(CLASSES)
+    assert sum(row["support"] for row in result["per_class"].values()) == result["images"]
+    assert 0.0 <= result["balanced_accuracy"] <= 1.0
+
+
+def test_the_predictor_classifies_a_real_image_file(trained):
+    registry, version = trained
+    path = sorted((DATA / "Train" / "melanoma").iterdir())[0]
+
+    result = Predictor.load(registry=registry).predict_file(path, tta=True)
+
+    assert result.model_version == version.number
+    assert sum(result.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    assert result.top_class in CLASSES
+
+
+def test_a_second_version_can_go_live_and_be_rolled_back(trained):
+    registry, first = trained
+    model = registry.load(first)
+
+    second = registry.register(model, dict(first.metadata, created=None), activate=True)
+    assert registry.live_number() == second.number == first.number + 1
+
+    registry.activate(first.number)
+    assert registry.live().number == first.number
+    assert Predictor.load(registry=registry).version.number == first.number

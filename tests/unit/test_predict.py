@@ -1,0 +1,140 @@
+"""What the clinician reads: calibrated probabilities, risk group, melanoma alert, warnings, Grad-CAM."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from skin_model import CLASSES
+from skin_model.explain import gradcam, overlay
+from skin_model.predict import Predictor, risk_group
+
+
+@pytest.fixture
+def predictor(live_tiny_model) -> Predictor:
+    return Predictor.load()
+
+
+@pytest.fixture
+def lesion(blob) -> np.ndarray:
+    return blob("melanoma", seed=5, size=128)
+
+
+def test_probabilities_cover_the_nine_classes_and_sum_to_one(predictor, lesion):
+    result = predictor.predict(lesion)
+
+    assert list(result.probabilities) == list(CLASSES)
+    assert sum(result.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    assert all(0.0 <= p <= 1.0 for p in result.probabilities.values())
+
+
+def test_top_class_is_the_most_probable_one(predictor, lesion):
+    result = predictor.predict(lesion)
+    logits, _ = predictor.logits_features(lesion)
+
+    assert result.top_class == CLASSES[int(logits[0].argmax())]
+    assert result.top_probability == max(result.probabilities.values())
+    assert result.top_probability == result.probabilities[result.top_class]
+    assert result.risk_group == risk_group(result.top_class)
+
+
+@pytest.mark.parametrize(
+    ("diagnosis", "group"),
+    [
+        ("melanoma", "malignant"),
+        ("basal cell carcinoma", "malignant"),
+        ("squamous cell carcinoma", "malignant"),
+        ("actinic keratosis", "pre-malignant"),
+        ("nevus", "benign"),
+        ("dermatofibroma", "benign"),
+        ("pigmented benign keratosis", "benign"),
+        ("seborrheic keratosis", "benign"),
+        ("vascular lesion", "benign"),
+    ],
+)
+def test_each_diagnosis_has_its_risk_group(diagnosis, group):
+    assert risk_group(diagnosis) == group
+
+
+def test_melanoma_alert_fires_exactly_when_p_melanoma_reaches_the_threshold(predictor, lesion):
+    always = predictor.predict(lesion, threshold=0.0)
+    never = predictor.predict(lesion, threshold=1.0)
+    at_own = predictor.predict(lesion, threshold=always.melanoma_probability)
+
+    assert always.melanoma_alert and always.alert_threshold == 0.0
+    assert not never.melanoma_alert
+    assert at_own.melanoma_alert
+    assert always.melanoma_probability == always.probabilities["melanoma"]
+
+
+def test_the_registered_threshold_and_version_are_used_by_default(predictor, lesion, live_tiny_model):
+    result = predictor.predict(lesion)
+
+    assert result.alert_threshold == 0.5
+    assert result.model_version == live_tiny_model.number
+    assert result.melanoma_alert == (result.melanoma_probability >= 0.5)
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (48, 80)], ids=["square", "landscape"])
+def test_test_time_augmentation_gives_valid_probabilities(predictor, blob, shape):
+    pixels = np.resize(blob("nevus", seed=6, size=80), (*shape, 3))
+
+    result = predictor.predict(pixels, tta=True)
+
+    assert sum(result.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    assert result.top_class in CLASSES
+
+
+def test_test_time_augmentation_averages_eight_views(predictor, blob):
+    pixels = blob("nevus", seed=7, size=48)[:, :40]
+
+    logits, features = predictor.logits_features(pixels, tta=True)
+    plain, _ = predictor.logits_features(pixels)
+
+    assert logits.shape == (8, len(CLASSES)) and features.shape[0] == 8
+    np.testing.assert_allclose(logits[0], plain[0], atol=1e-4)  # the first view is the image itself
+
+
+def test_a_40_pixel_image_gets_a_low_resolution_warning(predictor, blob):
+    result = predictor.predict(blob(seed=8, size=40))
+
+    assert "low resolution (40x40 pixels)" in result.warnings
+
+
+def test_predict_file_and_bytes_decode_then_predict_the_same(predictor, lesion, encode, tmp_path):
+    data = encode(lesion, "PNG")
+    path = tmp_path / "lesion.png"
+    path.write_bytes(data)
+
+    from_file = predictor.predict_file(path)
+    from_bytes = predictor.predict_bytes(data, name="lesion.png")
+
+    assert from_file.file == str(path) and from_bytes.file == "lesion.png"
+    assert from_file.probabilities == pytest.approx(from_bytes.probabilities, abs=1e-6)
+
+
+def test_to_dict_is_json_ready(predictor, lesion):
+    import json
+
+    data = json.loads(json.dumps(predictor.predict(lesion, name="x.jpg").to_dict()))
+
+    assert data["file"] == "x.jpg" and set(data["probabilities"]) == set(CLASSES)
+
+
+def test_gradcam_is_a_map_in_zero_one_at_the_image_size(predictor, blob):
+    pixels = blob("melanoma", seed=9, size=72)[:, :56]
+
+    cam = gradcam(predictor.keras_model, pixels, CLASSES.index("melanoma"))
+
+    assert cam.shape == (72, 56)
+    assert cam.min() >= 0.0 and cam.max() <= 1.0
+
+
+def test_overlay_keeps_the_image_shape_and_type(blob):
+    pixels = blob(seed=10, size=32)
+    cam = np.linspace(0, 1, 32 * 32, dtype=np.float32).reshape(32, 32)
+
+    blended = overlay(pixels, cam)
+
+    assert blended.shape == pixels.shape and blended.dtype == np.uint8
+    assert np.array_equal(blended[0, 0], pixels[0, 0])  # zero attention leaves the pixel alone

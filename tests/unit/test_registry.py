@@ -1,0 +1,174 @@
+"""Versions are immutable folders with checksums; "live" is a pointer that moves atomically."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from skin_model.errors import RegistryError
+from skin_model.registry import LIVE_FILE, Registry, sha256
+
+METADATA = {"temperature": 1.5, "alert_threshold": 0.3}
+
+
+@pytest.fixture
+def registry(tmp_path) -> Registry:
+    return Registry(tmp_path / "models", seed_dir=None)
+
+
+def folder_state(path) -> dict[str, tuple[int, str]]:
+    return {p.name: (p.stat().st_mtime_ns, sha256(p)) for p in path.iterdir()}
+
+
+def test_register_writes_version_1_with_model_and_checksummed_metadata(registry, tiny_model):
+    version = registry.register(tiny_model, METADATA)
+
+    assert version.number == 1
+    assert version.path == registry.root / "1"
+    assert sorted(p.name for p in version.path.iterdir()) == ["metadata.json", "model.keras"]
+    stored = json.loads((version.path / "metadata.json").read_text())
+    assert stored["sha256"] == sha256(version.model_path)
+    assert stored["version"] == 1
+    assert stored["created"].endswith("Z")
+    assert stored["temperature"] == 1.5 and stored["alert_threshold"] == 0.3
+
+
+def test_version_numbers_only_go_up(registry, tiny_model):
+    numbers = [registry.register(tiny_model, METADATA).number for _ in range(3)]
+
+    assert numbers == [1, 2, 3]
+    assert [v.number for v in registry.versions()] == [1, 2, 3]
+    assert [registry.get(n).metadata["version"] for n in numbers] == [1, 2, 3]
+
+
+def test_registering_a_new_version_leaves_earlier_ones_untouched(registry, tiny_model):
+    first = registry.register(tiny_model, METADATA)
+    before = folder_state(first.path)
+
+    registry.register(tiny_model, {"temperature": 9.0}, activate=True)
+
+    assert folder_state(first.path) == before
+    assert registry.get(1).metadata["temperature"] == 1.5
+
+
+def test_nothing_is_live_until_a_version_is_activated(registry, tiny_model):
+    registry.register(tiny_model, METADATA)
+
+    assert registry.live_number() is None
+    with pytest.raises(RegistryError, match="no live model"):
+        registry.live()
+
+
+def test_activate_replaces_the_live_pointer_and_rolls_back(registry, tiny_model):
+    registry.register(tiny_model, METADATA, activate=True)
+    registry.register(tiny_model, METADATA)
+    pointer = registry.root / LIVE_FILE
+    first_inode = pointer.stat().st_ino
+
+    registry.activate(2)
+    assert registry.live().number == 2
+    assert pointer.stat().st_ino != first_inode  # a new file renamed over the old, never rewritten in place
+
+    registry.activate(1)
+    assert registry.live_number() == 1
+    assert sorted(p.name for p in registry.root.iterdir()) == ["1", "2", LIVE_FILE]  # no temporary files left
+
+
+def test_activating_a_missing_version_is_refused_and_live_stays(registry, tiny_model):
+    registry.register(tiny_model, METADATA, activate=True)
+
+    with pytest.raises(RegistryError, match="version 99 does not exist"):
+        registry.activate(99)
+
+    assert registry.live_number() == 1
+
+
+def test_load_returns_a_model_that_predicts_like_the_registered_one(registry, tiny_model):
+    version = registry.register(tiny_model, METADATA)
+    pixels = np.random.default_rng(0).uniform(0, 255, size=(2, 40, 40, 3)).astype(np.float32)
+
+    loaded = registry.load(version)
+
+    np.testing.assert_allclose(loaded(pixels, training=False), tiny_model(pixels, training=False), atol=1e-5)
+
+
+def test_a_modified_model_file_is_refused_by_verify_load_and_activate(registry, tiny_model):
+    version = registry.register(tiny_model, METADATA)
+    with version.model_path.open("ab") as handle:
+        handle.write(b"tampered")
+
+    for refuse in (registry.verify, registry.load):
+        with pytest.raises(RegistryError, match="checksum"):
+            refuse(version)
+    with pytest.raises(RegistryError, match="checksum"):
+        registry.activate(1)
+    assert registry.live_number() is None
+
+
+def test_a_missing_model_file_is_refused(registry, tiny_model):
+    version = registry.register(tiny_model, METADATA)
+    version.model_path.unlink()
+
+    with pytest.raises(RegistryError, match="missing"):
+        registry.verify(version)
+
+
+def test_half_written_folders_are_not_versions(registry, tiny_model):
+    registry.register(tiny_model, METADATA)
+    staging = registry.root / ".staging-x"
+    shutil.copytree(registry.root / "1", staging)
+    (registry.root / "7").mkdir()  # a number without metadata: interrupted copy
+
+    assert [v.number for v in registry.versions()] == [1]
+    assert registry.register(tiny_model, METADATA).number == 8  # never reuses a number on disk
+
+
+@pytest.fixture
+def seed_dir(tmp_path, tiny_model):
+    """A committed default model: model.keras and metadata.json with its checksum."""
+    folder = tmp_path / "default"
+    folder.mkdir()
+    tiny_model.save(folder / "model.keras")
+    metadata = {"sha256": sha256(folder / "model.keras"), "temperature": 1.2, "created": "2024-01-01T00:00:00Z"}
+    (folder / "metadata.json").write_text(json.dumps(metadata))
+    return folder
+
+
+def test_an_empty_registry_is_seeded_with_the_default_model_as_live_version_1(tmp_path, seed_dir):
+    registry = Registry(tmp_path / "models", seed_dir=seed_dir)
+
+    live = registry.live()
+
+    assert live.number == 1
+    assert live.metadata["temperature"] == 1.2 and live.created == "2024-01-01T00:00:00Z"
+    registry.verify(live)
+    assert sha256(live.model_path) == sha256(seed_dir / "model.keras")
+
+
+def test_seeding_happens_once_and_never_over_existing_versions(tmp_path, seed_dir, tiny_model):
+    root = tmp_path / "models"
+    Registry(root, seed_dir=None).register(tiny_model, METADATA)
+
+    registry = Registry(root, seed_dir=seed_dir)
+
+    assert [v.number for v in registry.versions()] == [1]
+    assert registry.get(1).metadata["temperature"] == 1.5
+    assert registry.live_number() is None
+
+
+def test_a_default_model_that_does_not_match_its_checksum_is_refused(tmp_path, seed_dir):
+    with (seed_dir / "model.keras").open("ab") as handle:
+        handle.write(b"tampered")
+    registry = Registry(tmp_path / "models", seed_dir=seed_dir)
+
+    with pytest.raises(RegistryError, match="checksum"):
+        registry.versions()
+
+    assert [p.name for p in registry.root.iterdir()] == []  # the copy was cleaned up
+
+
+def test_the_default_root_is_under_skin_home(skin_home):
+    assert Registry(seed_dir=None).root == skin_home / "models"

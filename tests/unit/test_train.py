@@ -1,0 +1,107 @@
+"""One short training run on a flawed synthetic folder: what gets registered and what is logged."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from skin_model import train
+from skin_model.config import BalanceConfig, TrainConfig
+from skin_model.predict import Predictor
+from skin_model.registry import Registry
+
+pytestmark = pytest.mark.slow
+
+CONFIG = TrainConfig(epochs=2, image_size=32, batch_size=8, width=4, balance=BalanceConfig(strategy="target", n=8))
+
+
+@pytest.fixture(scope="module")
+def trained(make_dataset, tmp_path_factory, snapshot):
+    """Train once for the whole module; keep what each test inspects."""
+    data = make_dataset(flaws=True)
+    before = snapshot(data.root)
+    home = tmp_path_factory.mktemp("train_home")
+    progress = home / "progress.jsonl"
+    registry = Registry(home / "models", seed_dir=None)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SKIN_HOME", str(home))
+        version = train.run(data.root, CONFIG, progress=progress, activate=True, registry=registry)
+    events = [json.loads(line) for line in progress.read_text().splitlines()]
+    return {"data": data, "before": before, "version": version, "registry": registry, "events": events, "home": home}
+
+
+def test_training_registers_a_live_version_that_loads(trained):
+    registry, version = trained["registry"], trained["version"]
+
+    assert registry.live_number() == version.number == 1
+    assert registry.get(1).metadata == version.metadata
+    registry.verify(version)
+
+
+def test_metadata_has_validation_metrics_and_a_calibrated_alert(trained):
+    metadata = trained["version"].metadata
+
+    assert metadata["metrics"]["val"]["images"] > 0
+    assert 0.0 <= metadata["metrics"]["val"]["balanced_accuracy"] <= 1.0
+    assert metadata["temperature"] > 0
+    assert 0.0 <= metadata["alert_threshold"] <= 1.0
+    assert [row["threshold"] for row in metadata["operating_curve"]][:2] == [0.01, 0.02]
+
+
+def test_metadata_has_the_feature_stats_of_the_out_of_distribution_check(trained):
+    stats = trained["version"].metadata["feature_stats"]
+
+    assert len(stats["mean"]) == len(stats["std"]) == 16 * CONFIG.width
+    assert stats["threshold"] > 0
+
+
+def test_metadata_records_two_epochs_of_history_and_the_config(trained):
+    metadata = trained["version"].metadata
+
+    assert [row["epoch"] for row in metadata["history"]] == [1, 2]
+    assert {"loss", "val_loss", "val_balanced_accuracy"} <= set(metadata["history"][0])
+    assert TrainConfig.from_dict(metadata["config"]) == CONFIG
+    assert metadata["image_size"] == 32
+
+
+def test_metadata_fingerprints_the_cleaned_data_of_each_split(trained):
+    data = trained["version"].metadata["data"]
+
+    assert set(data["fingerprints"]) == {"train", "val", "test", "all"}
+    assert all(len(value) == 16 for value in data["fingerprints"].values())
+    assert len(set(data["fingerprints"].values())) == 4
+    assert data["audit"]["conflicts"] == 1 and data["audit"]["unreadable"] == 1
+    assert data["split_sizes"]["test"] == 4  # the Test folder: three genuine pictures and the leaked one
+
+
+def test_the_progress_file_tells_the_story_in_json_lines(trained):
+    events = trained["events"]
+    kinds = [event["event"] for event in events]
+
+    assert kinds[:2] == ["prepare", "start"]
+    assert kinds[-1] == "registered"
+    assert Counter(kinds)["epoch"] == 2
+    assert "step" in kinds
+    assert events[-1]["version"] == 1 and events[-1]["live"] is True
+    assert all(isinstance(event["time"], float) for event in events)
+
+
+def test_training_never_writes_into_the_dataset_folder(trained, snapshot):
+    assert snapshot(trained["data"].root) == trained["before"]
+
+
+def test_balancing_images_are_cached_under_skin_home(trained):
+    assert len(list((trained["home"] / "cache" / "balance").glob("*.npz"))) == 1
+
+
+def test_the_trained_model_predicts_through_the_predictor(trained, blob):
+    predictor = Predictor.load(registry=trained["registry"])
+
+    result = predictor.predict(blob("melanoma", seed=77, size=120))
+
+    assert sum(result.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    assert result.alert_threshold == trained["version"].metadata["alert_threshold"]
+    assert np.isfinite(result.melanoma_probability)
