@@ -177,8 +177,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", required=True)
     parser.add_argument("--original-epochs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--quick", action="store_true", help="smoke run on a small subset; writes bench/out/")
     args = parser.parse_args(argv)
     config = TrainConfig(seed=args.seed)
+    out = HERE
+    if args.quick:
+        config = TrainConfig(seed=args.seed, epochs=1, max_per_class=30, balance=BalanceConfig(n=40))
+        args.original_epochs, out = 1, HERE / "out"
+        out.mkdir(exist_ok=True)
     splits = prepare(args.data, config)
     original = train_original(splits, args.original_epochs, args.seed)
     ours = train_ours(splits, config)
@@ -210,8 +216,8 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "augmentor_images_per_second": augmentor_rate(splits),
     }
-    (HERE / "results.json").write_text(json.dumps(results, indent=2))
-    (HERE / "RESULTS.md").write_text(render(results))
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    (out / "RESULTS.md").write_text(render(results))
     print(render(results))
     return 0
 

@@ -48,6 +48,9 @@ cols = st.columns(2)
 for col, version in zip(cols, chosen, strict=False):
     metrics = version.metadata.get("metrics", {})
     split = "test" if "test" in metrics else "val"
+    if split not in metrics:
+        col.caption(f"Version {version.number} has no recorded metrics.")
+        continue
     col.markdown(f"**Version {version.number}: confusion matrix ({split})**")
     col.plotly_chart(confusion_figure(metrics[split]["confusion"]), width="stretch", key=f"cm-{version.number}")
 

@@ -9,6 +9,10 @@ def _pct(value) -> str:
     return "n/a" if value is None or value != value else f"{value:.1%}"
 
 
+def _count(value) -> str:
+    return f"{value:,}" if isinstance(value, int) else "?"
+
+
 def render(metadata: dict) -> str:
     """Markdown for the app's Models page and ``models/default/MODEL_CARD.md``."""
     config = metadata.get("config", {})
@@ -32,7 +36,7 @@ def render(metadata: dict) -> str:
         f"n={config.get('balance', {}).get('n')}.",
         "",
         "## Training",
-        f"- Input {config.get('image_size')} px (resized inside the model), {training.get('parameters', '?'):,} "
+        f"- Input {config.get('image_size')} px (resized inside the model), {_count(training.get('parameters'))} "
         f"parameters, {training.get('epochs_run', '?')} epochs ({training.get('seconds_per_epoch', '?')} s/epoch, "
         f"{training.get('seconds', 0) / 60:.1f} min in all), best epoch {training.get('best_epoch', '?')} "
         "by validation balanced accuracy.",

@@ -1,0 +1,106 @@
+"""Each page's logic through Streamlit's AppTest (no browser; the e2e tests cover that)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from skin_model.registry import Registry
+
+APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
+
+
+def open_page(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    if page:
+        at.switch_page(page)
+        at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def texts(at: AppTest) -> str:
+    return " ".join([m.value for m in at.markdown] + [c.value for c in at.caption] + [s.value for s in at.subheader])
+
+
+def test_home_names_the_live_model_and_its_test_metrics(live_tiny_model):
+    at = open_page()
+    assert f"Live model: version {live_tiny_model.number}" in texts(at)
+    assert [m.label for m in at.metric][:2] == ["Balanced accuracy", "Melanoma sensitivity"]
+
+
+def test_classify_shows_result_for_an_image_and_one_line_for_a_bad_file(live_tiny_model, blob, encode):
+    at = open_page("pages/classify.py")
+    good = encode(blob("melanoma", 1, size=120), "PNG")
+    at.file_uploader[0].set_value([("lesion.png", good, "image/png"), ("notes.jpg", b"plain text", "image/jpeg")])
+    at.run()
+    assert not at.exception
+    assert any("notes.jpg" in e.value and "not a supported image" in e.value for e in at.error)
+    headings = [m.value for m in at.markdown if m.value.startswith("### ")]
+    assert len(headings) == 1 and "%" in headings[0]
+    table = at.dataframe[0].value
+    assert list(table["file"]) == ["lesion.png"]
+    assert 0.0 <= float(table["melanoma_probability"][0]) <= 1.0
+
+
+def test_classify_alert_follows_the_threshold_slider(live_tiny_model, blob, encode):
+    at = open_page("pages/classify.py")
+    at.file_uploader[0].set_value([("lesion.png", encode(blob("melanoma", 2, size=120), "PNG"), "image/png")])
+    at.run()
+    p_mel = float(at.dataframe[0].value["melanoma_probability"][0])
+    slider = at.select_slider[0]
+    low = min(slider.options, key=float)
+    slider.set_value(float(low)).run()
+    alerted = bool(at.dataframe[0].value["melanoma_alert"][0])
+    assert alerted == (p_mel >= float(low))
+
+
+def test_dataset_page_explains_a_wrong_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("SKIN_DATA_DIR", str(tmp_path / "nowhere"))
+    at = open_page("pages/dataset.py")
+    assert len(at.error) == 1 and "does not exist" in at.error[0].value
+
+
+def test_dataset_page_counts_before_and_after_balancing(clean_dataset, monkeypatch):
+    monkeypatch.setenv("SKIN_DATA_DIR", str(clean_dataset.root))
+    at = open_page("pages/dataset.py")
+    table = at.dataframe[0].value
+    counted = table[table["before"] > 0]
+    assert (counted["after"] == 400).all()
+    at.number_input[0].set_value(30).run()
+    table = at.dataframe[0].value
+    assert (table[table["before"] > 0]["after"] == 30).all()
+
+
+def test_retrain_without_a_password_explains_how_to_enable_it(monkeypatch):
+    monkeypatch.delenv("SKIN_ADMIN_PASSWORD", raising=False)
+    at = open_page("pages/retrain.py")
+    assert any("SKIN_ADMIN_PASSWORD" in i.value for i in at.info)
+    start = [b for b in at.button if b.label == "Start training"]
+    assert start and start[0].disabled
+
+
+def test_retrain_refuses_a_wrong_password(monkeypatch):
+    monkeypatch.setenv("SKIN_ADMIN_PASSWORD", "right")
+    at = open_page("pages/retrain.py")
+    password = next(t for t in at.text_input if t.label == "Admin password")
+    password.input("wrong")
+    next(b for b in at.button if b.label == "Sign in").click().run()
+    assert any("wrong password" in e.value for e in at.error)
+    assert next(b for b in at.button if b.label == "Start training").disabled
+
+
+@pytest.mark.parametrize("signed_in", [False, True])
+def test_models_page_lists_versions_and_only_admins_switch(live_tiny_model, monkeypatch, signed_in):
+    monkeypatch.setenv("SKIN_ADMIN_PASSWORD", "right")
+    at = open_page("pages/models.py")
+    listed = list(at.dataframe[0].value["version"])
+    assert listed == [v.number for v in Registry().versions()]
+    assert not [b for b in at.button if b.label == "Make live"]
+    if signed_in:
+        next(t for t in at.text_input if t.label == "Admin password").input("right")
+        next(b for b in at.button if b.label == "Sign in").click().run()
+        assert [b for b in at.button if b.label == "Make live"]
