@@ -11,7 +11,7 @@ from skin_model import CLASSES
 from skin_model.audit import AuditReport, audit
 from skin_model.balance import sample
 from skin_model.config import BalanceConfig, TrainConfig
-from skin_model.dataset import load_pixels
+from skin_model.dataset import load_pixels, user_folder
 from skin_model.errors import SkinModelError
 from skin_model.train import balance_preview, training_split
 
@@ -33,7 +33,7 @@ if not root_text:
     st.info("Enter the folder that holds the ISIC images (or set SKIN_DATA_DIR before starting the app).")
     st.stop()
 try:
-    root = Path(root_text).expanduser()
+    root = user_folder(root_text)
     report = cached_audit(str(root.resolve()), folder_stamp(root) if root.is_dir() else 0.0)
 except SkinModelError as error:
     st.error(str(error))

@@ -13,6 +13,7 @@ from pages.common import admin_gate, pct
 from pages.compare import confusion_figure, metrics_table
 from skin_model import jobs
 from skin_model.config import BalanceConfig, TrainConfig
+from skin_model.dataset import user_folder
 from skin_model.errors import SkinModelError
 from skin_model.registry import Registry
 
@@ -147,7 +148,7 @@ if submitted and admin:
             max_per_class=int(max_per_class) or None,
             balance=BalanceConfig(strategy=strategy, n=int(n)),
         )
-        job = jobs.start(data_root, config)
+        job = jobs.start(user_folder(data_root), config)
         st.toast(f"Started job {job.id}")
     except SkinModelError as error:
         st.error(str(error))

@@ -32,6 +32,12 @@ def data_dir() -> Path | None:
     return Path(value).expanduser().resolve() if value else None
 
 
+def allowed_data_root() -> Path | None:
+    """``$SKIN_DATA_ROOT``: the only folder tree the app may read datasets from (unset: anywhere)."""
+    value = os.environ.get("SKIN_DATA_ROOT")
+    return Path(value).expanduser().resolve() if value else None
+
+
 @dataclass(frozen=True)
 class BalanceConfig:
     """How Augmentor tops up the training split.

@@ -61,6 +61,19 @@ def _class_dirs(folder: Path) -> dict[str, Path]:
     return found
 
 
+def user_folder(text: str) -> Path:
+    """A folder typed by a user, resolved (symlinks followed) and kept inside ``SKIN_DATA_ROOT``."""
+    from skin_model.config import allowed_data_root
+
+    if not text.strip():
+        raise DatasetError("no dataset folder given")
+    resolved = Path(text.strip()).expanduser().resolve()
+    allowed = allowed_data_root()
+    if allowed is not None and not resolved.is_relative_to(allowed):
+        raise DatasetError(f"{text.strip()}: outside the allowed data folder {allowed} (SKIN_DATA_ROOT)")
+    return resolved
+
+
 def find_layout(root: Path | str) -> Layout:
     """Check a dataset folder and say what was expected when it is wrong."""
     root = Path(root).expanduser()

@@ -16,13 +16,14 @@ from skin_model import CLASSES
 pytestmark = pytest.mark.e2e
 
 
+REAL_DATA = os.environ.get("SKIN_DATA_DIR")  # read at import: the per-test fixture clears it
+
+
 def real_or_generated_image(tmp_path: Path) -> Path:
-    """A real ISIC image when the shared data is there, else a generated lesion."""
-    data = os.environ.get("SKIN_DATA_DIR_REAL") or os.environ.get("SKIN_REAL_DATA")
-    for root in filter(None, [data, str(Path(__file__).resolve().parents[3] / "shared/data/isic9")]):
-        found = sorted(Path(root).glob("Train/melanoma/*.jpg"))
-        if found:
-            return found[0]
+    """A real ISIC image when the shared data is there (CI), else a generated lesion."""
+    found = sorted(Path(REAL_DATA).glob("Train/melanoma/*.jpg")) if REAL_DATA else []
+    if found:
+        return found[0]
     path = tmp_path / "lesion.png"
     Image.fromarray(lesion(7, 180)).save(path)
     return path

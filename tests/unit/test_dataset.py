@@ -203,3 +203,18 @@ def test_load_pixels_decodes_every_record_at_one_size(clean_dataset):
 
     assert pixels.shape == (4, 40, 40, 3)
     assert pixels.std() > 0
+
+
+def test_user_folder_refuses_paths_outside_the_allowed_root(tmp_path, monkeypatch):
+    from skin_model.dataset import user_folder
+
+    allowed = tmp_path / "data"
+    (allowed / "isic").mkdir(parents=True)
+    outside = tmp_path / "secret"
+    outside.mkdir()
+    (allowed / "link").symlink_to(outside)
+    monkeypatch.setenv("SKIN_DATA_ROOT", str(allowed))
+    assert user_folder(str(allowed / "isic")) == (allowed / "isic").resolve()
+    for attempt in (str(allowed / ".." / "secret"), str(allowed / "link"), "/etc"):
+        with pytest.raises(DatasetError, match="outside the allowed data folder"):
+            user_folder(attempt)
