@@ -7,7 +7,7 @@ DEV := $(VENV)/.dev-installed
 PORT ?= 8501
 export SKIN_DATA_DIR ?= $(abspath ../shared/data/isic9)
 
-.PHONY: run test test-fast lint format browser train-default bench clean
+.PHONY: run test test-fast lint format browser train-default bench bench-app clean
 
 $(RUNTIME): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ train-default: $(RUNTIME)
 ## Original recipe vs ours on the same split; writes bench/RESULTS.md (about an hour on 2 cores).
 bench: $(DEV)
 	$(PY) -m bench.run --data $(SKIN_DATA_DIR)
+
+## Cold start, upload-to-result latency, and ten concurrent sessions during training; appends to bench/RESULTS.md.
+bench-app: $(DEV) browser
+	$(PY) -m bench.app --data $(SKIN_DATA_DIR)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

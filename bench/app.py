@@ -1,0 +1,173 @@
+"""``make bench-app``: the app as a clinician meets it, in a real browser.
+
+Measures cold start (process start to first rendered page), upload to
+probabilities shown (p50/p95 over 20 uploads, one session), and the same for
+ten sessions at once while a training job runs. Appends to ``bench/RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO / "tests" / "e2e"))
+from e2e_support import IDLE, free_port, lesion  # noqa: E402
+
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
+
+
+def start_server(home: Path, port: int, data: str) -> subprocess.Popen:
+    env = dict(os.environ, SKIN_HOME=str(home), SKIN_DATA_DIR=data, SKIN_ADMIN_PASSWORD="bench")
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "streamlit_app.py",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def wait_healthy(url: str) -> None:
+    for _ in range(240):
+        try:
+            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).status == 200:
+                return
+        except OSError:
+            time.sleep(0.25)
+    raise RuntimeError("server did not start")
+
+
+async def classify_once(page, url: str, image: Path) -> float:
+    await page.goto(url + "/classify")
+    await page.wait_for_selector(IDLE, timeout=120_000)
+    start = time.perf_counter()
+    await page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(image))
+    await page.locator(".js-plotly-plot text.bartext").first.wait_for(timeout=120_000)
+    return time.perf_counter() - start
+
+
+async def session(browser, url: str, image: Path, uploads: int) -> list[float]:
+    context = await browser.new_context()
+    page = await context.new_page()
+    times = [await classify_once(page, url, image) for _ in range(uploads)]
+    await context.close()
+    return times
+
+
+async def measure(url: str, image: Path, start_job) -> dict:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=ARGS)
+        single = await session(browser, url, image, 20)
+        start_job()
+        concurrent = await asyncio.gather(*[session(browser, url, image, 2) for _ in range(10)])
+        await browser.close()
+    flat = [t for times in concurrent for t in times]
+    pct = lambda xs, q: float(np.percentile(xs, q))
+    return {
+        "single_p50_s": pct(single, 50),
+        "single_p95_s": pct(single, 95),
+        "ten_sessions_p50_s": pct(flat, 50),
+        "ten_sessions_p95_s": pct(flat, 95),
+        "ten_sessions_n": len(flat),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True)
+    args = parser.parse_args(argv)
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory() as scratch:
+        home, image = Path(scratch) / "home", Path(scratch) / "lesion.png"
+        from PIL import Image
+
+        Image.fromarray(lesion(11, 600)).save(image)
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        started = time.perf_counter()
+        server = start_server(home, port, args.data)
+        try:
+            wait_healthy(url)
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=ARGS)
+                page = browser.new_page()
+                page.goto(url)
+                page.get_by_text("Live model: version").first.wait_for(timeout=120_000)
+                cold = time.perf_counter() - started
+                browser.close()
+
+            def start_job():
+                env = dict(os.environ, SKIN_HOME=str(home))
+                code = (
+                    "from skin_model import jobs; from skin_model.config import TrainConfig; "
+                    f"jobs.start({args.data!r}, TrainConfig(epochs=3))"
+                )
+                subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, check=True)
+
+            results = asyncio.run(measure(url, image, start_job))
+            results["cold_start_s"] = cold
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            for job in (home / "jobs").glob("*/status.json"):
+                pid = json.loads(job.read_text()).get("pid")
+                if pid:
+                    with contextlib.suppress(OSError):
+                        os.killpg(pid, signal.SIGKILL)
+    (HERE / "app_results.json").write_text(json.dumps(results, indent=2))
+    text = (
+        "\n## The app in a real browser (`make bench-app`)\n\n"
+        "| measure | seconds |\n|---|---|\n"
+        f"| cold start: `streamlit run` to first rendered page with the live model | {results['cold_start_s']:.1f} |\n"
+        f"| upload to probabilities shown, one session, p50 / p95 of 20 | {results['single_p50_s']:.2f} / "
+        f"{results['single_p95_s']:.2f} |\n"
+        f"| same, 10 sessions at once while a training job runs, p50 / p95 of {results['ten_sessions_n']} | "
+        f"{results['ten_sessions_p50_s']:.2f} / {results['ten_sessions_p95_s']:.2f} |\n"
+    )
+    print(text)
+    results_md = HERE / "RESULTS.md"
+    body = results_md.read_text() if results_md.exists() else "# Benchmarks\n"
+    body = body.split("\n## The app in a real browser")[0].rstrip() + "\n" + text
+    results_md.write_text(body)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
