@@ -41,8 +41,8 @@ def render(metadata: dict) -> str:
         f"{training.get('seconds', 0) / 60:.1f} min in all), best epoch {training.get('best_epoch', '?')} "
         "by validation balanced accuracy.",
         f"- Temperature {metadata.get('temperature')}; melanoma alert at P(melanoma) >= "
-        f"{metadata.get('alert_threshold')} (chosen on validation for sensitivity >= "
-        f"{config.get('alert_sensitivity')}).",
+        f"{metadata.get('alert_threshold')} (chosen on validation so that melanoma sensitivity is at least "
+        f"{config.get('alert_sensitivity')} with 95% confidence).",
         "",
         "## Performance",
         "| split | images | accuracy | balanced accuracy | melanoma sensitivity | melanoma specificity | "

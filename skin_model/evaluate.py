@@ -73,13 +73,32 @@ def sensitivity_specificity(p_mel: np.ndarray, is_mel: np.ndarray, threshold: fl
     return sens, spec
 
 
+def wilson_lower(successes: int, n: int, z: float = 1.645) -> float:
+    """One-sided 95 % lower confidence bound of a proportion (Wilson score)."""
+    if n == 0:
+        return 0.0
+    p = successes / n
+    centre = p + z * z / (2 * n)
+    spread = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return float((centre - spread) / (1 + z * z / n))
+
+
 def alert_threshold(p_mel: np.ndarray, is_mel: np.ndarray, sensitivity: float) -> float:
-    """The highest threshold whose sensitivity on these labels reaches the target."""
+    """The highest threshold whose sensitivity is at least ``sensitivity`` with 95 % confidence.
+
+    A validation set holds only some fifty melanomas, so its point estimate of
+    sensitivity is noisy; requiring the lower confidence bound to reach the
+    target keeps the promise on new images too. With too few melanomas to
+    reach the bound, every validation melanoma must be caught.
+    """
     positives = np.sort(p_mel[is_mel.astype(bool)])
-    if len(positives) == 0:
+    n = len(positives)
+    if n == 0:
         return 0.5
-    k = int(np.floor((1 - sensitivity) * len(positives) + 1e-9))  # misses allowed
-    return float(positives[k])
+    misses = 0
+    while misses + 1 < n and wilson_lower(n - misses - 1, n) >= sensitivity:
+        misses += 1
+    return float(positives[misses])
 
 
 def operating_curve(p_mel: np.ndarray, is_mel: np.ndarray, extra: tuple[float, ...] = ()) -> list[dict[str, float]]:

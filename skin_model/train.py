@@ -224,15 +224,7 @@ def fit(splits: Splits, config: TrainConfig, progress: Path | None = None, shoul
         model.set_weights(progress_cb.best_weights)
     train_seconds = time.time() - started
 
-    val_logits = logits_of(model, splits.x["val"])
-    temperature = evaluate.fit_temperature(val_logits, splits.y["val"])
-    p_mel_val = evaluate.softmax(val_logits, temperature)[:, evaluate.MEL]
-    is_mel_val = splits.y["val"] == evaluate.MEL
-    # floor, not round: rounding up could push the smallest caught melanoma below the threshold
-    threshold = math.floor(evaluate.alert_threshold(p_mel_val, is_mel_val, config.alert_sensitivity) * 1e4) / 1e4
-    metrics = {"val": evaluate.report(val_logits, splits.y["val"], temperature, threshold)}
-    if len(splits.x["test"]):
-        metrics["test"] = evaluate.report(logits_of(model, splits.x["test"]), splits.y["test"], temperature, threshold)
+    calibration = calibrate(model, splits, config)
     metadata = {
         "classes": list(CLASSES),
         "image_size": config.image_size,
@@ -243,10 +235,7 @@ def fit(splits: Splits, config: TrainConfig, progress: Path | None = None, shoul
             "split_sizes": {k: len(v) for k, v in splits.records.items()},
             "balanced_counts": extra.after,
         },
-        "temperature": temperature,
-        "alert_threshold": threshold,
-        "operating_curve": evaluate.operating_curve(p_mel_val, is_mel_val, extra=(threshold,)),
-        "metrics": metrics,
+        **calibration,
         "training": {
             "seconds": round(train_seconds, 1),
             "epochs_run": len(progress_cb.history),
@@ -259,6 +248,25 @@ def fit(splits: Splits, config: TrainConfig, progress: Path | None = None, shoul
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }
     return TrainResult(model=model, metadata=metadata, history=progress_cb.history)
+
+
+def calibrate(model, splits: Splits, config: TrainConfig) -> dict:
+    """Temperature and melanoma alert threshold fitted on validation; metrics of every held-out split."""
+    val_logits = logits_of(model, splits.x["val"])
+    temperature = evaluate.fit_temperature(val_logits, splits.y["val"])
+    p_mel_val = evaluate.softmax(val_logits, temperature)[:, evaluate.MEL]
+    is_mel_val = splits.y["val"] == evaluate.MEL
+    # floor, not round: rounding up could push the smallest caught melanoma below the threshold
+    threshold = math.floor(evaluate.alert_threshold(p_mel_val, is_mel_val, config.alert_sensitivity) * 1e4) / 1e4
+    metrics = {"val": evaluate.report(val_logits, splits.y["val"], temperature, threshold)}
+    if len(splits.x["test"]):
+        metrics["test"] = evaluate.report(logits_of(model, splits.x["test"]), splits.y["test"], temperature, threshold)
+    return {
+        "temperature": temperature,
+        "alert_threshold": threshold,
+        "operating_curve": evaluate.operating_curve(p_mel_val, is_mel_val, extra=(threshold,)),
+        "metrics": metrics,
+    }
 
 
 def run(

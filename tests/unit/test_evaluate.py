@@ -57,18 +57,32 @@ def test_roc_auc_is_none_with_only_one_class(positive):
     assert ev.roc_auc(np.array([0.1, 0.4, 0.6, 0.9]), positive) is None
 
 
-@pytest.mark.parametrize("target", [0.85, 0.9, 0.95])
-def test_alert_threshold_is_the_highest_that_reaches_the_target_sensitivity(target):
+@pytest.mark.parametrize("target", [0.85, 0.9])
+def test_alert_threshold_is_the_highest_whose_sensitivity_bound_reaches_the_target(target):
     rng = np.random.default_rng(0)
-    p_mel = rng.uniform(size=200)
-    is_mel = rng.uniform(size=200) < p_mel  # higher score, more likely melanoma
+    p_mel = rng.uniform(size=400)
+    is_mel = rng.uniform(size=400) < p_mel  # higher score, more likely melanoma
+    n = int(is_mel.sum())
 
     threshold = ev.alert_threshold(p_mel, is_mel, target)
 
-    sensitivity, _ = ev.sensitivity_specificity(p_mel, is_mel, threshold)
-    just_above, _ = ev.sensitivity_specificity(p_mel, is_mel, np.nextafter(threshold, 1))
-    assert sensitivity >= target
-    assert just_above < target
+    caught = int((p_mel[is_mel] >= threshold).sum())
+    caught_above = int((p_mel[is_mel] >= np.nextafter(threshold, 1)).sum())
+    assert ev.wilson_lower(caught, n) >= target
+    assert ev.wilson_lower(caught_above, n) < target
+    assert caught / n > target  # the point estimate sits above the promised floor
+
+
+def test_wilson_lower_bound_is_below_the_proportion_and_tightens_with_more_data():
+    assert ev.wilson_lower(45, 50) < 0.9
+    assert ev.wilson_lower(450, 500) > ev.wilson_lower(45, 50)
+    assert ev.wilson_lower(0, 0) == 0.0
+
+
+def test_alert_threshold_catches_every_melanoma_when_there_are_too_few_for_the_bound():
+    p_mel = np.array([0.2, 0.5, 0.9, 0.1])
+    is_mel = np.array([True, True, True, False])
+    assert ev.alert_threshold(p_mel, is_mel, 0.85) == 0.2
 
 
 def test_alert_threshold_without_melanoma_examples_falls_back_to_one_half():
