@@ -15,7 +15,7 @@ from pages.common import live_predictor, pct
 from skin_model import explain
 from skin_model.errors import SkinModelError
 from skin_model.images import decode
-from skin_model.predict import alert_options, batch_rows, operating_point
+from skin_model.predict import NOT_A_LESION, alert_options, batch_rows, operating_point
 
 TYPES = ["jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp"]
 RISK_COLOURS = {"malignant": "#c0392b", "pre-malignant": "#d68910", "benign": "#1e8449"}
@@ -99,20 +99,28 @@ for upload in files:
                 shown = explain.overlay(pixels, cam)
             st.image(shown, caption=name + (" (Grad-CAM)" if use_cam else ""), width="stretch")
         with right:
-            if result.melanoma_alert:
+            if not result.lesion_like:
                 st.error(
-                    f"**Melanoma alert**: P(melanoma) {result.melanoma_probability:.1%} reaches the alert "
-                    f"threshold {threshold:.3g}. Consider excision or biopsy.",
-                    icon=":material/warning:",
+                    "**No diagnosis**: this looks unlike the dermoscopic images the model was trained on "
+                    "(a face, a document, a blank or noisy frame?). The probabilities below are not meaningful.",
+                    icon=":material/block:",
                 )
-            colour = RISK_COLOURS[result.risk_group]
-            st.markdown(
-                f"### {result.top_class.capitalize()}: {result.top_probability:.1%}\n"
-                f"Risk group: <span style='color:{colour};font-weight:600'>{result.risk_group}</span>",
-                unsafe_allow_html=True,
-            )
+            else:
+                if result.melanoma_alert:
+                    st.error(
+                        f"**Melanoma alert**: P(melanoma) {result.melanoma_probability:.1%} reaches the alert "
+                        f"threshold {threshold:.3g}. Consider excision or biopsy.",
+                        icon=":material/warning:",
+                    )
+                colour = RISK_COLOURS[result.risk_group]
+                st.markdown(
+                    f"### {result.top_class.capitalize()}: {result.top_probability:.1%}\n"
+                    f"Risk group: <span style='color:{colour};font-weight:600'>{result.risk_group}</span>",
+                    unsafe_allow_html=True,
+                )
             for warning in result.warnings:
-                st.warning(warning)
+                if warning != NOT_A_LESION:
+                    st.warning(warning)
             st.plotly_chart(probability_chart(result.probabilities), width="stretch", key=f"chart-{name}")
 
 if results:

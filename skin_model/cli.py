@@ -147,6 +147,9 @@ def cmd_predict(args) -> int:
         if args.json:
             print(json.dumps(result.to_dict()))
         else:
+            if not result.lesion_like:
+                print(f"{path}: no diagnosis, probably not a dermoscopic lesion image")
+                continue
             alert = "  MELANOMA ALERT" if result.melanoma_alert else ""
             print(
                 f"{path}: {result.top_class} {result.top_probability:.1%} ({result.risk_group}), "

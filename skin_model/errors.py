@@ -19,3 +19,7 @@ class DatasetError(SkinModelError):
 
 class RegistryError(SkinModelError):
     """A model version is missing, corrupt or not allowed."""
+
+
+class Cancelled(SkinModelError):
+    """A training run stopped because a cancel was requested; nothing was registered."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from skin_model.config import REPO_ROOT, TrainConfig, skin_home
-from skin_model.errors import SkinModelError
+from skin_model.errors import Cancelled, SkinModelError
 from skin_model.registry import write_json
 
 ACTIVE = ("SCHEDULED", "RUNNING")
@@ -30,10 +30,6 @@ WORKER = "skin_model.jobs"
 
 class JobError(SkinModelError):
     """A job cannot be started or changed."""
-
-
-class Cancelled(SkinModelError):
-    """Raised inside the worker when a cancel was requested."""
 
 
 @dataclass(frozen=True)

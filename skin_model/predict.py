@@ -16,6 +16,7 @@ import numpy as np
 from skin_model import CLASSES, images
 from skin_model.config import MALIGNANT, MELANOMA, PRE_MALIGNANT
 from skin_model.evaluate import softmax
+from skin_model.outliers import OutlierCheck
 from skin_model.registry import Registry, Version
 from skin_model.runtime import tensorflow
 
@@ -38,6 +39,7 @@ class Prediction:
     alert_threshold: float
     warnings: list[str] = field(default_factory=list)
     model_version: int | None = None
+    lesion_like: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -80,8 +82,7 @@ class Predictor:
         spec = [tf.TensorSpec([None, None, None, 3], tf.float32)]
         self._forward = tf.function(lambda x: self._net(x, training=False), input_signature=spec)
         self._tta = tf.function(self._dihedral_forward, input_signature=spec)
-        ood = self.metadata.get("feature_stats")
-        self._ood = None if not ood else (np.array(ood["mean"]), np.array(ood["std"]), float(ood["threshold"]))
+        self._outliers = OutlierCheck(self.metadata.get("outliers"))
 
     def _dihedral_forward(self, x):
         tf = tensorflow()
@@ -118,7 +119,8 @@ class Predictor:
         top = int(probs.argmax())
         p_mel = round(float(probs[CLASSES.index(MELANOMA)]), 6)  # the alert agrees with the number shown
         warnings = images.quality(pixels).warnings()
-        if self._is_outlier(features.mean(axis=0)):
+        lesion_like = not self._outliers.reasons(pixels, features.mean(axis=0, keepdims=True))
+        if not lesion_like:
             warnings.append(NOT_A_LESION)
         entropy = float(-(probs * np.log(np.clip(probs, 1e-12, 1))).sum() / np.log(len(CLASSES)))
         if probs[top] < UNCERTAIN_TOP or entropy > UNCERTAIN_ENTROPY:
@@ -134,6 +136,7 @@ class Predictor:
             alert_threshold=threshold,
             warnings=warnings,
             model_version=self.version.number,
+            lesion_like=lesion_like,
         )
 
     def predict_bytes(self, data: bytes, name: str, tta: bool = False, threshold: float | None = None) -> Prediction:
@@ -141,36 +144,6 @@ class Predictor:
 
     def predict_file(self, path: Path, tta: bool = False, threshold: float | None = None) -> Prediction:
         return self.predict(images.decode(path), name=str(path), tta=tta, threshold=threshold)
-
-    def _is_outlier(self, features: np.ndarray) -> bool:
-        """Far from the training images in feature space (diagonal Mahalanobis)."""
-        if self._ood is None:
-            return False
-        mean, std, limit = self._ood
-        return float(np.sqrt((((features - mean) / std) ** 2).mean())) > limit
-
-
-def feature_stats(model, train_x: np.ndarray, val_x: np.ndarray, quantile: float = 0.995) -> dict:
-    """Per-feature mean and spread of training originals, and the validation distance limit."""
-    tf = tensorflow()
-    import keras
-
-    net = keras.Model(model.inputs, model.get_layer("features").output)
-
-    def embed(x: np.ndarray) -> np.ndarray:
-        return np.concatenate(
-            [net(tf.constant(x[i : i + 128], tf.float32), training=False).numpy() for i in range(0, len(x), 128)]
-        )
-
-    train_f = embed(train_x)
-    mean, std = train_f.mean(axis=0), train_f.std(axis=0) + 1e-3
-    distances = np.sqrt((((embed(val_x) - mean) / std) ** 2).mean(axis=1))
-    limit = float(np.quantile(distances, quantile)) * 1.25
-    return {
-        "mean": [round(float(v), 6) for v in mean],
-        "std": [round(float(v), 6) for v in std],
-        "threshold": round(limit, 4),
-    }
 
 
 def alert_options(metadata: dict, min_sensitivity: float = 0.70) -> list[float]:

@@ -18,7 +18,7 @@ import numpy as np
 
 from skin_model import CLASSES, audit, balance, dataset, evaluate
 from skin_model.config import TrainConfig
-from skin_model.errors import DatasetError
+from skin_model.errors import Cancelled, DatasetError
 from skin_model.runtime import seed_everything, tensorflow
 
 
@@ -278,7 +278,7 @@ def run(
     should_stop=None,
 ):
     """The whole stage: prepare, fit, fit the out-of-distribution limit, register."""
-    from skin_model.predict import feature_stats
+    from skin_model.outliers import fit_reference
     from skin_model.registry import Registry
 
     log = ProgressLog(progress)
@@ -286,12 +286,10 @@ def run(
     splits = prepare(root, config)
     result = fit(splits, config, progress, should_stop)
     if should_stop and should_stop():
-        from skin_model.jobs import Cancelled
-
         log.write("cancelled")
         raise Cancelled("training was cancelled; nothing was registered")
     metadata = dict(result.metadata, data=dict(result.metadata["data"], root=str(Path(root).resolve())))
-    metadata["feature_stats"] = feature_stats(result.model, splits.x["train"], splits.x["val"])
+    metadata["outliers"] = fit_reference(result.model, splits.x["train"], splits.x["val"])
     version = (registry or Registry()).register(result.model, metadata, activate=activate)
     log.write("registered", version=version.number, live=activate)
     return version

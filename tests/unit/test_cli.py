@@ -102,7 +102,7 @@ def test_predict_with_only_good_files_exits_0(capsys, live_tiny_model, tmp_path,
 def test_predict_when_no_version_is_live_exits_2_with_one_error_line(capsys, tiny_model, tmp_path, blob, encode):
     from skin_model.registry import Registry
 
-    Registry().register(tiny_model, {}, activate=False)
+    Registry(seed_dir=None).register(tiny_model, {}, activate=False)  # a registry with no default to seed
     good = tmp_path / "good.jpg"
     good.write_bytes(encode(blob(seed=3)))
 

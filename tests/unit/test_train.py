@@ -51,11 +51,14 @@ def test_metadata_has_validation_metrics_and_a_calibrated_alert(trained):
     assert [row["threshold"] for row in metadata["operating_curve"]][:2] == [0.01, 0.02]
 
 
-def test_metadata_has_the_feature_stats_of_the_out_of_distribution_check(trained):
-    stats = trained["version"].metadata["feature_stats"]
+def test_metadata_has_the_reference_of_the_not_a_lesion_check(trained):
+    reference = trained["version"].metadata["outliers"]
 
-    assert len(stats["mean"]) == len(stats["std"]) == 16 * CONFIG.width
-    assert stats["threshold"] > 0
+    assert len(reference["mean"]) == 16 * CONFIG.width
+    assert len(reference["components"]) == len(reference["variances"]) <= 32
+    assert reference["feature_limit"] > 0
+    for low, high in reference["image_ranges"].values():
+        assert low <= high
 
 
 def test_metadata_records_two_epochs_of_history_and_the_config(trained):
