@@ -17,7 +17,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -25,51 +24,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
-from e2e_support import IDLE, free_port, lesion  # noqa: E402
-
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-dev-shm-usage",
-]
-
-
-def start_server(home: Path, port: int, data: str) -> subprocess.Popen:
-    env = dict(os.environ, SKIN_HOME=str(home), SKIN_DATA_DIR=data, SKIN_ADMIN_PASSWORD="bench")
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "streamlit_app.py",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
-def wait_healthy(url: str) -> None:
-    for _ in range(240):
-        try:
-            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).status == 200:
-                return
-        except OSError:
-            time.sleep(0.25)
-    raise RuntimeError("server did not start")
+from e2e_support import CHROMIUM, CHROMIUM_ARGS, IDLE, free_port, lesion, start_app, wait_healthy  # noqa: E402
 
 
 async def classify_once(page, url: str, image: Path) -> float:
@@ -93,7 +48,7 @@ async def measure(url: str, image: Path, start_job) -> dict:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=ARGS)
+        browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         single = await session(browser, url, image, 20)
         start_job()
         concurrent = await asyncio.gather(*[session(browser, url, image, 2) for _ in range(10)])
@@ -123,11 +78,14 @@ def main(argv: list[str] | None = None) -> int:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         started = time.perf_counter()
-        server = start_server(home, port, args.data)
+        server = start_app(
+            port, subprocess.DEVNULL, SKIN_HOME=str(home), SKIN_DATA_DIR=args.data, SKIN_ADMIN_PASSWORD="bench"
+        )
         try:
-            wait_healthy(url)
+            if not wait_healthy(url, timeout=120):
+                raise RuntimeError("the app did not start")
             with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=ARGS)
+                browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
                 page = browser.new_page()
                 page.goto(url)
                 page.get_by_text("Live model: version").first.wait_for(timeout=120_000)

@@ -3,31 +3,14 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from e2e_support import PASSWORD, free_port, lesion
+from e2e_support import CHROMIUM, CHROMIUM_ARGS, PASSWORD, free_port, lesion, start_app, wait_healthy
 from PIL import Image
 
 from skin_model import CLASSES
-
-REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-dev-shm-usage",
-]
 
 
 @pytest.fixture(scope="session")
@@ -48,43 +31,12 @@ def app_server(tmp_path_factory, tiny_dataset):
         pytest.fail("Debian chromium is missing: `make test` installs it (apt-get install chromium)")
     home = tmp_path_factory.mktemp("skin-home")
     port = free_port()
-    env = dict(
-        os.environ, SKIN_HOME=str(home), SKIN_ADMIN_PASSWORD=PASSWORD, SKIN_DATA_DIR=str(tiny_dataset), SKIN_THREADS="2"
-    )
     log = (home / "server.log").open("w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "streamlit_app.py",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-            "--browser.gatherUsageStats",
-            "false",
-            "--server.fileWatcherType",
-            "none",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    process = start_app(
+        port, log, SKIN_HOME=str(home), SKIN_ADMIN_PASSWORD=PASSWORD, SKIN_DATA_DIR=str(tiny_dataset), SKIN_THREADS="2"
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
+    if not wait_healthy(url):
         process.kill()
         pytest.fail(f"streamlit did not become healthy: {(home / 'server.log').read_text()[-2000:]}")
     yield {"url": url, "home": home, "process": process}
