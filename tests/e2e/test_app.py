@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -102,3 +104,38 @@ def test_retrain_from_the_browser_and_make_it_live(app_server, page):
     wait_idle(page)
     assert json.loads((home / "models" / "live.json").read_text())["version"] == 2
     page.get_by_text("Live model: version 2").first.wait_for(timeout=30_000)
+
+
+def test_a_running_job_is_still_shown_after_the_app_restarts(tiny_dataset, tmp_path, browser, monkeypatch):
+    from e2e_support import free_port, start_app, wait_healthy
+
+    from skin_model import jobs
+    from skin_model.config import BalanceConfig, TrainConfig
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("SKIN_HOME", str(home))
+    endless = TrainConfig(epochs=200, image_size=32, batch_size=4, width=4, balance=BalanceConfig(n=40))
+    job = jobs.start(tiny_dataset, endless)
+    try:
+        for _ in range(2):  # the app before and after a hard restart
+            port = free_port()
+            with (tmp_path / "server.log").open("a") as log:
+                server = start_app(port, log, SKIN_HOME=str(home))
+            url = f"http://127.0.0.1:{port}"
+            assert wait_healthy(url)
+            context = browser.new_context(viewport={"width": 1400, "height": 1800})
+            page = context.new_page()
+            open_page(page, url + "/retrain")
+            page.get_by_text("RUNNING", exact=True).wait_for(timeout=60_000)
+            page.get_by_text(re.compile(r"^epoch \d+/200")).wait_for(timeout=60_000)
+            context.close()
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=20)
+            assert jobs.refresh(job).state == "RUNNING"  # the worker outlives the server
+    finally:
+        jobs.cancel(jobs.refresh(job))
+        for _ in range(300):
+            if not jobs.refresh(job).active:
+                break
+            time.sleep(0.2)
+    assert jobs.refresh(job).state == "KILLED"
