@@ -106,3 +106,44 @@ def test_a_short_job_finishes_and_registers_one_version_without_making_it_live(c
     versions, live_after = registry_state()
     assert versions == [*before_versions, ended.status["version"]]
     assert live_after == live
+
+
+@pytest.fixture
+def small_models_fs(skin_home):
+    """``SKIN_HOME/models`` on its own 4 MB tmpfs, seeded with the default model (needs root)."""
+    import subprocess
+
+    models = skin_home / "models"
+    models.mkdir()
+    if (
+        os.geteuid() != 0
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(models)], capture_output=True
+        ).returncode
+    ):
+        pytest.skip("needs root to mount a small tmpfs for the state folder")
+    try:
+        Registry().versions()  # seed the committed default model as live version 1
+        yield models
+    finally:
+        subprocess.run(["umount", "-l", str(models)], check=False)
+
+
+QUICK = TrainConfig(epochs=1, image_size=32, batch_size=8, width=4, balance=BalanceConfig(strategy="target", n=8))
+
+
+@pytest.mark.parametrize("fault", ["full", "read-only"])
+def test_a_state_folder_that_cannot_be_written_fails_the_job_and_changes_nothing(clean_dataset, small_models_fs, fault):
+    import subprocess
+
+    before = registry_state()
+    if fault == "full":
+        subprocess.run(["dd", "if=/dev/zero", f"of={small_models_fs / 'filler'}", "bs=64k"], capture_output=True)
+    else:
+        subprocess.run(["mount", "-o", "remount,ro", str(small_models_fs)], check=True)
+    job = jobs.start(clean_dataset.root, QUICK)
+    ended = wait_for(lambda: finished(job), timeout=180, what="the job to end")
+    assert ended.state == "FAILED"
+    assert "could not write to the state folder" in ended.status["error"]
+    assert registry_state() == before
+    assert not [p for p in small_models_fs.iterdir() if p.name.startswith(".staging")]
