@@ -56,4 +56,4 @@ bench-app: $(DEV) browser
 	$(PY) -m bench.app --data $(SKIN_DATA_DIR)
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache  # never var/: it holds the registry and the live model

@@ -81,7 +81,7 @@ def probability_chart(probabilities: dict[str, float]) -> go.Figure:
 
 
 results = []
-for upload in files:
+for index, upload in enumerate(files):
     name = upload.name
     with st.container(border=True):
         try:
@@ -108,27 +108,37 @@ for upload in files:
             else:
                 if result.melanoma_alert:
                     st.error(
-                        f"**Melanoma alert**: P(melanoma) {result.melanoma_probability:.1%} reaches the alert "
+                        f"**Melanoma alert**: P(melanoma) {result.alert_probability:.1%} reaches the alert "
                         f"threshold {threshold:.3g}. Consider excision or biopsy.",
                         icon=":material/warning:",
                     )
                 colour = RISK_COLOURS[result.risk_group]
                 st.markdown(
                     f"### {result.top_class.capitalize()}: {result.top_probability:.1%}\n"
-                    f"Risk group: <span style='color:{colour};font-weight:600'>{result.risk_group}</span>",
+                    "Risk group (all classes summed): "
+                    f"<span style='color:{colour};font-weight:600'>{result.risk_group}</span>",
                     unsafe_allow_html=True,
                 )
             for warning in result.warnings:
                 if warning != NOT_A_LESION:
                     st.warning(warning)
-            st.plotly_chart(probability_chart(result.probabilities), width="stretch", key=f"chart-{name}")
+            st.plotly_chart(probability_chart(result.probabilities), width="stretch", key=f"chart-{index}")
 
 if results:
     st.subheader("Summary")
     when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     rows = batch_rows(results, when)
     table = pd.DataFrame(rows)[
-        ["file", "top_class", "top_probability", "risk_group", "melanoma_probability", "melanoma_alert", "warnings"]
+        [
+            "file",
+            "lesion_like",
+            "top_class",
+            "top_probability",
+            "risk_group",
+            "melanoma_probability",
+            "melanoma_alert",
+            "warnings",
+        ]
     ]
     st.dataframe(table, hide_index=True, width="stretch")
     buffer = io.StringIO()

@@ -41,7 +41,7 @@ def _predictor(number: int, sha: str) -> Predictor:
 
 
 def live_predictor() -> Predictor | None:
-    """The live model, or the last good one when the live file is refused."""
+    """The live model, or the last previously-live one when the live file is refused."""
     registry = Registry()
     try:
         version = registry.live()
@@ -49,14 +49,15 @@ def live_predictor() -> Predictor | None:
         return _predictor(version.number, version.metadata.get("sha256", ""))
     except SkinModelError as error:
         st.error(f"The live model cannot be used: {error}")
-        for version in reversed(registry.versions()):
-            try:
-                registry.verify(version)
-                st.warning(f"Using model version {version.number}, the newest one that passes its checksum.")
-                return _predictor(version.number, version.metadata.get("sha256", ""))
-            except SkinModelError:
-                continue
+    try:
+        fallback = registry.last_good_live()
+    except SkinModelError:
+        fallback = None
+    if fallback is None:
+        st.error("No previously approved model passes its checksum; ask an administrator to make one live.")
         return None
+    st.warning(f"Using model version {fallback.number}, the last approved live version that passes its checksum.")
+    return _predictor(fallback.number, fallback.metadata.get("sha256", ""))
 
 
 def admin_password() -> str | None:

@@ -17,14 +17,17 @@ st.markdown(
 predictor = live_predictor()
 if predictor is not None:
     meta = predictor.metadata
+    split = "test" if "test" in meta.get("metrics", {}) else "validation"
     test = meta.get("metrics", {}).get("test") or meta.get("metrics", {}).get("val", {})
     st.subheader(f"Live model: version {predictor.version.number}")
-    st.caption(f"Registered {predictor.version.created}. Figures on held-out test images the model never saw.")
+    st.caption(
+        f"Registered {predictor.version.created}. Figures on held-out {split} images the model never trained on."
+    )
     cols = st.columns(4)
     cols[0].metric("Balanced accuracy", pct(test.get("balanced_accuracy")))
     cols[1].metric("Melanoma sensitivity", pct(test.get("melanoma_sensitivity")))
     cols[2].metric("Melanoma specificity", pct(test.get("melanoma_specificity")))
-    cols[3].metric("Melanoma alert at P(melanoma) ≥", f"{meta.get('alert_threshold', 0):.2f}")
+    cols[3].metric("Melanoma alert at P(melanoma) ≥", f"{meta.get('alert_threshold', 0):.3g}")
 
 st.subheader("Pages")
 st.page_link("pages/classify.py", label="Classify: upload images and read the probabilities", icon=":material/biotech:")

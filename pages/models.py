@@ -60,7 +60,6 @@ if admin_gate("Changing the live model"):
     if st.button("Make live", type="primary", disabled=target == live):
         try:
             registry.activate(target)
-            st.cache_resource.clear()
             st.success(f"Version {target} is now live.")
             st.rerun()
         except SkinModelError as error:

@@ -79,7 +79,10 @@ def job_panel() -> None:
     if epochs:
         st.plotly_chart(curves(epochs), width="stretch", key="curves")
     if job.active and admin and st.button("Cancel job", type="secondary"):
-        jobs.cancel(job)
+        try:
+            jobs.cancel(job)
+        except SkinModelError as error:
+            st.error(str(error))
         st.rerun(scope="fragment")
     if job.state in ("FAILED", "KILLED", "INTERRUPTED"):
         st.error(
@@ -102,9 +105,9 @@ def finished_view(job: jobs.Job) -> None:
         return
     st.success(f"Training finished: registered model version {new.number}.")
     left, right = st.columns(2)
-    for column, version, title in (
-        (left, new, f"New: version {new.number}"),
-        (right, live, f"Live: version {live.number}"),
+    for column, version, title, side in (
+        (left, new, f"New: version {new.number}", "new"),
+        (right, live, f"Live: version {live.number}", "live"),
     ):
         with column:
             st.markdown(f"**{title}**")
@@ -114,13 +117,16 @@ def finished_view(job: jobs.Job) -> None:
                 f"{split} split: melanoma sensitivity {pct(metrics['melanoma_sensitivity'])}, "
                 f"balanced accuracy {pct(metrics['balanced_accuracy'])}"
             )
-            st.plotly_chart(confusion_figure(metrics["confusion"]), width="stretch", key=f"cm-{version.number}")
+            st.plotly_chart(confusion_figure(metrics["confusion"]), width="stretch", key=f"cm-{side}")
     st.dataframe(metrics_table([new, live]), width="stretch")
     if new.number == live.number:
         st.info(f"Version {new.number} is live.")
     elif admin and st.button(f"Make version {new.number} live", type="primary"):
-        registry.activate(new.number)
-        st.cache_resource.clear()
+        try:
+            registry.activate(new.number)
+        except SkinModelError as error:
+            st.error(str(error))
+            return
         st.rerun()
 
 

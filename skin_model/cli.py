@@ -123,7 +123,8 @@ def cmd_evaluate(args) -> int:
     result = evaluate_folder(predictor, _data(args.data))
     rows = [[name, m["precision"], m["recall"], m["f1"], m["support"]] for name, m in result["per_class"].items()]
     head = (
-        f"model {predictor.version.number} on {result['images']} images: accuracy {result['accuracy']}, "
+        f"model {predictor.version.number} on {result['images']} images ({result['scope']}): "
+        f"accuracy {result['accuracy']}, "
         f"balanced accuracy {result['balanced_accuracy']}, melanoma sensitivity "
         f"{result['melanoma_sensitivity']} / specificity {result['melanoma_specificity']} "
         f"at threshold {predictor.threshold}"

@@ -76,6 +76,13 @@ def user_folder(text: str) -> Path:
 
 def find_layout(root: Path | str) -> Layout:
     """Check a dataset folder and say what was expected when it is wrong."""
+    try:
+        return _find_layout(Path(root).expanduser())
+    except OSError as error:
+        raise DatasetError(f"{root}: cannot be read ({error.strerror or error})") from None
+
+
+def _find_layout(root: Path) -> Layout:
     root = Path(root).expanduser()
     expected = "expected <root>/Train/<class>/ (optionally <root>/Test/<class>/) or <root>/<class>/"
     if not root.exists():
@@ -99,6 +106,13 @@ def find_layout(root: Path | str) -> Layout:
 
 def list_files(layout: Layout) -> tuple[list[Record], list[Path]]:
     """Image records of every source, plus the files that are not images by name."""
+    try:
+        return _list_files(layout)
+    except OSError as error:
+        raise DatasetError(f"{layout.root}: a folder cannot be read ({error.strerror or error})") from None
+
+
+def _list_files(layout: Layout) -> tuple[list[Record], list[Path]]:
     records, skipped = [], []
     for source, folder in layout.sources.items():
         for label, class_dir in _class_dirs(folder).items():

@@ -150,13 +150,17 @@ def report(logits: np.ndarray, y: np.ndarray, temperature: float, threshold: flo
     for i, name in enumerate(CLASSES):
         tp = matrix[i, i]
         precision = tp / predicted[i] if predicted[i] else 0.0
-        recall = tp / support[i] if support[i] else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        recall = tp / support[i] if support[i] else None  # no images of this class: unknown, not 0
+        f1 = (
+            2 * precision * recall / (precision + recall)
+            if recall and precision + recall
+            else (None if recall is None else 0.0)
+        )
         auc = roc_auc(probs[:, i], y == i)
         per_class[name] = {
             "precision": round(float(precision), 4),
-            "recall": round(float(recall), 4),
-            "f1": round(float(f1), 4),
+            "recall": None if recall is None else round(float(recall), 4),
+            "f1": None if f1 is None else round(float(f1), 4),
             "support": int(support[i]),
             "roc_auc": None if auc is None else round(auc, 4),
         }
@@ -178,12 +182,25 @@ def report(logits: np.ndarray, y: np.ndarray, temperature: float, threshold: flo
 
 
 def evaluate_folder(predictor, root) -> dict:
-    """A registered model's metrics on any folder of class sub-folders (audited first)."""
-    from skin_model.audit import audit, usable
-    from skin_model.dataset import labels_of, load_pixels
-    from skin_model.train import logits_of
+    """A registered model's metrics on a labelled folder, never on images it was trained on.
 
-    records = usable(audit(root))
+    A ``Test`` source is used alone when there is one. When the folder is the
+    model's own training data (same fingerprint), only its held-out test split
+    is scored.
+    """
+    from skin_model.audit import audit, usable
+    from skin_model.config import TrainConfig
+    from skin_model.dataset import fingerprint, labels_of, load_pixels
+    from skin_model.train import logits_of, training_split
+
+    found = audit(root)
+    records = usable(found)
+    scope = "all images"
+    if any(r.source == "Test" for r in records):
+        records, scope = [r for r in records if r.source == "Test"], "the Test folder"
+    elif fingerprint(records, found.hashes) == predictor.metadata.get("data", {}).get("fingerprints", {}).get("all"):
+        config = TrainConfig.from_dict(predictor.metadata["config"])
+        records, scope = training_split(found, config)[1]["test"], "the model's held-out test split"
     y = labels_of(records)
     logits = logits_of(predictor.keras_model, load_pixels(records))
-    return report(logits, y, predictor.temperature, predictor.threshold)
+    return report(logits, y, predictor.temperature, predictor.threshold) | {"scope": scope}

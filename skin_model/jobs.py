@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass
@@ -96,23 +97,25 @@ def _lock_path() -> Path:
 
 
 def _acquire(job_id: str) -> None:
-    """Create the lock file exclusively; replace it only when its holder is dead."""
+    """Publish a complete lock file atomically (link never replaces); take over only a dead holder's lock."""
     jobs_dir().mkdir(parents=True, exist_ok=True)
-    for _ in range(2):
-        try:
-            fd = os.open(_lock_path(), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            holder = _read_json(_lock_path())
-            if holder and (
-                _alive(holder.get("pid")) or (time.time() - holder.get("time", 0) < 30 and not holder.get("pid"))
-            ):
-                raise JobError(f"a training job is already running (job {holder.get('job')})") from None
-            _release(holder.get("job") if holder else None)
-            continue
-        with os.fdopen(fd, "w") as handle:
-            json.dump({"job": job_id, "pid": None, "time": time.time()}, handle)
-        return
-    raise JobError("could not take the training lock; try again")
+    fd, tmp = tempfile.mkstemp(dir=jobs_dir(), prefix=".lock-")
+    with os.fdopen(fd, "w") as handle:
+        json.dump({"job": job_id, "pid": None, "time": time.time()}, handle)
+    try:
+        for _ in range(2):
+            try:
+                os.link(tmp, _lock_path())  # fails if a lock exists: a reader never sees a half-written one
+                return
+            except FileExistsError:
+                holder = _read_json(_lock_path()) or {}
+                young = time.time() - holder.get("time", 0) < 30
+                if _alive(holder.get("pid")) or (young and not holder.get("pid")):
+                    raise JobError(f"a training job is already running (job {holder.get('job')})") from None
+                _release(holder.get("job"))
+        raise JobError("could not take the training lock; try again")
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def _release(job_id: str | None) -> None:
@@ -170,7 +173,6 @@ def start(data_root: Path | str, config: TrainConfig, activate: bool = False) ->
                 env=_worker_env(),
             )
         write_json(_lock_path(), {"job": job_id, "pid": process.pid, "time": time.time()})
-        status = _set_status(job_dir, pid=process.pid)
     except BaseException:
         _release(job_id)
         raise
@@ -184,13 +186,22 @@ def cancel(job: Job) -> None:
     (job.path / "cancel").touch()
 
 
+def _pid(job_id: str, status: dict) -> int | None:
+    """The worker's pid: from its status once running, else from the lock the starter wrote."""
+    if status.get("pid"):
+        return status["pid"]
+    holder = _read_json(_lock_path()) or {}
+    return holder.get("pid") if holder.get("job") == job_id else None
+
+
 def refresh(job: Job) -> Job:
     """Re-read a job's status; an active job whose process is gone becomes INTERRUPTED."""
     status = _read_json(job.path / "status.json") or job.status
-    if status.get("state") in ACTIVE and not _alive(status.get("pid")):
+    starting = status.get("state") == "SCHEDULED" and time.time() - status.get("created", 0) < 30
+    if status.get("state") in ACTIVE and not starting and not _alive(_pid(job.id, status)):
         time.sleep(0.2)  # the worker may be writing its final status right now
         status = _read_json(job.path / "status.json") or status
-        if status.get("state") in ACTIVE and not _alive(status.get("pid")):
+        if status.get("state") in ACTIVE and not _alive(_pid(job.id, status)):
             status = _set_status(
                 job.path,
                 state="INTERRUPTED",

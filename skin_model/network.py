@@ -72,6 +72,7 @@ def augmenter(seed: int):
 
 
 def resize(images, image_size: int):
-    """The same resize the model's first layer does, for pre-sizing training arrays once."""
+    """The same resize the model's first layer does, for pre-sizing training arrays once (kept as uint8)."""
     tf = tensorflow()
-    return tf.image.resize(tf.cast(images, tf.float32), (image_size, image_size), antialias=True).numpy()
+    sized = tf.image.resize(tf.cast(images, tf.float32), (image_size, image_size), antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(sized), 0, 255), tf.uint8).numpy()

@@ -40,6 +40,7 @@ class Prediction:
     warnings: list[str] = field(default_factory=list)
     model_version: int | None = None
     lesion_like: bool = True
+    alert_probability: float = 0.0  # the P(melanoma) compared with the threshold
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -51,6 +52,16 @@ def risk_group(name: str) -> str:
     if name in PRE_MALIGNANT:
         return "pre-malignant"
     return "benign"
+
+
+def grouped_risk(probabilities: np.ndarray, melanoma_alert: bool) -> str:
+    """The risk group with the most probability in total; never "benign" while the melanoma alert is on."""
+    if melanoma_alert:
+        return "malignant"
+    totals: dict[str, float] = {}
+    for name, p in zip(CLASSES, probabilities, strict=True):
+        totals[risk_group(name)] = totals.get(risk_group(name), 0.0) + float(p)
+    return max(totals, key=totals.get)
 
 
 def dihedral(batch):
@@ -114,10 +125,14 @@ class Predictor:
     ) -> Prediction:
         """Classify decoded RGB pixels (see ``images.decode``)."""
         logits, features = self.logits_features(pixels, tta)
-        probs = softmax(logits, self.temperature).mean(axis=0)
+        views = softmax(logits, self.temperature)
+        probs = views.mean(axis=0)
         threshold = self.threshold if threshold is None else float(threshold)
         top = int(probs.argmax())
-        p_mel = round(float(probs[CLASSES.index(MELANOMA)]), 6)  # the alert agrees with the number shown
+        mel = CLASSES.index(MELANOMA)
+        p_mel = round(float(probs[mel]), 6)
+        # the threshold was validated on single upright views: averaging views may only add alerts, never remove one
+        p_alert = max(p_mel, round(float(views[0, mel]), 6))
         warnings = images.quality(pixels).warnings()
         lesion_like = not self._outliers.reasons(pixels, features.mean(axis=0, keepdims=True))
         if not lesion_like:
@@ -130,9 +145,10 @@ class Predictor:
             probabilities={c: round(float(p), 6) for c, p in zip(CLASSES, probs, strict=True)},
             top_class=CLASSES[top],
             top_probability=round(float(probs[top]), 6),
-            risk_group=risk_group(CLASSES[top]),
+            risk_group=grouped_risk(probs, p_alert >= threshold),
             melanoma_probability=p_mel,
-            melanoma_alert=p_mel >= threshold,
+            melanoma_alert=p_alert >= threshold,
+            alert_probability=p_alert,
             alert_threshold=threshold,
             warnings=warnings,
             model_version=self.version.number,
@@ -171,6 +187,7 @@ def batch_rows(predictions: list[Prediction], when: str) -> list[dict]:
             "file": p.file,
             "model_version": p.model_version,
             "time": when,
+            "lesion_like": p.lesion_like,
             "top_class": p.top_class,
             "top_probability": p.top_probability,
             "risk_group": p.risk_group,

@@ -164,13 +164,35 @@ class Registry:
         return [Version(int(c.name), c, {}) for c in self.root.iterdir() if c.name.isdigit()]
 
     def activate(self, number: int) -> Version:
-        """Make a verified version live by atomically replacing the pointer."""
+        """Make a verified version live by atomically replacing the pointer (history kept for fallback)."""
         version = self.get(number)
         self.verify(version)
-        write_json(
-            self.root / LIVE_FILE, {"version": number, "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        )
+        history = [n for n in self.live_history() if n != number] + [number]
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        write_json(self.root / LIVE_FILE, {"version": number, "since": now, "history": history[-20:]})
         return version
+
+    def live_history(self) -> list[int]:
+        """Versions that have been live, oldest first, the current one last."""
+        try:
+            data = json.loads((self.root / LIVE_FILE).read_text())
+            return [int(n) for n in data.get("history", [data["version"]])]
+        except (OSError, ValueError, KeyError, TypeError):
+            return []
+
+    def last_good_live(self) -> Version | None:
+        """The most recent previously-live version that still passes its checksum (never an unapproved one)."""
+        current = self.live_number()
+        for number in reversed(self.live_history()):
+            if number == current:
+                continue
+            try:
+                version = self.get(number)
+                self.verify(version)
+                return version
+            except RegistryError:
+                continue
+        return None
 
     def _seed(self) -> None:
         """On a fresh machine, register the committed default model as version 1."""
@@ -178,11 +200,22 @@ class Registry:
             return
         if any(c.name.isdigit() for c in self.root.iterdir()) if self.root.exists() else False:
             return
+        try:
+            metadata = json.loads((self.seed_dir / METADATA_FILE).read_text())
+        except (OSError, ValueError) as error:
+            raise RegistryError(f"{self.seed_dir}: the default model's metadata cannot be read ({error})") from None
+        if sha256(self.seed_dir / MODEL_FILE) != metadata.get("sha256"):
+            raise RegistryError(f"{self.seed_dir}: the committed default model does not match its checksum")
         self.root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=self.root, prefix=".staging-"))
-        shutil.copy2(self.seed_dir / MODEL_FILE, staging / MODEL_FILE)
-        metadata = json.loads((self.seed_dir / METADATA_FILE).read_text())
-        if sha256(staging / MODEL_FILE) != metadata.get("sha256"):
+        try:
+            shutil.copy2(self.seed_dir / MODEL_FILE, staging / MODEL_FILE)
+            metadata = dict(metadata, sha256=sha256(staging / MODEL_FILE), version=1)
+            write_json(staging / METADATA_FILE, metadata)
+            os.rename(staging, self.root / "1")  # a second session seeding at once loses this rename
+        except OSError:
             shutil.rmtree(staging, ignore_errors=True)
-            raise RegistryError(f"{self.seed_dir}: the committed default model does not match its checksum")
-        self._commit(staging, metadata, activate=True)
+            if not (self.root / "1").exists():
+                raise
+        if not (self.root / LIVE_FILE).exists():
+            self.activate(1)

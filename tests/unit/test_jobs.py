@@ -47,7 +47,7 @@ def test_a_killed_worker_is_reported_interrupted_and_the_registry_is_untouched(c
     before = registry_state()
     job = jobs.start(clean_dataset.root, LONG)
     wait_for(lambda: training_steps(job), what="the worker to train")
-    os.kill(job.status["pid"], signal.SIGKILL)
+    os.kill(jobs.refresh(job).status["pid"], signal.SIGKILL)
     ended = wait_for(lambda: finished(job), what="the job to be seen as ended")
     assert ended.state == "INTERRUPTED"
     assert "stopped unexpectedly" in ended.status["error"]

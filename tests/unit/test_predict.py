@@ -7,7 +7,7 @@ import pytest
 
 from skin_model import CLASSES
 from skin_model.explain import gradcam, overlay
-from skin_model.predict import Predictor, risk_group
+from skin_model.predict import Predictor, grouped_risk, risk_group
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def test_top_class_is_the_most_probable_one(predictor, lesion):
     assert result.top_class == CLASSES[int(logits[0].argmax())]
     assert result.top_probability == max(result.probabilities.values())
     assert result.top_probability == result.probabilities[result.top_class]
-    assert result.risk_group == risk_group(result.top_class)
+    assert result.risk_group == grouped_risk(np.array(list(result.probabilities.values())), result.melanoma_alert)
 
 
 @pytest.mark.parametrize(
@@ -138,3 +138,14 @@ def test_overlay_keeps_the_image_shape_and_type(blob):
 
     assert blended.shape == pixels.shape and blended.dtype == np.uint8
     assert np.array_equal(blended[0, 0], pixels[0, 0])  # zero attention leaves the pixel alone
+
+
+def test_the_risk_group_sums_probabilities_and_is_never_benign_under_an_alert():
+    probs = np.zeros(len(CLASSES))
+    probs[CLASSES.index("nevus")], probs[CLASSES.index("melanoma")] = 0.4, 0.3
+    probs[CLASSES.index("basal cell carcinoma")] = 0.3
+    assert grouped_risk(probs, melanoma_alert=False) == "malignant"  # 0.6 malignant beats 0.4 benign
+    probs[:] = 0
+    probs[CLASSES.index("nevus")], probs[CLASSES.index("melanoma")] = 0.9, 0.1
+    assert grouped_risk(probs, melanoma_alert=False) == "benign"
+    assert grouped_risk(probs, melanoma_alert=True) == "malignant"

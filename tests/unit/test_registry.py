@@ -167,7 +167,7 @@ def test_a_default_model_that_does_not_match_its_checksum_is_refused(tmp_path, s
     with pytest.raises(RegistryError, match="checksum"):
         registry.versions()
 
-    assert [p.name for p in registry.root.iterdir()] == []  # the copy was cleaned up
+    assert not registry.root.exists() or not list(registry.root.iterdir())  # nothing copied, nothing left
 
 
 def test_the_default_root_is_under_skin_home(skin_home):

@@ -44,11 +44,13 @@ def test_a_tampered_model_file_is_refused_by_checksum(live_tiny_model):
 
 def test_the_app_falls_back_to_the_last_good_version_when_the_live_file_is_corrupt(tiny_model):
     registry = Registry()
-    good = registry.register(tiny_model, {"temperature": 1.0, "alert_threshold": 0.5})
+    good = registry.register(tiny_model, {"temperature": 1.0, "alert_threshold": 0.5}, activate=True)
+    never_live = registry.register(tiny_model, {"temperature": 1.0, "alert_threshold": 0.5})
     bad = registry.register(tiny_model, {"temperature": 1.0, "alert_threshold": 0.5}, activate=True)
     bad.model_path.write_bytes(b"not a keras file")
     at = AppTest.from_file(APP, default_timeout=120).run()
     assert not at.exception
     assert any("checksum" in e.value for e in at.error)
     assert any(f"Using model version {good.number}" in w.value for w in at.warning)
+    assert not any(f"version {never_live.number}" in w.value for w in at.warning)  # never approved, never used
     assert registry.live_number() == bad.number  # nothing silently rewritten
