@@ -23,7 +23,8 @@ def cached_audit(root: str, stamp: float) -> AuditReport:
 
 def folder_stamp(root: Path) -> float:
     """Changes when a class folder gains or loses files, so the audit is redone."""
-    return sum(p.stat().st_mtime for p in root.rglob("*") if p.is_dir())
+    folders = [root, *root.glob("*/"), *root.glob("*/*/")]  # the layout is at most two levels deep
+    return sum(p.stat().st_mtime for p in folders if p.is_dir())
 
 
 st.title("Dataset")
