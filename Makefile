@@ -47,7 +47,8 @@ format: $(DEV)
 train-default: $(RUNTIME)
 	$(PY) -m skin_model.default_model --data $(SKIN_DATA_DIR) --out models/default
 
-## Original recipe vs ours on the same split; writes bench/RESULTS.md (about an hour on 2 cores).
+## Original recipe vs ours on the same split; writes bench/RESULTS.md (about 2 hours on 2 cores;
+## `$(PY) -m bench.run --data DIR --ours committed --original-epochs 6` takes about 25 minutes).
 bench: $(DEV)
 	$(PY) -m bench.run --data $(SKIN_DATA_DIR)
 
