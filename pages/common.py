@@ -6,11 +6,10 @@ computation stays in ``skin_model``; this file only adapts it to Streamlit.
 
 from __future__ import annotations
 
-import os
-
 import streamlit as st
 
 from skin_model import auth
+from skin_model.card import pct  # noqa: F401 - re-exported for the pages
 from skin_model.errors import SkinModelError
 from skin_model.predict import Predictor
 from skin_model.registry import Registry
@@ -65,7 +64,7 @@ def admin_password() -> str | None:
         secret = st.secrets.get("admin_password")
     except Exception:
         secret = None
-    return os.environ.get("SKIN_ADMIN_PASSWORD") or secret or None
+    return auth.password_from_env() or secret or None
 
 
 def is_admin() -> bool:
@@ -92,7 +91,3 @@ def admin_gate(action: str) -> bool:
             except SkinModelError as error:
                 st.error(str(error))
     return False
-
-
-def pct(value: float | None) -> str:
-    return "n/a" if value is None or value != value else f"{value:.1%}"

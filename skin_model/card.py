@@ -5,7 +5,8 @@ from __future__ import annotations
 from skin_model import CLASSES
 
 
-def _pct(value) -> str:
+def pct(value) -> str:
+    """A share as a percentage; "n/a" when unknown (None or NaN)."""
     return "n/a" if value is None or value != value else f"{value:.1%}"
 
 
@@ -51,8 +52,8 @@ def render(metadata: dict) -> str:
     ]
     for split, m in metrics.items():
         lines.append(
-            f"| {split} | {m['images']} | {_pct(m['accuracy'])} | {_pct(m['balanced_accuracy'])} | "
-            f"{_pct(m['melanoma_sensitivity'])} | {_pct(m['melanoma_specificity'])} | "
+            f"| {split} | {m['images']} | {pct(m['accuracy'])} | {pct(m['balanced_accuracy'])} | "
+            f"{pct(m['melanoma_sensitivity'])} | {pct(m['melanoma_specificity'])} | "
             f"{m.get('melanoma_roc_auc')} | {m.get('ece')} |"
         )
     test = metrics.get("test") or metrics.get("val") or {}
@@ -66,9 +67,7 @@ def render(metadata: dict) -> str:
         ]
         for name in CLASSES:
             c = test["per_class"][name]
-            lines.append(
-                f"| {name} | {_pct(c['precision'])} | {_pct(c['recall'])} | {_pct(c['f1'])} | {c['support']} |"
-            )
+            lines.append(f"| {name} | {pct(c['precision'])} | {pct(c['recall'])} | {pct(c['f1'])} | {c['support']} |")
     lines += [
         "",
         "## Limits",
