@@ -1,9 +1,10 @@
 """Class balancing with Augmentor, generated from the training split only.
 
 New images are drawn from the training originals of each class (never from
-validation or test images), kept in a cache under ``SKIN_HOME/cache`` keyed
-by the training data and the settings, and reused when neither changed.
-The user's dataset folder is never written to.
+validation or test images) and written as PNG files to a cache under
+``SKIN_HOME/cache/balance``, keyed by the training data and the settings and
+reused when neither changed; training streams them from disk like the
+originals. The user's dataset folder is never written to.
 """
 
 from __future__ import annotations
@@ -12,22 +13,29 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from skin_model import CLASSES
 from skin_model.config import BalanceConfig, skin_home
+from skin_model.dataset import STORAGE_SIZE, Record, load_pixels
+
+MANIFEST = "manifest.json"
+SOURCES_CAP = 500  # originals decoded per class at most, whatever the dataset size
+CACHE_ENTRIES = 3  # balancing settings kept on disk
 
 
 @dataclass(frozen=True)
 class Balanced:
-    """Generated images and where they came from."""
+    """Generated image files and where they came from."""
 
-    images: np.ndarray  # (M, H, W, 3) uint8, generated only
+    paths: list[Path]  # PNG files in the cache, generated only
     labels: np.ndarray  # (M,) class indices
     before: dict[str, int]
     after: dict[str, int]
@@ -89,43 +97,92 @@ def sample(images: np.ndarray, n: int, config: BalanceConfig, seed: int) -> np.n
     return np.stack([np.asarray(item[0], dtype=np.uint8) for item in batch])
 
 
-def cache_key(train_fingerprint: str, config: BalanceConfig, shape: tuple[int, ...]) -> str:
-    payload = json.dumps({"data": train_fingerprint, "config": asdict(config), "shape": shape}, sort_keys=True)
+def cache_key(train_fingerprint: str, config: BalanceConfig) -> str:
+    payload = json.dumps({"data": train_fingerprint, "config": asdict(config), "size": STORAGE_SIZE}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
+def sources(records: list[Record], extra: int, seed: int) -> list[Record]:
+    """The originals a class's new images are drawn from: all, or a seeded subset when the class is large.
+
+    Bounds memory by the number of images generated, not by the dataset size.
+    """
+    cap = max(extra, SOURCES_CAP)
+    if len(records) <= cap:
+        return records
+    rng = np.random.default_rng(seed)
+    return [records[i] for i in sorted(rng.choice(len(records), cap, replace=False))]
+
+
 def balance(
-    images: np.ndarray, labels: np.ndarray, config: BalanceConfig, train_fingerprint: str, cache_dir: Path | None = None
+    records: list[Record], config: BalanceConfig, train_fingerprint: str, cache_dir: Path | None = None
 ) -> Balanced:
-    """Generate (or reuse) the extra images that balance the training split."""
+    """Generate (or reuse) the image files that balance the training split.
+
+    Written to a private folder and renamed into place, so a crash never
+    leaves half an entry and two workers generating the same entry at once
+    (they draw identical images from the same seed) both end up reading one.
+    """
     start = time.perf_counter()
-    before = {name: int((labels == i).sum()) for i, name in enumerate(CLASSES)}
+    before = {name: sum(r.label == name for r in records) for name in CLASSES}
     extra = plan(before, config)
     after = {name: before[name] + extra[name] for name in CLASSES}
     cache_dir = cache_dir or skin_home() / "cache" / "balance"
-    path = cache_dir / f"{cache_key(train_fingerprint, config, images.shape[1:])}.npz"
-    if path.exists():
-        with np.load(path) as stored:
-            return Balanced(stored["images"], stored["labels"], before, after, True, time.perf_counter() - start)
-    parts, part_labels = [], []
+    folder = cache_dir / cache_key(train_fingerprint, config)
+    if not (folder / MANIFEST).exists():
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".staging-"))
+        try:
+            _generate(records, extra, config, staging)
+            try:
+                os.rename(staging, folder)
+            except OSError:  # another worker finished the same entry first
+                if not (folder / MANIFEST).exists():
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        cached = False
+    else:
+        cached = True
+    now = time.time_ns()  # explicit: the file system's own clock may be too coarse to order two uses
+    os.utime(folder, ns=(now, now))  # most recently used: kept by evict()
+    entries = json.loads((folder / MANIFEST).read_text())
+    evict(cache_dir, keep=folder)
+    return Balanced(
+        paths=[folder / e["file"] for e in entries],
+        labels=np.array([CLASSES.index(e["label"]) for e in entries], dtype=np.int32),
+        before=before,
+        after=after,
+        cached=cached,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def _generate(records: list[Record], extra: dict[str, int], config: BalanceConfig, folder: Path) -> None:
+    """One class at a time, so at most one class's sources are decoded at once."""
+    entries = []
     for i, name in enumerate(CLASSES):
-        if extra[name]:
-            parts.append(sample(images[labels == i], extra[name], config, seed=config.seed * 1000 + i))
-            part_labels.append(np.full(extra[name], i, dtype=np.int32))
-    generated = np.concatenate(parts) if parts else np.empty((0, *images.shape[1:]), dtype=np.uint8)
-    new_labels = np.concatenate(part_labels) if part_labels else np.empty(0, dtype=np.int32)
-    _save_npz(path, images=generated, labels=new_labels)
-    return Balanced(generated, new_labels, before, after, False, time.perf_counter() - start)
+        if not extra[name]:
+            continue
+        seed = config.seed * 1000 + i
+        originals = load_pixels(sources([r for r in records if r.label == name], extra[name], seed))
+        for j, pixels in enumerate(sample(originals, extra[name], config, seed)):
+            file = f"{i}-{j:05d}.png"
+            Image.fromarray(pixels).save(folder / file, compress_level=1)  # pixels only: no metadata
+            entries.append({"file": file, "label": name})
+    (folder / MANIFEST).write_text(json.dumps(entries))
 
 
-def _save_npz(path: Path, **arrays: np.ndarray) -> None:
-    """Write atomically so a crash never leaves a half cache entry."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def evict(cache_dir: Path, keep: Path, entries: int = CACHE_ENTRIES) -> None:
+    """Remove all but the most recently used entries (each is hundreds of MB at the default settings)."""
+    ours = (p for p in cache_dir.iterdir() if (p / MANIFEST).is_file() or p.suffix == ".npz")  # .npz: older format
+    stale = sorted(
+        (p for p in ours if p != keep),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )[max(entries - 1, 0) :]
+    for path in stale:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)

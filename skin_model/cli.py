@@ -15,6 +15,7 @@ from pathlib import Path
 
 from skin_model import CLASSES
 from skin_model.config import BalanceConfig, TrainConfig, data_dir
+from skin_model.distribute import STRATEGIES
 from skin_model.errors import SkinModelError
 
 
@@ -84,9 +85,15 @@ def cmd_train(args) -> int:
         learning_rate=args.learning_rate,
         seed=args.seed,
         max_per_class=args.max_per_class,
+        width=args.width,
         balance=balance,
     )
-    version = train.run(_data(args.data), config, progress=args.progress, activate=args.activate)
+    version = train.run(
+        _data(args.data), config, progress=args.progress, activate=args.activate, strategy=args.strategy
+    )
+    if version is None:
+        _emit(args, {"version": None, "chief": False}, "this worker finished; the chief registers the version")
+        return 0
     metrics = version.metadata["metrics"]
     rows = [
         [split, m["accuracy"], m["balanced_accuracy"], m["melanoma_sensitivity"], m["melanoma_specificity"]]
@@ -228,6 +235,13 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--balance", choices=["add", "target", "none"], default=BalanceConfig.strategy)
     t.add_argument("--n", type=int, default=BalanceConfig.n)
     t.add_argument("--max-per-class", type=int, default=None, help="subsample for a quick run")
+    t.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default="default",
+        help="tf.distribute strategy: this device, all local GPUs, or a TF_CONFIG cluster",
+    )
+    t.add_argument("--width", type=int, default=defaults.width, help="network width (filters of the first layer)")
     t.add_argument("--progress", type=Path, help="append JSON-lines progress to this file")
     t.add_argument("--activate", action="store_true", help="make the new version live")
     t.set_defaults(run=cmd_train)

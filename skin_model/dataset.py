@@ -132,11 +132,16 @@ def load_pixels(records: list[Record], size: int = STORAGE_SIZE) -> np.ndarray:
     """Decode records into one ``(N, size, size, 3)`` uint8 array (audited files only)."""
     out = np.empty((len(records), size, size, 3), dtype=np.uint8)
     for i, record in enumerate(records):
-        pixels = decode(record.path)
-        if pixels.shape[:2] != (size, size):
-            pixels = np.asarray(Image.fromarray(pixels).resize((size, size), Image.Resampling.BILINEAR))
-        out[i] = pixels
+        out[i] = read_pixels(record.path, size)
     return out
+
+
+def read_pixels(path: Path | str, size: int = STORAGE_SIZE) -> np.ndarray:
+    """One audited file as ``(size, size, 3)`` uint8: the only decode training uses, in memory or streamed."""
+    pixels = decode(Path(path))
+    if pixels.shape[:2] != (size, size):
+        pixels = np.asarray(Image.fromarray(pixels).resize((size, size), Image.Resampling.BILINEAR))
+    return pixels
 
 
 def fingerprint(records: list[Record], hashes: dict[Path, str]) -> str:

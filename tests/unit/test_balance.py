@@ -1,23 +1,36 @@
-"""Balancing plans per-class counts, generates exactly that many images, and caches them."""
+"""Balancing plans per-class counts, generates exactly that many image files, and caches them."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
+from PIL import Image
 
 from skin_model import CLASSES
-from skin_model.balance import balance, counts_after, plan
+from skin_model.balance import MANIFEST, balance, counts_after, evict, plan, sources
 from skin_model.config import BalanceConfig
+from skin_model.dataset import STORAGE_SIZE, Record, load_pixels
 
 BEFORE = {"melanoma": 5, "nevus": 12}  # every other class has no originals
 
 
 @pytest.fixture
-def training_split(blob):
-    """Five melanoma and three nevus images, 48x48."""
-    labels = ["melanoma"] * 5 + ["nevus"] * 3
-    pixels = np.stack([blob(label, seed=i) for i, label in enumerate(labels)])
-    return pixels, np.array([CLASSES.index(label) for label in labels], dtype=np.int32)
+def training_split(blob, tmp_path):
+    """Five melanoma and three nevus images, 48x48 PNG files."""
+    folder = tmp_path / "originals"
+    folder.mkdir()
+    records = []
+    for i, label in enumerate(["melanoma"] * 5 + ["nevus"] * 3):
+        path = folder / f"{i}.png"
+        Image.fromarray(blob(label, seed=i)).save(path)
+        records.append(Record(path=path, label=label, source="Train"))
+    return records
+
+
+def pixels_of(result) -> np.ndarray:
+    return np.stack([np.asarray(Image.open(p)) for p in result.paths])
 
 
 CONFIG = BalanceConfig(strategy="target", n=7, seed=3)
@@ -66,88 +79,131 @@ def test_an_unknown_strategy_is_refused_naming_it():
 
 
 def test_balance_generates_exactly_the_planned_count_per_class(training_split, tmp_path):
-    pixels, labels = training_split
-
-    result = balance(pixels, labels, CONFIG, "fingerprint", cache_dir=tmp_path / "cache")
+    result = balance(training_split, CONFIG, "fingerprint", cache_dir=tmp_path / "cache")
 
     generated = {name: int((result.labels == i).sum()) for i, name in enumerate(CLASSES)}
     assert generated == plan(result.before, CONFIG)
     assert generated["melanoma"] == 2 and generated["nevus"] == 4
-    assert len(result.images) == len(result.labels) == 6
+    assert len(result.paths) == len(result.labels) == 6 and all(p.is_file() for p in result.paths)
     assert result.after["melanoma"] == result.after["nevus"] == 7
     assert not result.cached
 
 
-def test_generated_images_have_the_originals_shape_but_new_pixels(training_split, tmp_path):
-    pixels, labels = training_split
+def test_generated_images_have_the_storage_shape_but_new_pixels(training_split, tmp_path):
+    originals = load_pixels(training_split)
 
-    result = balance(pixels, labels, BalanceConfig(strategy="add", n=10, seed=3), "fp", cache_dir=tmp_path)
+    result = balance(training_split, BalanceConfig(strategy="add", n=10, seed=3), "fp", cache_dir=tmp_path)
 
-    assert result.images.shape[1:] == pixels.shape[1:] and result.images.dtype == np.uint8
-    copies = sum(any(np.array_equal(new, old) for old in pixels) for new in result.images)
-    assert copies < len(result.images) / 2
+    generated = pixels_of(result)
+    assert generated.shape[1:] == (STORAGE_SIZE, STORAGE_SIZE, 3) and generated.dtype == np.uint8
+    copies = sum(any(np.array_equal(new, old) for old in originals) for new in generated)
+    assert copies < len(generated) / 2
+
+
+def test_generated_files_carry_no_metadata(training_split, tmp_path):
+    result = balance(training_split, CONFIG, "fp", cache_dir=tmp_path)
+
+    with Image.open(result.paths[0]) as image:
+        assert image.format == "PNG" and not image.getexif() and set(image.info) <= {"dpi"}
 
 
 def test_balance_is_reproducible_for_a_seed(training_split, tmp_path):
-    pixels, labels = training_split
+    first = balance(training_split, CONFIG, "fp", cache_dir=tmp_path / "a")
+    second = balance(training_split, CONFIG, "fp", cache_dir=tmp_path / "b")
 
-    first = balance(pixels, labels, CONFIG, "fp", cache_dir=tmp_path / "a")
-    second = balance(pixels, labels, CONFIG, "fp", cache_dir=tmp_path / "b")
-
-    assert np.array_equal(first.images, second.images)
+    assert np.array_equal(pixels_of(first), pixels_of(second))
     assert np.array_equal(first.labels, second.labels)
 
 
 def test_balance_reuses_the_cache_for_the_same_data_and_settings(training_split, tmp_path):
-    pixels, labels = training_split
     cache = tmp_path / "cache"
-    first = balance(pixels, labels, CONFIG, "fp", cache_dir=cache)
+    first = balance(training_split, CONFIG, "fp", cache_dir=cache)
 
-    again = balance(pixels, labels, CONFIG, "fp", cache_dir=cache)
+    again = balance(training_split, CONFIG, "fp", cache_dir=cache)
 
     assert again.cached
-    assert np.array_equal(again.images, first.images) and np.array_equal(again.labels, first.labels)
+    assert again.paths == first.paths and np.array_equal(again.labels, first.labels)
 
 
 def test_new_data_or_settings_do_not_reuse_the_cache(training_split, tmp_path):
-    pixels, labels = training_split
-    balance(pixels, labels, CONFIG, "fp", cache_dir=tmp_path)
+    balance(training_split, CONFIG, "fp", cache_dir=tmp_path)
 
-    other_data = balance(pixels, labels, CONFIG, "other fp", cache_dir=tmp_path)
-    other_settings = balance(pixels, labels, BalanceConfig(strategy="target", n=8, seed=3), "fp", cache_dir=tmp_path)
+    other_data = balance(training_split, CONFIG, "other fp", cache_dir=tmp_path)
+    other_settings = balance(training_split, BalanceConfig(strategy="target", n=8, seed=3), "fp", cache_dir=tmp_path)
 
     assert not other_data.cached and not other_settings.cached
-    assert len(list(tmp_path.glob("*.npz"))) == 3
+    assert len(list(tmp_path.glob(f"*/{MANIFEST}"))) == 3
 
 
-def test_balance_writes_one_file_under_the_cache_dir_and_nothing_else(training_split, tmp_path, skin_home):
-    pixels, labels = training_split
+def test_the_cache_keeps_only_the_most_recently_used_entries(training_split, tmp_path):
+    cache = tmp_path / "cache"
+    kept = balance(training_split, CONFIG, "fp-0", cache_dir=cache)
+    for i in range(1, 5):
+        balance(training_split, CONFIG, f"fp-{i}", cache_dir=cache)
+        if i == 2:
+            balance(training_split, CONFIG, "fp-0", cache_dir=cache)  # used again: most recent
+
+    entries = sorted(p.name for p in cache.iterdir())
+
+    assert len(entries) == 3
+    assert kept.paths[0].parent.name in entries
+    assert balance(training_split, CONFIG, "fp-0", cache_dir=cache).cached
+
+
+def test_evict_leaves_files_that_are_not_cache_entries(training_split, tmp_path):
+    for i in range(4):
+        balance(training_split, CONFIG, f"fp-{i}", cache_dir=tmp_path)
+
+    assert all(r.path.is_file() for r in training_split)  # the originals folder sits in the same folder
+
+
+def test_evict_removes_an_old_style_cache_file_too(tmp_path):
+    old = tmp_path / "old.npz"
+    old.write_bytes(b"x")
+    os.utime(old, (0, 0))
+    keep = tmp_path / "entry"
+    keep.mkdir()
+    (keep / MANIFEST).write_text("[]")
+
+    evict(tmp_path, keep=keep, entries=1)
+
+    assert [p.name for p in tmp_path.iterdir()] == ["entry"]
+
+
+def test_a_large_class_decodes_a_bounded_number_of_sources(training_split):
+    many = training_split * 200  # 1,600 records
+
+    picked = sources(many, extra=10, seed=1)
+
+    assert len(picked) == 500 and len(set(map(id, picked))) <= 500
+    assert sources(training_split, extra=10, seed=1) == training_split
+
+
+def test_balance_writes_one_entry_under_the_cache_dir_and_nothing_else(training_split, tmp_path, skin_home):
     cache = tmp_path / "cache"
 
-    balance(pixels, labels, CONFIG, "fp", cache_dir=cache)
+    balance(training_split, CONFIG, "fp", cache_dir=cache)
 
-    assert [p.suffix for p in cache.iterdir()] == [".npz"]
+    (entry,) = cache.iterdir()
+    assert entry.is_dir() and (entry / MANIFEST).is_file()
     assert list(skin_home.iterdir()) == []
 
 
 def test_balance_defaults_to_the_cache_under_skin_home(training_split, skin_home):
-    pixels, labels = training_split
+    balance(training_split, CONFIG, "fp")
 
-    balance(pixels, labels, CONFIG, "fp")
-
-    assert len(list((skin_home / "cache" / "balance").glob("*.npz"))) == 1
+    assert len(list((skin_home / "cache" / "balance").glob(f"*/{MANIFEST}"))) == 1
 
 
 def test_balance_leaves_the_global_random_generators_as_they_were(training_split, tmp_path):
     import random
 
-    pixels, labels = training_split
     random.seed(1)
     np.random.seed(1)
     expected = (random.random(), np.random.random())
     random.seed(1)
     np.random.seed(1)
 
-    balance(pixels, labels, CONFIG, "fp", cache_dir=tmp_path)
+    balance(training_split, CONFIG, "fp", cache_dir=tmp_path)
 
     assert (random.random(), np.random.random()) == expected

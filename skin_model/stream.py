@@ -1,0 +1,67 @@
+"""File lists in, tf.data batches out: training memory does not grow with the data.
+
+Only file names and labels are held (a few bytes per image); pixels are
+decoded in parallel as batches are needed, with the same Pillow decode the
+predictor uses (EXIF rotation, any colour mode to RGB), then sized by the
+model's own resize op. Each worker of a cluster reads its own shard of the
+file list, so no two workers decode the same image in an epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from skin_model.dataset import read_pixels
+from skin_model.runtime import tensorflow
+
+
+def _reader(image_size: int):
+    """A tf.data map: file name -> ``(image_size, image_size, 3)`` uint8 pixels."""
+    tf = tensorflow()
+
+    def read(path):
+        pixels = tf.numpy_function(lambda p: read_pixels(p.decode()), [path], tf.uint8, stateful=False)
+        pixels.set_shape((None, None, 3))
+        sized = tf.image.resize(tf.cast(pixels, tf.float32), (image_size, image_size), antialias=True)
+        return tf.cast(tf.clip_by_value(tf.round(sized), 0, 255), tf.uint8)
+
+    return read
+
+
+def training(paths: Sequence[Path | str], labels: np.ndarray, image_size: int, batch: int, seed: int, context=None):
+    """Endless shuffled, augmented batches of this worker's shard (``context``: a tf.distribute InputContext).
+
+    Endless so every worker runs the same number of steps per epoch even
+    when the shards differ by an image; the caller counts steps.
+    """
+    tf = tensorflow()
+    from skin_model.network import augmenter
+
+    augment = augmenter(seed)
+    read = _reader(image_size)
+    names = tf.data.Dataset.from_tensor_slices(([str(p) for p in paths], np.asarray(labels, np.int32)))
+    if context is not None and context.num_input_pipelines > 1:
+        names = names.shard(context.num_input_pipelines, context.input_pipeline_id)
+    names = names.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True).repeat()
+    ds = names.map(lambda p, y: (read(p), y), num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+    ds = ds.batch(batch, drop_remainder=True)
+    ds = ds.map(lambda x, y: (augment(tf.cast(x, tf.float32)), y), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def pixels(paths: Sequence[Path | str], image_size: int, batch: int = 64):
+    """Batches of uint8 pixels in file order, for scoring (no augmentation)."""
+    tf = tensorflow()
+    read = _reader(image_size)
+    ds = tf.data.Dataset.from_tensor_slices([str(p) for p in paths])
+    return ds.map(read, num_parallel_calls=tf.data.AUTOTUNE).batch(batch).prefetch(tf.data.AUTOTUNE)
+
+
+def logits(model, paths: Sequence[Path | str], image_size: int, batch: int = 64) -> np.ndarray:
+    """Inference-mode logits of files, in order, without holding their pixels."""
+    tf = tensorflow()
+    out = [model(tf.cast(x, tf.float32), training=False).numpy() for x in pixels(paths, image_size, batch)]
+    return np.concatenate(out) if out else np.empty((0, int(model.outputs[0].shape[-1])), np.float32)
