@@ -206,6 +206,14 @@ def cmd_models(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from skin_model import export
+
+    out = export.savedmodel(args.out, number=args.model)
+    _emit(args, {"savedmodel": str(out)}, f"SavedModel written to {out} (signature {export.SIGNATURE!r})")
+    return 0
+
+
 # -- parser -----------------------------------------------------------------------
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m skin_model", description=__doc__.splitlines()[0])
@@ -250,6 +258,12 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--data")
     e.add_argument("--model", type=int, help="version (default: live)")
     e.set_defaults(run=cmd_evaluate)
+
+    x = sub.add_parser("export", parents=[common], help="write a model version for TensorFlow Serving")
+    x.add_argument("out", type=Path, help="new folder, e.g. serving/skin/1 (TF Serving's <model>/<version>)")
+    x.add_argument("--format", choices=["savedmodel"], default="savedmodel")
+    x.add_argument("--model", type=int, help="version (default: live)")
+    x.set_defaults(run=cmd_export)
 
     r = sub.add_parser("predict", parents=[common], help="classify image files")
     r.add_argument("images", nargs="+")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import pytest
 
 from skin_model import CLASSES
@@ -110,3 +111,22 @@ def test_a_second_version_can_go_live_and_be_rolled_back(trained):
     registry.activate(first.number)
     assert registry.live().number == first.number
     assert Predictor.load(registry=registry).version.number == first.number
+
+
+def test_the_savedmodel_export_matches_the_committed_model_on_real_images(tmp_path, skin_home):
+    from skin_model import images
+    from skin_model.evaluate import softmax
+    from skin_model.export import SIGNATURE, savedmodel
+    from skin_model.runtime import tensorflow
+
+    tf = tensorflow()
+    files = sorted((DATA / "Train").rglob("*.jpg"))[::97][:24]
+    data = [f.read_bytes() for f in files]
+    predictor = Predictor.load()  # the committed default, version 1 of this test's registry
+
+    served = tf.saved_model.load(str(savedmodel(tmp_path / "skin" / "1"))).signatures[SIGNATURE]
+    got = served(image_bytes=tf.constant(data))["probabilities"].numpy()
+
+    logits = np.concatenate([predictor.logits_features(images.decode(d))[0] for d in data])
+    expected = softmax(logits, predictor.temperature)
+    assert len(files) == 24 and np.abs(got - expected).max() < 1e-5
