@@ -26,6 +26,8 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
 from e2e_support import CHROMIUM, CHROMIUM_ARGS, IDLE, free_port, lesion, start_app, wait_healthy  # noqa: E402
 
+from bench.report import put_section  # noqa: E402
+
 
 async def classify_once(page, url: str, image: Path) -> float:
     await page.goto(url + "/classify")
@@ -120,10 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{results['ten_sessions_p50_s']:.2f} / {results['ten_sessions_p95_s']:.2f} |\n"
     )
     print(text)
-    results_md = HERE / "RESULTS.md"
-    body = results_md.read_text() if results_md.exists() else "# Benchmarks\n"
-    body = body.split("\n## The app in a real browser")[0].rstrip() + "\n" + text
-    results_md.write_text(body)
+    put_section("The app in a real browser", text)
     return 0
 
 

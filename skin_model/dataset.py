@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,6 +135,21 @@ def load_pixels(records: list[Record], size: int = STORAGE_SIZE) -> np.ndarray:
     for i, record in enumerate(records):
         out[i] = read_pixels(record.path, size)
     return out
+
+
+class Pixels(Sequence):
+    """Records that decode on access: a slice loads only its own images, so a pass over them stays small."""
+
+    def __init__(self, records: list[Record], size: int = STORAGE_SIZE):
+        self.records, self.size = records, size
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return load_pixels(self.records[index], self.size)
+        return read_pixels(self.records[index].path, self.size)
 
 
 def read_pixels(path: Path | str, size: int = STORAGE_SIZE) -> np.ndarray:

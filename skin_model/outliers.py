@@ -11,6 +11,8 @@ model version:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from PIL import Image
 
@@ -48,8 +50,11 @@ def _embed(net, x: np.ndarray) -> np.ndarray:
     )
 
 
-def fit_reference(model, train_x: np.ndarray, val_x: np.ndarray) -> dict:
-    """Ranges and feature statistics of the training originals; limits widened a little past validation."""
+def fit_reference(model, train_x: Sequence[np.ndarray], val_x: Sequence[np.ndarray]) -> dict:
+    """Ranges and feature statistics of the training originals; limits widened a little past validation.
+
+    ``train_x`` and ``val_x`` may be arrays or :class:`skin_model.dataset.Pixels` (decoded a batch at a time).
+    """
     stats = [image_stats(p) for p in train_x]
     ranges = {}
     for key in stats[0]:

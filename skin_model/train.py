@@ -331,7 +331,7 @@ def run(
     metadata = dict(result.metadata, data=dict(result.metadata["data"], root=str(Path(root).resolve())))
     reference = {name: _subset(splits.records[name], REFERENCE_IMAGES, config.seed) for name in ("train", "val")}
     metadata["outliers"] = fit_reference(
-        result.model, dataset.load_pixels(reference["train"]), dataset.load_pixels(reference["val"])
+        result.model, dataset.Pixels(reference["train"]), dataset.Pixels(reference["val"])
     )
     version = (registry or Registry()).register(result.model, metadata, activate=activate)
     log.write("registered", version=version.number, live=activate)
