@@ -102,3 +102,30 @@ def test_two_workers_train_in_step_and_only_the_chief_registers(make_dataset, tm
     assert events[-1]["event"] == "registered"
     assert not (homes[1] / "progress.jsonl").exists()
     assert not (homes[1] / "models").exists()
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_trains_and_records_its_replicas(make_dataset, tmp_path, monkeypatch):
+    """MirroredStrategy over this machine's devices (one CPU here; every GPU on a GPU machine)."""
+    from skin_model import train
+    from skin_model.config import BalanceConfig, TrainConfig
+
+    monkeypatch.setenv("SKIN_HOME", str(tmp_path))
+    config = TrainConfig(epochs=1, image_size=32, batch_size=4, width=4, balance=BalanceConfig(strategy="none"))
+
+    registry = Registry(tmp_path / "models", seed_dir=None)
+
+    version = train.run(make_dataset(per_class=6).root, config, registry=registry, strategy="mirrored")
+
+    training = version.metadata["training"]
+    assert training["strategy"] == "mirrored" and training["replicas"] >= 1
+    assert training["global_batch"] == 4 * training["replicas"]
+    assert training["peak_learning_rate"] == pytest.approx(config.learning_rate * training["replicas"])
+    registry.verify(version)
+
+
+def test_an_unknown_strategy_is_refused_naming_the_choices():
+    from skin_model.distribute import cluster
+
+    with pytest.raises(SkinModelError, match="default, mirrored, multiworker"):
+        cluster("parameter-server")
