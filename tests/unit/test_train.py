@@ -110,3 +110,15 @@ def test_the_trained_model_predicts_through_the_predictor(trained, blob):
     assert sum(result.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
     assert result.alert_threshold == trained["version"].metadata["alert_threshold"]
     assert np.isfinite(result.melanoma_probability)
+
+
+def test_streamed_pixels_equal_the_in_memory_decode_and_resize(clean_dataset):
+    """Streaming changes where pixels live, not what they are: same decode, same resize op, same uint8."""
+    from skin_model import dataset, stream
+    from skin_model.network import resize
+
+    records, _ = dataset.list_files(dataset.find_layout(clean_dataset.root))
+
+    streamed = np.concatenate([batch.numpy() for batch in stream.pixels([r.path for r in records], 64, batch=5)])
+
+    assert np.array_equal(streamed, resize(dataset.load_pixels(records), 64))
