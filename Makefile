@@ -7,7 +7,7 @@ DEV := $(VENV)/.dev-installed
 PORT ?= 8501
 export SKIN_DATA_DIR ?= $(abspath ../shared/data/isic9)
 
-.PHONY: run test test-fast lint format browser train-default bench bench-app clean
+.PHONY: run test test-fast lint format browser train-default bench bench-app bench-scale clean
 
 $(RUNTIME): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,11 @@ bench: $(DEV)
 ## Cold start, upload-to-result latency, and ten concurrent sessions during training; appends to bench/RESULTS.md.
 bench-app: $(DEV) browser
 	$(PY) -m bench.app --data $(SKIN_DATA_DIR)
+
+## Training memory on 2,000 vs 20,000 generated images (~15 min), and the SavedModel export vs Keras on the real set.
+bench-scale: $(DEV)
+	$(PY) -m bench.stream
+	$(PY) -m bench.export --data $(SKIN_DATA_DIR)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache  # never var/: it holds the registry and the live model
