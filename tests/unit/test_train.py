@@ -122,3 +122,16 @@ def test_streamed_pixels_equal_the_in_memory_decode_and_resize(clean_dataset):
     streamed = np.concatenate([batch.numpy() for batch in stream.pixels([r.path for r in records], 64, batch=5)])
 
     assert np.array_equal(streamed, resize(dataset.load_pixels(records), 64))
+
+
+def test_a_cancel_before_training_stops_after_the_audit_and_writes_nothing(clean_dataset, tmp_path, monkeypatch):
+    from skin_model.errors import Cancelled
+
+    monkeypatch.setenv("SKIN_HOME", str(tmp_path))
+    registry = Registry(tmp_path / "models", seed_dir=None)
+
+    with pytest.raises(Cancelled):
+        train.run(clean_dataset.root, CONFIG, registry=registry, should_stop=lambda: True)
+
+    assert registry.versions() == []
+    assert not (tmp_path / "cache").exists()
