@@ -21,16 +21,16 @@ def _leave_pages_folder_mode() -> None:
     Until ``st.navigation`` has run once in the process, Streamlit treats the
     ``pages/`` folder the old way and runs a sub-page URL on its own, without
     the entry script (no sidebar, no layout). Every page imports this module
-    first, so such a run is turned into a normal one.
+    first, so such a run is turned into a normal one. Called at the end of
+    the module: the rerun exception aborts this import, and a session that
+    imported concurrently keeps the aborted module object, which must
+    already define every name.
     """
     from streamlit.runtime.pages_manager import PagesManager
 
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
         st.rerun()
-
-
-_leave_pages_folder_mode()
 
 
 @st.cache_resource(max_entries=1, show_spinner="Loading the model...")
@@ -91,3 +91,6 @@ def admin_gate(action: str) -> bool:
             except SkinModelError as error:
                 st.error(str(error))
     return False
+
+
+_leave_pages_folder_mode()  # last: see its docstring
