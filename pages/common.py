@@ -6,6 +6,8 @@ computation stays in ``skin_model``; this file only adapts it to Streamlit.
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
 from skin_model import auth
@@ -67,8 +69,21 @@ def admin_password() -> str | None:
     return auth.password_from_env() or secret or None
 
 
+ADMIN_KEY = "admin_active"  # session_state: when the signed-in admin last ran a page (epoch seconds)
+
+
 def is_admin() -> bool:
-    return bool(st.session_state.get("admin")) and admin_password() is not None
+    """Signed in on this session, not idle past the limit, and admin actions enabled at all."""
+    if admin_password() is None:
+        return False
+    try:
+        return auth.session_active(st.session_state.get(ADMIN_KEY))
+    except SkinModelError:
+        return False  # a bad SKIN_ADMIN_SESSION_MINUTES fails closed; admin_gate says why
+
+
+def sign_out() -> None:
+    st.session_state.pop(ADMIN_KEY, None)
 
 
 def admin_gate(action: str) -> bool:
@@ -79,14 +94,27 @@ def admin_gate(action: str) -> bool:
             "(or `admin_password` in `.streamlit/secrets.toml`) and restart the app to enable it."
         )
         return False
+    try:
+        minutes = auth.session_minutes()
+    except SkinModelError as error:
+        st.error(str(error))
+        return False
     if is_admin():
+        st.session_state[ADMIN_KEY] = time.time()  # a page the admin opens or uses is activity
+        left, right = st.columns([4, 1], vertical_alignment="center")
+        left.caption(f"Signed in as admin; signed out after {minutes:g} minutes without activity.")
+        if right.button("Sign out", key=f"sign-out-{action}", icon=":material/logout:"):
+            sign_out()
+            st.rerun()
         return True
+    if st.session_state.pop(ADMIN_KEY, None) is not None:
+        st.info(f"Your admin sign-in expired after {minutes:g} minutes without activity; sign in again.")
     with st.form(f"signin-{action}"):
         given = st.text_input("Admin password", type="password")
         if st.form_submit_button("Sign in"):
             try:
                 auth.check(given, admin_password())
-                st.session_state["admin"] = True
+                st.session_state[ADMIN_KEY] = time.time()
                 st.rerun()
             except SkinModelError as error:
                 st.error(str(error))

@@ -2,7 +2,8 @@
 
 The throttle lives on disk so opening a new browser session does not reset
 it: after ``MAX_FAILURES`` wrong passwords, sign-in is refused for
-``LOCKOUT_S`` seconds.
+``LOCKOUT_S`` seconds. A sign-in lasts ``SKIN_ADMIN_SESSION_MINUTES``
+(default 30) without activity.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from skin_model.registry import write_json
 
 MAX_FAILURES = 5
 LOCKOUT_S = 60
+SESSION_MINUTES = 30.0
 
 
 class AuthError(SkinModelError):
@@ -55,3 +57,25 @@ def check(given: str, expected: str | None) -> None:
 
 def password_from_env() -> str | None:
     return os.environ.get("SKIN_ADMIN_PASSWORD") or None
+
+
+def session_minutes() -> float:
+    """Minutes an admin sign-in lasts without activity: ``SKIN_ADMIN_SESSION_MINUTES``, default 30."""
+    raw = os.environ.get("SKIN_ADMIN_SESSION_MINUTES", "").strip()
+    if not raw:
+        return SESSION_MINUTES
+    try:
+        minutes = float(raw)
+    except ValueError:
+        minutes = float("nan")
+    if not 0 < minutes < float("inf"):
+        raise AuthError(f"SKIN_ADMIN_SESSION_MINUTES must be a positive number of minutes; received {raw!r}")
+    return minutes
+
+
+def session_active(last_active: float | None, now: float | None = None) -> bool:
+    """True while a sign-in whose last activity was at ``last_active`` (epoch seconds) has not expired."""
+    if last_active is None:
+        return False
+    idle = (time.time() if now is None else now) - last_active
+    return 0 <= idle < session_minutes() * 60  # a clock that went backwards expires it too

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,83 @@ def test_models_page_lists_versions_and_only_admins_switch(live_tiny_model, monk
         next(t for t in at.text_input if t.label == "Admin password").input("right")
         next(b for b in at.button if b.label == "Sign in").click().run()
         assert [b for b in at.button if b.label == "Make live"]
+
+
+def sign_in(at: AppTest, password: str = "right") -> AppTest:
+    next(t for t in at.text_input if t.label == "Admin password").input(password)
+    next(b for b in at.button if b.label == "Sign in").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def labels(at: AppTest) -> dict[str, bool]:
+    """Every button on the page (sidebar included) and whether it is enabled."""
+    return {b.label: not b.disabled for b in at.button}
+
+
+def sign_out(at: AppTest) -> AppTest:
+    next(b for b in at.button if b.label == "Sign out").click().run()
+    assert not at.exception and "Sign out" not in labels(at)
+    return at
+
+
+def test_after_sign_out_make_live_is_gone_and_the_sign_in_box_is_back(live_tiny_model, monkeypatch):
+    monkeypatch.setenv("SKIN_ADMIN_PASSWORD", "right")
+    at = sign_in(open_page("pages/models.py"))
+    assert "Make live" in labels(at)
+    sign_out(at)
+    assert "Make live" not in labels(at)
+    assert [t for t in at.text_input if t.label == "Admin password"]
+
+
+def test_after_sign_out_start_and_cancel_are_gone_while_a_job_runs(clean_dataset, monkeypatch):
+    from skin_model import jobs
+    from skin_model.config import BalanceConfig, TrainConfig
+
+    monkeypatch.setenv("SKIN_ADMIN_PASSWORD", "right")
+    job = jobs.start(clean_dataset.root, TrainConfig(epochs=200, image_size=32, width=4, balance=BalanceConfig(n=0)))
+    try:
+        at = sign_in(open_page("pages/retrain.py"))
+        assert labels(at)["Start training"] and labels(at)["Cancel job"]
+        sign_out(at)
+        assert not labels(at)["Start training"] and "Cancel job" not in labels(at)
+        assert jobs.refresh(job).active  # nothing was cancelled on the way
+    finally:
+        jobs.cancel(jobs.refresh(job))
+        for _ in range(300):
+            if not jobs.refresh(job).active:
+                break
+            time.sleep(0.2)
+
+
+def test_an_idle_admin_sign_in_expires_and_activity_keeps_it(live_tiny_model, monkeypatch):
+    from skin_model import auth
+
+    monkeypatch.setenv("SKIN_ADMIN_PASSWORD", "right")
+    at = sign_in(open_page("pages/models.py"))
+    at.session_state["admin_active"] = time.time() - (auth.SESSION_MINUTES - 1) * 60  # idle 29 minutes
+    at.run()
+    assert "Make live" in labels(at)
+    assert time.time() - at.session_state["admin_active"] < 60  # that page run counted as activity
+    at.session_state["admin_active"] = time.time() - (auth.SESSION_MINUTES + 1) * 60  # idle 31 minutes
+    at.run()
+    assert "Make live" not in labels(at) and "Sign out" not in labels(at)
+    assert any("expired" in i.value for i in at.info)
+
+
+def test_the_idle_limit_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("SKIN_ADMIN_PASSWORD", "right")
+    monkeypatch.setenv("SKIN_ADMIN_SESSION_MINUTES", "0.05")  # 3 s
+    at = sign_in(open_page("pages/retrain.py"))
+    assert labels(at)["Start training"]
+    at.session_state["admin_active"] = time.time() - 3.5
+    at.run()
+    assert not labels(at)["Start training"] and any("expired after 0.05 minutes" in i.value for i in at.info)
+
+
+def test_a_bad_idle_limit_fails_closed_with_one_line(monkeypatch):
+    monkeypatch.setenv("SKIN_ADMIN_PASSWORD", "right")
+    monkeypatch.setenv("SKIN_ADMIN_SESSION_MINUTES", "forever")
+    at = open_page("pages/retrain.py")
+    assert any("SKIN_ADMIN_SESSION_MINUTES" in e.value for e in at.error)
+    assert not labels(at)["Start training"] and not [t for t in at.text_input if t.label == "Admin password"]

@@ -34,3 +34,20 @@ def test_the_password_is_never_written_to_the_state_folder(skin_home):
         auth.check("guess-123", "s3cret-456")
     written = "".join(p.read_text() for p in skin_home.rglob("*") if p.is_file())
     assert "guess-123" not in written and "s3cret-456" not in written
+
+
+def test_a_sign_in_lasts_the_idle_limit_and_no_longer(monkeypatch):
+    monkeypatch.delenv("SKIN_ADMIN_SESSION_MINUTES", raising=False)
+    assert auth.session_active(1000.0, now=1000.0 + 29 * 60)
+    assert not auth.session_active(1000.0, now=1000.0 + 30 * 60)
+    assert not auth.session_active(None)
+    assert not auth.session_active(1000.0, now=900.0)  # a clock that went backwards does not extend it
+    monkeypatch.setenv("SKIN_ADMIN_SESSION_MINUTES", "2")
+    assert not auth.session_active(1000.0, now=1000.0 + 121)
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "soon", "nan", "inf"])
+def test_a_bad_idle_limit_is_refused_with_one_line(monkeypatch, value):
+    monkeypatch.setenv("SKIN_ADMIN_SESSION_MINUTES", value)
+    with pytest.raises(auth.AuthError, match="SKIN_ADMIN_SESSION_MINUTES must be a positive number"):
+        auth.session_minutes()
