@@ -69,6 +69,12 @@ def admin_password() -> str | None:
     return auth.password_from_env() or secret or None
 
 
+def client_address() -> str:
+    """Who is signing in, for the per-client throttle: the connection's IP (None on localhost)."""
+    address = st.context.ip_address
+    return address if isinstance(address, str) and address else "localhost"
+
+
 ADMIN_KEY = "admin_active"  # session_state: when the signed-in admin last ran a page (epoch seconds)
 
 
@@ -113,7 +119,7 @@ def admin_gate(action: str) -> bool:
         given = st.text_input("Admin password", type="password")
         if st.form_submit_button("Sign in"):
             try:
-                auth.check(given, admin_password())
+                auth.check(given, admin_password(), client=client_address())
                 st.session_state[ADMIN_KEY] = time.time()
                 st.rerun()
             except SkinModelError as error:
