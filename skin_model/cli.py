@@ -74,7 +74,7 @@ def cmd_balance(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from skin_model import train
+    from skin_model import jobs, train
 
     balance = BalanceConfig(strategy=args.balance, n=args.n, seed=args.seed)
     config = TrainConfig(
@@ -86,7 +86,8 @@ def cmd_train(args) -> int:
         max_per_class=args.max_per_class,
         balance=balance,
     )
-    version = train.run(_data(args.data), config, progress=args.progress, activate=args.activate)
+    with jobs.training_lock():  # one training at a time on this state folder, the app's jobs included
+        version = train.run(_data(args.data), config, progress=args.progress, activate=args.activate)
     metrics = version.metadata["metrics"]
     rows = [
         [split, m["accuracy"], m["balanced_accuracy"], m["melanoma_sensitivity"], m["melanoma_specificity"]]
