@@ -1,6 +1,7 @@
 """Classify: upload dermoscopic images and read the probabilities.
 
-Uploads stay in memory; nothing is written to disk.
+Uploads stay in memory; nothing is written to disk unless the user presses
+"Save this image for review", which stores a metadata-free PNG of the pixels.
 """
 
 import io
@@ -14,7 +15,7 @@ import streamlit as st
 from pages.common import live_predictor, pct
 from skin_model import explain
 from skin_model.errors import SkinModelError
-from skin_model.images import decode
+from skin_model.images import decode, save_for_review
 from skin_model.predict import NOT_A_LESION, alert_options, batch_rows, operating_point
 
 TYPES = ["jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp"]
@@ -98,6 +99,16 @@ for index, upload in enumerate(files):
                 cam = explain.gradcam(predictor.keras_model, pixels, predictor.class_index(result.top_class))
                 shown = explain.overlay(pixels, cam)
             st.image(shown, caption=name + (" (Grad-CAM)" if use_cam else ""), width="stretch")
+            if st.button(
+                "Save this image for review",
+                key=f"save-{index}",
+                help="Keeps a copy of the pixels only (no EXIF, GPS, colour profile or file name) in the app's "
+                "saved/ folder. Nothing is stored unless you press this.",
+            ):
+                try:
+                    st.success(f"Saved as {save_for_review(pixels).name}: pixels only, no metadata.")
+                except SkinModelError as error:
+                    st.error(str(error))
         with right:
             if not result.lesion_like:
                 st.error(

@@ -6,6 +6,8 @@ computation stays in ``skin_model``; this file only adapts it to Streamlit.
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
 from skin_model import auth
@@ -21,16 +23,16 @@ def _leave_pages_folder_mode() -> None:
     Until ``st.navigation`` has run once in the process, Streamlit treats the
     ``pages/`` folder the old way and runs a sub-page URL on its own, without
     the entry script (no sidebar, no layout). Every page imports this module
-    first, so such a run is turned into a normal one.
+    first, so such a run is turned into a normal one. Called at the end of
+    the module: the rerun exception aborts this import, and a session that
+    imported concurrently keeps the aborted module object, which must
+    already define every name.
     """
     from streamlit.runtime.pages_manager import PagesManager
 
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
         st.rerun()
-
-
-_leave_pages_folder_mode()
 
 
 @st.cache_resource(max_entries=1, show_spinner="Loading the model...")
@@ -67,8 +69,27 @@ def admin_password() -> str | None:
     return auth.password_from_env() or secret or None
 
 
+def client_address() -> str:
+    """Who is signing in, for the per-client throttle: the connection's IP (None on localhost)."""
+    address = st.context.ip_address
+    return address if isinstance(address, str) and address else "localhost"
+
+
+ADMIN_KEY = "admin_active"  # session_state: when the signed-in admin last ran a page (epoch seconds)
+
+
 def is_admin() -> bool:
-    return bool(st.session_state.get("admin")) and admin_password() is not None
+    """Signed in on this session, not idle past the limit, and admin actions enabled at all."""
+    if admin_password() is None:
+        return False
+    try:
+        return auth.session_active(st.session_state.get(ADMIN_KEY))
+    except SkinModelError:
+        return False  # a bad SKIN_ADMIN_SESSION_MINUTES fails closed; admin_gate says why
+
+
+def sign_out() -> None:
+    st.session_state.pop(ADMIN_KEY, None)
 
 
 def admin_gate(action: str) -> bool:
@@ -79,15 +100,31 @@ def admin_gate(action: str) -> bool:
             "(or `admin_password` in `.streamlit/secrets.toml`) and restart the app to enable it."
         )
         return False
+    try:
+        minutes = auth.session_minutes()
+    except SkinModelError as error:
+        st.error(str(error))
+        return False
     if is_admin():
+        st.session_state[ADMIN_KEY] = time.time()  # a page the admin opens or uses is activity
+        left, right = st.columns([4, 1], vertical_alignment="center")
+        left.caption(f"Signed in as admin; signed out after {minutes:g} minutes without activity.")
+        if right.button("Sign out", key=f"sign-out-{action}", icon=":material/logout:"):
+            sign_out()
+            st.rerun()
         return True
+    if st.session_state.pop(ADMIN_KEY, None) is not None:
+        st.info(f"Your admin sign-in expired after {minutes:g} minutes without activity; sign in again.")
     with st.form(f"signin-{action}"):
         given = st.text_input("Admin password", type="password")
         if st.form_submit_button("Sign in"):
             try:
-                auth.check(given, admin_password())
-                st.session_state["admin"] = True
+                auth.check(given, admin_password(), client=client_address())
+                st.session_state[ADMIN_KEY] = time.time()
                 st.rerun()
             except SkinModelError as error:
                 st.error(str(error))
     return False
+
+
+_leave_pages_folder_mode()  # last: see its docstring

@@ -9,7 +9,7 @@ import os
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages.common import admin_gate, pct
+from pages.common import admin_gate, is_admin, pct
 from pages.compare import confusion_figure, metrics_table
 from skin_model import jobs
 from skin_model.config import BalanceConfig, TrainConfig
@@ -78,7 +78,7 @@ def job_panel() -> None:
         st.progress(0.0, text="preparing data (audit, split, balancing)...")
     if epochs:
         st.plotly_chart(curves(epochs), width="stretch", key="curves")
-    if job.active and admin and st.button("Cancel job", type="secondary"):
+    if job.active and is_admin() and st.button("Cancel job", type="secondary"):  # re-checked on every tick
         try:
             jobs.cancel(job)
         except SkinModelError as error:
@@ -121,7 +121,7 @@ def finished_view(job: jobs.Job) -> None:
     st.dataframe(metrics_table([new, live]), width="stretch")
     if new.number == live.number:
         st.info(f"Version {new.number} is live.")
-    elif admin and st.button(f"Make version {new.number} live", type="primary"):
+    elif is_admin() and st.button(f"Make version {new.number} live", type="primary"):
         try:
             registry.activate(new.number)
         except SkinModelError as error:

@@ -1,15 +1,26 @@
-"""Admin password check: constant-time, throttled across sessions, never logged.
+"""Admin password check: constant-time, throttled per client, never logged.
 
 The throttle lives on disk so opening a new browser session does not reset
-it: after ``MAX_FAILURES`` wrong passwords, sign-in is refused for
-``LOCKOUT_S`` seconds.
+it. Failures are counted per client (a salted hash of its IP address, so no
+address is stored): after ``MAX_FAILURES`` wrong passwords that client is
+refused for ``LOCKOUT_S`` seconds, and nobody else is. A global ceiling is
+the backstop against guessing from many addresses: after
+``GLOBAL_MAX_FAILURES`` failures within ``GLOBAL_WINDOW_S`` every sign-in
+waits for the window to end. One client alone stays below that ceiling (at
+most 5 failures a minute is 75 a window), so it cannot lock the admin out.
+A sign-in lasts ``SKIN_ADMIN_SESSION_MINUTES`` (default 30) without activity.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import hmac
+import json
 import os
 import time
+from contextlib import contextmanager
+from pathlib import Path
 
 from skin_model.config import skin_home
 from skin_model.errors import SkinModelError
@@ -17,41 +28,109 @@ from skin_model.registry import write_json
 
 MAX_FAILURES = 5
 LOCKOUT_S = 60
+GLOBAL_MAX_FAILURES = 100
+GLOBAL_WINDOW_S = 15 * 60
+SESSION_MINUTES = 30.0
 
 
 class AuthError(SkinModelError):
     """Sign-in refused."""
 
 
-def _state_path():
-    return skin_home() / "auth" / "failures.json"
+def _auth_dir() -> Path:
+    return skin_home() / "auth"
 
 
-def _failures() -> dict:
-    import json
+@contextmanager
+def _locked_state():
+    """The throttle state, read and written under an exclusive lock (several sessions sign in at once)."""
+    _auth_dir().mkdir(parents=True, exist_ok=True)
+    with (_auth_dir() / "lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            state = json.loads((_auth_dir() / "failures.json").read_text())
+        except (OSError, ValueError):
+            state = {}
+        state.setdefault("clients", {})
+        state.setdefault("global", {"count": 0, "since": 0.0})
+        before = json.dumps(state, sort_keys=True)
+        yield state
+        if json.dumps(state, sort_keys=True) != before:
+            write_json(_auth_dir() / "failures.json", state)
 
-    try:
-        return json.loads(_state_path().read_text())
-    except (OSError, ValueError):
-        return {"count": 0, "last": 0.0}
+
+def _salt() -> bytes:
+    """A random per-install salt, so the stored client keys cannot be reversed into addresses."""
+    path = _auth_dir() / "salt"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".salt-{os.getpid()}-{time.time_ns()}")
+        tmp.write_text(os.urandom(16).hex())
+        try:
+            os.link(tmp, path)  # never replaces: every session agrees on the first salt, never sees a partial one
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text().strip().encode()
 
 
-def check(given: str, expected: str | None) -> None:
-    """Pass silently for the right password; AuthError with one line otherwise."""
+def client_key(client: str) -> str:
+    return hmac.new(_salt(), client.encode(), hashlib.sha256).hexdigest()[:24]
+
+
+def check(given: str, expected: str | None, *, client: str) -> None:
+    """Pass silently for the right password; AuthError with one line otherwise.
+
+    ``client`` identifies who is signing in (the page passes the IP address).
+    """
     if not expected:
         raise AuthError("admin actions are disabled: set SKIN_ADMIN_PASSWORD to enable them")
-    state = _failures()
-    wait = LOCKOUT_S - (time.time() - state["last"])
-    if state["count"] >= MAX_FAILURES and wait > 0:
-        raise AuthError(f"too many failed sign-ins; try again in {int(wait) + 1} s")
-    if hmac.compare_digest(given.encode(), expected.encode()):
-        if state["count"]:
-            write_json(_state_path(), {"count": 0, "last": 0.0})
-        return
-    count = 1 if state["count"] >= MAX_FAILURES else state["count"] + 1
-    write_json(_state_path(), {"count": count, "last": time.time()})
+    key = client_key(client)
+    now = time.time()
+    with _locked_state() as state:
+        mine = state["clients"].get(key, {"count": 0, "last": 0.0})
+        wait = LOCKOUT_S - (now - mine["last"])
+        if mine["count"] >= MAX_FAILURES and wait > 0:
+            raise AuthError(f"too many failed sign-ins; try again in {int(wait) + 1} s")
+        everyone = state["global"]
+        if now - everyone["since"] >= GLOBAL_WINDOW_S:
+            everyone.update(count=0, since=now)
+        if everyone["count"] >= GLOBAL_MAX_FAILURES:
+            wait = GLOBAL_WINDOW_S - (now - everyone["since"])
+            raise AuthError(f"sign-in is paused after many failed attempts; try again in {int(wait) + 1} s")
+        if hmac.compare_digest(given.encode(), expected.encode()):
+            state["clients"].pop(key, None)
+            return
+        count = 1 if mine["count"] >= MAX_FAILURES else mine["count"] + 1
+        state["clients"] = {  # forget clients idle long past their lockout, so the file stays small
+            k: v for k, v in state["clients"].items() if now - v["last"] < GLOBAL_WINDOW_S
+        } | {key: {"count": count, "last": now}}
+        everyone["count"] += 1
     raise AuthError("wrong password")
 
 
 def password_from_env() -> str | None:
     return os.environ.get("SKIN_ADMIN_PASSWORD") or None
+
+
+def session_minutes() -> float:
+    """Minutes an admin sign-in lasts without activity: ``SKIN_ADMIN_SESSION_MINUTES``, default 30."""
+    raw = os.environ.get("SKIN_ADMIN_SESSION_MINUTES", "").strip()
+    if not raw:
+        return SESSION_MINUTES
+    try:
+        minutes = float(raw)
+    except ValueError:
+        minutes = float("nan")
+    if not 0 < minutes < float("inf"):
+        raise AuthError(f"SKIN_ADMIN_SESSION_MINUTES must be a positive number of minutes; received {raw!r}")
+    return minutes
+
+
+def session_active(last_active: float | None, now: float | None = None) -> bool:
+    """True while a sign-in whose last activity was at ``last_active`` (epoch seconds) has not expired."""
+    if last_active is None:
+        return False
+    idle = (time.time() if now is None else now) - last_active
+    return 0 <= idle < session_minutes() * 60  # a clock that went backwards expires it too

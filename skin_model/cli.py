@@ -8,6 +8,7 @@ user can fix are one line on stderr and a non-zero exit, never a traceback
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from skin_model import CLASSES
 from skin_model.config import BalanceConfig, TrainConfig, data_dir
-from skin_model.distribute import STRATEGIES
+from skin_model.distribute import STRATEGIES, worker_of
 from skin_model.errors import SkinModelError
 
 
@@ -75,7 +76,7 @@ def cmd_balance(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from skin_model import train
+    from skin_model import jobs, train
 
     balance = BalanceConfig(strategy=args.balance, n=args.n, seed=args.seed)
     config = TrainConfig(
@@ -88,9 +89,12 @@ def cmd_train(args) -> int:
         width=args.width,
         balance=balance,
     )
-    version = train.run(
-        _data(args.data), config, progress=args.progress, activate=args.activate, strategy=args.strategy
-    )
+    # one training at a time on this state folder, the app's jobs included; a cluster's other workers register nothing
+    chief = args.strategy != "multiworker" or worker_of(os.environ.get("TF_CONFIG"))[1] == 0
+    with jobs.training_lock() if chief else contextlib.nullcontext():
+        version = train.run(
+            _data(args.data), config, progress=args.progress, activate=args.activate, strategy=args.strategy
+        )
     if version is None:
         _emit(args, {"version": None, "chief": False}, "this worker finished; the chief registers the version")
         return 0

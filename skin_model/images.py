@@ -9,6 +9,10 @@ orientation applied, any mode turned into 8-bit RGB, metadata dropped.
 from __future__ import annotations
 
 import io
+import os
+import secrets
+import tempfile
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from skin_model.config import skin_home
 from skin_model.errors import ImageError
 
 # MPO (multi-picture JPEG) is opened by the JPEG opener; naming it here raised KeyError
@@ -132,3 +137,30 @@ def to_png(pixels: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def review_folder() -> Path:
+    return skin_home() / "saved"
+
+
+def save_for_review(pixels: np.ndarray) -> Path:
+    """Store one image a user explicitly chose to keep: a new PNG from pixels only, under a generated name.
+
+    Nothing of the upload survives but its pixels: no EXIF (GPS, camera, dates), ICC profile,
+    comments, or file name (names often carry patient identifiers). Written atomically.
+    """
+    folder = review_folder()
+    name = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{secrets.token_hex(4)}.png"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".saving-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(to_png(pixels))
+            os.replace(tmp, folder / name)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as error:
+        raise ImageError(f"could not save the image to {folder} ({error.strerror or error})") from None
+    return folder / name

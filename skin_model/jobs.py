@@ -18,6 +18,8 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,8 +77,12 @@ def jobs_dir() -> Path:
     return skin_home() / "jobs"
 
 
-def _alive(pid: int | None) -> bool:
-    """True when ``pid`` is a running (not zombie) training worker."""
+def _alive(pid: int | None, start: int | None = None) -> bool:
+    """True when ``pid`` is a running (not zombie) training worker, or, given ``start``, that very process.
+
+    ``start`` is the process's start time (``/proc/<pid>/stat`` field 22): a command-line trainer is
+    recognised by it, since its command line can be anything; a reused pid has another start time.
+    """
     if not pid:
         return False
     try:
@@ -88,20 +94,33 @@ def _alive(pid: int | None) -> bool:
         except OSError:
             return False
         return True
-    state = stat.rsplit(")", 1)[-1].split()[0]
-    return state not in ("Z", "X") and WORKER in cmdline
+    fields = stat.rsplit(")", 1)[-1].split()
+    if fields[0] in ("Z", "X"):
+        return False
+    return int(fields[19]) == start if start is not None else WORKER in cmdline
+
+
+def _start_time(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _lock_path() -> Path:
     return jobs_dir() / "lock.json"
 
 
-def _acquire(job_id: str) -> None:
-    """Publish a complete lock file atomically (link never replaces); take over only a dead holder's lock."""
+def _acquire(job_id: str, holder: dict | None = None) -> None:
+    """Publish a complete lock file atomically (link never replaces); take over only a dead holder's lock.
+
+    ``holder`` names a process that holds the lock itself (``pid``, ``start``, ``label``); a job's
+    starter leaves the pid empty until its worker exists.
+    """
     jobs_dir().mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=jobs_dir(), prefix=".lock-")
     with os.fdopen(fd, "w") as handle:
-        json.dump({"job": job_id, "pid": None, "time": time.time()}, handle)
+        json.dump({"job": job_id, "pid": None, "time": time.time()} | (holder or {}), handle)
     try:
         for _ in range(2):
             try:
@@ -110,12 +129,29 @@ def _acquire(job_id: str) -> None:
             except FileExistsError:
                 holder = _read_json(_lock_path()) or {}
                 young = time.time() - holder.get("time", 0) < 30
-                if _alive(holder.get("pid")) or (young and not holder.get("pid")):
-                    raise JobError(f"a training job is already running (job {holder.get('job')})") from None
+                if _alive(holder.get("pid"), holder.get("start")) or (young and not holder.get("pid")):
+                    running = holder.get("label") or f"job {holder.get('job')}"
+                    raise JobError(f"a training job is already running ({running})") from None
                 _release(holder.get("job"))
         raise JobError("could not take the training lock; try again")
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+@contextmanager
+def training_lock() -> Iterator[None]:
+    """Hold the one-training-at-a-time lock in this process (``python -m skin_model train``).
+
+    The app's jobs and command-line runs on the same state folder then exclude each other;
+    the lock goes when the block ends, or is taken over once this process is gone.
+    """
+    pid = os.getpid()
+    holder_id = f"cli-{pid}-{time.time_ns() % 1_000_000:06d}"
+    _acquire(holder_id, {"pid": pid, "start": _start_time(pid), "label": f"command-line training, pid {pid}"})
+    try:
+        yield
+    finally:
+        _release(holder_id)
 
 
 def _release(job_id: str | None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,154 @@ def test_models_page_lists_versions_and_only_admins_switch(live_tiny_model, monk
         next(t for t in at.text_input if t.label == "Admin password").input("right")
         next(b for b in at.button if b.label == "Sign in").click().run()
         assert [b for b in at.button if b.label == "Make live"]
+
+
+def sign_in(at: AppTest, password: str = "right") -> AppTest:
+    next(t for t in at.text_input if t.label == "Admin password").input(password)
+    next(b for b in at.button if b.label == "Sign in").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def labels(at: AppTest) -> dict[str, bool]:
+    """Every button on the page (sidebar included) and whether it is enabled."""
+    return {b.label: not b.disabled for b in at.button}
+
+
+def sign_out(at: AppTest) -> AppTest:
+    next(b for b in at.button if b.label == "Sign out").click().run()
+    assert not at.exception and "Sign out" not in labels(at)
+    return at
+
+
+def test_after_sign_out_make_live_is_gone_and_the_sign_in_box_is_back(live_tiny_model, monkeypatch):
+    monkeypatch.setenv("SKIN_ADMIN_PASSWORD", "right")
+    at = sign_in(open_page("pages/models.py"))
+    assert "Make live" in labels(at)
+    sign_out(at)
+    assert "Make live" not in labels(at)
+    assert [t for t in at.text_input if t.label == "Admin password"]
+
+
+def test_after_sign_out_start_and_cancel_are_gone_while_a_job_runs(clean_dataset, monkeypatch):
+    from skin_model import jobs
+    from skin_model.config import BalanceConfig, TrainConfig
+
+    monkeypatch.setenv("SKIN_ADMIN_PASSWORD", "right")
+    job = jobs.start(clean_dataset.root, TrainConfig(epochs=200, image_size=32, width=4, balance=BalanceConfig(n=0)))
+    try:
+        at = sign_in(open_page("pages/retrain.py"))
+        assert labels(at)["Start training"] and labels(at)["Cancel job"]
+        sign_out(at)
+        assert not labels(at)["Start training"] and "Cancel job" not in labels(at)
+        assert jobs.refresh(job).active  # nothing was cancelled on the way
+    finally:
+        jobs.cancel(jobs.refresh(job))
+        for _ in range(300):
+            if not jobs.refresh(job).active:
+                break
+            time.sleep(0.2)
+
+
+def test_an_idle_admin_sign_in_expires_and_activity_keeps_it(live_tiny_model, monkeypatch):
+    from skin_model import auth
+
+    monkeypatch.setenv("SKIN_ADMIN_PASSWORD", "right")
+    at = sign_in(open_page("pages/models.py"))
+    at.session_state["admin_active"] = time.time() - (auth.SESSION_MINUTES - 1) * 60  # idle 29 minutes
+    at.run()
+    assert "Make live" in labels(at)
+    assert time.time() - at.session_state["admin_active"] < 60  # that page run counted as activity
+    at.session_state["admin_active"] = time.time() - (auth.SESSION_MINUTES + 1) * 60  # idle 31 minutes
+    at.run()
+    assert "Make live" not in labels(at) and "Sign out" not in labels(at)
+    assert any("expired" in i.value for i in at.info)
+
+
+def test_the_idle_limit_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("SKIN_ADMIN_PASSWORD", "right")
+    monkeypatch.setenv("SKIN_ADMIN_SESSION_MINUTES", "0.05")  # 3 s
+    at = sign_in(open_page("pages/retrain.py"))
+    assert labels(at)["Start training"]
+    at.session_state["admin_active"] = time.time() - 3.5
+    at.run()
+    assert not labels(at)["Start training"] and any("expired after 0.05 minutes" in i.value for i in at.info)
+
+
+def test_a_bad_idle_limit_fails_closed_with_one_line(monkeypatch):
+    monkeypatch.setenv("SKIN_ADMIN_PASSWORD", "right")
+    monkeypatch.setenv("SKIN_ADMIN_SESSION_MINUTES", "forever")
+    at = open_page("pages/retrain.py")
+    assert any("SKIN_ADMIN_SESSION_MINUTES" in e.value for e in at.error)
+    assert not labels(at)["Start training"] and not [t for t in at.text_input if t.label == "Admin password"]
+
+
+PLANTED = ("Dr Planted Artist", "PLANTED-DESCRIPTION", "PlantedCam", "PLANTED-COMMENT", "PlantedProfile")
+
+
+def jpeg_with_metadata(pixels) -> bytes:
+    """A phone-style JPEG: EXIF with camera, author, description and a GPS position; an ICC profile; a comment."""
+    import io
+
+    from PIL import ExifTags, Image, ImageCms
+
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make], exif[ExifTags.Base.Artist] = PLANTED[2], PLANTED[0]
+    exif[ExifTags.Base.ImageDescription] = PLANTED[1]
+    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    gps[ExifTags.GPS.GPSLatitudeRef], gps[ExifTags.GPS.GPSLatitude] = "N", (48.0, 51.0, 29.5)
+    gps[ExifTags.GPS.GPSLongitudeRef], gps[ExifTags.GPS.GPSLongitude] = "E", (2.0, 17.0, 40.2)
+    profile = ImageCms.createProfile("sRGB")
+    icc = ImageCms.ImageCmsProfile(profile).tobytes() + PLANTED[4].encode()
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", exif=exif, icc_profile=icc, comment=PLANTED[3].encode(), quality=95)
+    return buffer.getvalue()
+
+
+def png_chunks(data: bytes) -> list[str]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    chunks, at = [], 8
+    while at < len(data):
+        length = int.from_bytes(data[at : at + 4], "big")
+        chunks.append(data[at + 4 : at + 8].decode("ascii"))
+        at += 12 + length
+    return chunks
+
+
+def test_an_image_is_stored_only_on_request_and_then_as_pixels_without_any_metadata(
+    live_tiny_model, blob, skin_home, snapshot, monkeypatch
+):
+    import io
+
+    from PIL import ExifTags, Image
+    from streamlit.elements.widgets.button import ButtonMixin
+
+    from skin_model.images import decode
+
+    upload = jpeg_with_metadata(blob("melanoma", 3, size=160))
+    sent = Image.open(io.BytesIO(upload))
+    assert sent.getexif().get_ifd(ExifTags.IFD.GPSInfo) and sent.info["icc_profile"] and sent.info["comment"]
+    downloads = []
+    original = ButtonMixin.download_button
+
+    def keep_data(self, label, data, *args, **kwargs):  # pass-through: records what the user would download
+        downloads.append(data)
+        return original(self, label, data, *args, **kwargs)
+
+    monkeypatch.setattr(ButtonMixin, "download_button", keep_data)
+    at = open_page("pages/classify.py")
+    before = snapshot(skin_home)
+    at.file_uploader[0].set_value([("lesion.jpg", upload, "image/jpeg")]).run()
+    assert not at.exception and at.dataframe
+    assert snapshot(skin_home) == before  # classified, downloads offered, nothing written
+    assert len(downloads) == 2 and not any(p in d or "48.0" in d for d in downloads for p in PLANTED)
+
+    next(b for b in at.button if b.label == "Save this image for review").click().run()
+    saved = sorted((skin_home / "saved").glob("*"))
+    assert len(saved) == 1 and saved[0].suffix == ".png" and "lesion" not in saved[0].name
+    data = saved[0].read_bytes()
+    assert set(png_chunks(data)) == {"IHDR", "IDAT", "IEND"}  # no eXIf, iCCP, tEXt/zTXt/iTXt, tIME
+    stored = Image.open(io.BytesIO(data))
+    assert not stored.getexif() and not stored.info.get("icc_profile") and not any(p.encode() in data for p in PLANTED)
+    assert (stored.convert("RGB").tobytes()) == decode(upload).tobytes()  # the upload's pixels, nothing else
+    assert any("Saved as" in s.value for s in at.success)

@@ -259,3 +259,17 @@ def test_to_png_round_trips_pixels_and_carries_no_exif():
     assert "exif" not in png.info
     assert len(png.getexif()) == 0
     assert np.array_equal(np.asarray(png), pixels)
+
+
+def test_save_for_review_writes_only_a_generated_name_and_explains_a_failure(skin_home):
+    pixels = noise(20, 30)
+    first, second = images.save_for_review(pixels), images.save_for_review(pixels)
+    assert first != second and first.parent == skin_home / "saved"
+    assert sorted(p.name for p in first.parent.iterdir()) == sorted([first.name, second.name])  # no temp left
+    assert np.array_equal(np.asarray(Image.open(first)), pixels)
+    for path in (first, second):
+        path.unlink()
+    first.parent.rmdir()
+    first.parent.write_text("a file where the folder should be")
+    with pytest.raises(images.ImageError, match="could not save the image to"):
+        images.save_for_review(pixels)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
 from skin_model import jobs
-from skin_model.config import BalanceConfig, TrainConfig
+from skin_model.config import REPO_ROOT, BalanceConfig, TrainConfig
 from skin_model.errors import DatasetError
 from skin_model.registry import Registry
 
@@ -147,3 +149,44 @@ def test_a_state_folder_that_cannot_be_written_fails_the_job_and_changes_nothing
     assert "could not write to the state folder" in ended.status["error"]
     assert registry_state() == before
     assert not [p for p in small_models_fs.iterdir() if p.name.startswith(".staging")]
+
+
+def cli_train(data, *extra: str) -> list[str]:
+    """``python -m skin_model train`` on a small, slow-to-finish configuration."""
+    return [sys.executable, "-m", "skin_model", "train", "--data", str(data), "--image-size", "32", "--n", "0", *extra]
+
+
+def test_command_line_training_is_refused_with_one_line_while_an_app_job_runs(clean_dataset):
+    before = registry_state()
+    job = jobs.start(clean_dataset.root, LONG)
+    try:
+        cli = subprocess.run(
+            cli_train(clean_dataset.root, "--epochs", "1"), capture_output=True, text=True, timeout=120
+        )
+        assert cli.returncode == 2
+        assert cli.stderr.strip().splitlines() == [f"error: a training job is already running (job {job.id})"]
+        assert jobs.refresh(job).active and registry_state() == before
+    finally:
+        jobs.cancel(jobs.refresh(job))
+        wait_for(lambda: finished(job), what="the cancel")
+
+
+def test_an_app_job_is_refused_while_command_line_training_runs_and_starts_once_that_process_is_gone(clean_dataset):
+    cli = subprocess.Popen(cli_train(clean_dataset.root, "--epochs", "200"), stderr=subprocess.DEVNULL, cwd=REPO_ROOT)
+    try:
+        wait_for(lambda: (jobs._read_json(jobs._lock_path()) or {}).get("pid") == cli.pid, what="the CLI to lock")
+        with pytest.raises(jobs.JobError) as refused:
+            jobs.start(clean_dataset.root, LONG)
+        assert str(refused.value) == f"a training job is already running (command-line training, pid {cli.pid})"
+    finally:
+        cli.kill()  # SIGKILL: no chance to release the lock
+        cli.wait(timeout=30)
+    job = jobs.start(clean_dataset.root, LONG)  # the dead process's lock is taken over
+    jobs.cancel(job)
+    assert wait_for(lambda: finished(job), what="the cancel").state == "KILLED"
+
+
+def test_the_training_lock_is_released_when_command_line_training_ends(clean_dataset):
+    with jobs.training_lock(), pytest.raises(jobs.JobError, match="command-line training"):
+        jobs.start(clean_dataset.root, LONG)
+    assert not jobs._lock_path().exists()

@@ -1,9 +1,14 @@
-"""Faults a clinic will meet: a tampered model file, long-running prediction loops."""
+"""Faults a clinic will meet: a tampered model file, long-running prediction loops, huge photos."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -54,3 +59,42 @@ def test_the_app_falls_back_to_the_last_good_version_when_the_live_file_is_corru
     assert any(f"Using model version {good.number}" in w.value for w in at.warning)
     assert not any(f"version {never_live.number}" in w.value for w in at.warning)  # never approved, never used
     assert registry.live_number() == bad.number  # nothing silently rewritten
+
+
+# Runs in a fresh process so its peak RSS (ru_maxrss) belongs to this photo alone.
+HUGE_PHOTO_CHILD = """
+import json, resource, sys
+from pathlib import Path
+import numpy as np
+from skin_model import images
+from skin_model.predict import Predictor
+
+peak_mb = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+predictor = Predictor.load()
+predictor.predict(np.full((300, 400, 3), 128, np.uint8))  # model loaded and warm: the baseline
+before = peak_mb()
+pixels = images.decode(Path(sys.argv[1]).read_bytes(), name="huge.jpg")  # as the page does with an upload
+result = predictor.predict(pixels, name="huge.jpg")
+print(json.dumps({"growth_mb": peak_mb() - before, "shape": list(pixels.shape), "top": result.top_class}))
+"""
+HUGE_PHOTO_BOUND_MB = 100  # a full-resolution decode of 8000x6000 needs 144 MB for one RGB copy alone
+
+
+def test_a_huge_valid_photo_is_classified_within_a_bounded_peak_memory(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    small = Image.fromarray(rng.integers(90, 230, (60, 80, 3), dtype=np.uint8))
+    path = tmp_path / "huge.jpg"
+    small.resize((8000, 6000), Image.Resampling.BILINEAR).save(path, quality=85)  # 48 MP, under the 50 MP limit
+    child = subprocess.run(
+        [sys.executable, "-c", HUGE_PHOTO_CHILD, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2])),
+    )
+    assert child.returncode == 0, child.stderr[-2000:]
+    measured = json.loads(child.stdout.strip().splitlines()[-1])
+    assert measured["shape"] == [768, 1024, 3]
+    assert measured["growth_mb"] < HUGE_PHOTO_BOUND_MB, measured

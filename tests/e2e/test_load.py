@@ -1,0 +1,116 @@
+"""Ten browser sessions classify at the same time while a training job runs; each gets its own right answer.
+
+`bench/app.py` measures how long this takes; this test checks what each session is shown.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from e2e_support import lesion, wait_idle
+from PIL import Image
+
+from skin_model import jobs
+from skin_model.config import BalanceConfig, TrainConfig
+from skin_model.images import decode
+from skin_model.predict import Predictor
+from skin_model.registry import Registry
+
+pytestmark = pytest.mark.e2e
+
+SESSIONS = 10
+ENDLESS = TrainConfig(epochs=200, image_size=32, batch_size=4, width=4, balance=BalanceConfig(strategy="none"))
+# Test harness only: ten software-rendered tabs animating Streamlit's "running" indicators cost more CPU than the app.
+NO_ANIMATION = (
+    "document.addEventListener('DOMContentLoaded', () => { const s = document.createElement('style');"
+    " s.textContent = '*, *::before, *::after { animation: none !important; transition: none !important; }';"
+    " document.head.appendChild(s); });"
+)
+
+
+def percent(text: str) -> float:
+    return float(text.strip().rstrip("%"))
+
+
+def shown(page) -> tuple[str, dict[str, float]]:
+    """What one session renders: the headline ("Nevus: 61.2%" or "No diagnosis") and each class's bar."""
+    chart = page.locator(".js-plotly-plot").first
+    chart.locator("text.bartext").first.wait_for()
+    wait_idle(page)
+    labels = chart.locator(".yaxislayer-above text").all_text_contents()
+    bars = [percent(t) for t in chart.locator("text.bartext").all_text_contents()]
+    heading = page.locator("h3").filter(has_text="%")
+    headline = heading.first.inner_text() if heading.count() else "No diagnosis"
+    return headline, dict(zip(labels, bars, strict=True))
+
+
+def computed(predictor: Predictor, path) -> tuple[str, dict[str, float]]:
+    """The same image through the package directly, rounded as the Classify page rounds it."""
+    result = predictor.predict(decode(path.read_bytes(), name=path.name), name=path.name)
+    headline = (
+        f"{result.top_class.capitalize()}: {result.top_probability:.1%}" if result.lesion_like else "No diagnosis"
+    )
+    return headline, {name: round(100 * p, 1) for name, p in result.probabilities.items()}
+
+
+def same_result(got: tuple[str, dict], want: tuple[str, dict]) -> bool:
+    """Equal to one step of the last printed digit (two processes may sum floats in another order)."""
+    (got_head, got_bars), (want_head, want_bars) = got, want
+    if got_bars.keys() != want_bars.keys() or any(abs(got_bars[k] - want_bars[k]) > 0.11 for k in want_bars):
+        return False
+    if "No diagnosis" in (got_head, want_head):
+        return got_head == want_head
+    (got_class, got_pct), (want_class, want_pct) = got_head.rsplit(":", 1), want_head.rsplit(":", 1)
+    return got_class == want_class and abs(percent(got_pct) - percent(want_pct)) <= 0.11
+
+
+def test_ten_sessions_at_once_during_training_each_get_their_own_correct_result(
+    app_server, browser, tiny_dataset, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("SKIN_HOME", str(app_server["home"]))  # the app's own state: its job, its live model
+    monkeypatch.setenv("SKIN_THREADS", "1")  # the worker inherits it: one core trains, one serves
+    images = []
+    for i in range(SESSIONS):
+        images.append(tmp_path / f"lesion-{i}.png")
+        Image.fromarray(lesion(20 + i, 128)).save(images[-1])
+
+    job = jobs.start(tiny_dataset, ENDLESS)
+    contexts = [browser.new_context(viewport={"width": 1000, "height": 800}) for _ in range(SESSIONS)]
+    try:
+        pages = []
+        for context in contexts:
+            context.add_init_script(NO_ANIMATION)
+            pages.append(context.new_page())
+            pages[-1].set_default_timeout(120_000)
+            pages[-1].goto(app_server["url"] + "/classify", wait_until="commit")
+        predictor = Predictor.load(registry=Registry())  # the version the app serves, while the pages load
+        wanted = [computed(predictor, path) for path in images]
+        assert len({str(w) for w in wanted}) == SESSIONS  # distinct answers: a mix-up would be seen
+        for page in pages:
+            wait_idle(page)
+        deadline = time.time() + 90
+        while not any(e["event"] == "step" for e in job.progress()):  # the worker is past its data preparation
+            assert time.time() < deadline and jobs.refresh(job).active, jobs.refresh(job).status
+            time.sleep(0.5)
+
+        began = time.time()
+        for page, path in zip(pages, images, strict=True):  # all ten uploads in flight at once
+            page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(path))
+        got = [shown(page) for page in pages]
+        ended = time.time()
+
+        assert jobs.refresh(job).state == "RUNNING"
+        assert [e for e in job.progress() if e["event"] == "step" and began <= e["time"] <= ended], (
+            "the training job made no progress while the sessions classified"
+        )
+        for i, (g, w) in enumerate(zip(got, wanted, strict=True)):
+            assert same_result(g, w), f"session {i} was shown {g}, expected {w}"
+    finally:
+        for context in contexts:
+            context.close()
+        jobs.cancel(jobs.refresh(job))
+        deadline = time.time() + 60
+        while jobs.refresh(job).active and time.time() < deadline:
+            time.sleep(0.2)
+    assert jobs.refresh(job).state == "KILLED"
