@@ -4,7 +4,7 @@ import streamlit as st
 
 st.set_page_config(page_title="Skin lesion classifier", page_icon="assets/icon.png", layout="wide")
 
-from pages.common import live_predictor  # noqa: E402 - set_page_config must come first
+from pages.common import ENTRY_KEY, live_predictor  # noqa: E402 - set_page_config must come first
 
 pages = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
@@ -28,4 +28,5 @@ with st.sidebar:
         "together with the clinical context; biopsy when in doubt."
     )
 
+st.session_state[ENTRY_KEY] = True  # checked by each page: see pages.common.through_entry_script
 page.run()

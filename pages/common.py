@@ -16,23 +16,24 @@ from skin_model.errors import SkinModelError
 from skin_model.predict import Predictor
 from skin_model.registry import Registry
 
+ENTRY_KEY = "_ran_through_streamlit_app"
 
-def _leave_pages_folder_mode() -> None:
-    """Make the first run of a fresh server go through ``streamlit_app.py``.
 
-    Until ``st.navigation`` has run once in the process, Streamlit treats the
-    ``pages/`` folder the old way and runs a sub-page URL on its own, without
-    the entry script (no sidebar, no layout). Every page imports this module
-    first, so such a run is turned into a normal one. Called at the end of
-    the module: the rerun exception aborts this import, and a session that
-    imported concurrently keeps the aborted module object, which must
-    already define every name.
+def through_entry_script() -> None:
+    """Make every run of a page go through ``streamlit_app.py`` (sidebar, navigation, layout).
+
+    Until ``st.navigation`` has run once in the process, Streamlit treats a
+    ``pages/`` folder the old way and runs a sub-page URL on its own. The
+    entry script marks each of its runs in the session; a page run without
+    the mark leaves that mode and reruns the session, so simultaneous first
+    visitors of a fresh server each get the whole app.
     """
-    from streamlit.runtime.pages_manager import PagesManager
+    if st.session_state.pop(ENTRY_KEY, False):
+        return
+    from streamlit.runtime.pages_manager import PagesManager  # no public switch for the old mode in 1.67
 
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        st.rerun()
+    PagesManager.uses_pages_directory = False
+    st.rerun()
 
 
 @st.cache_resource(max_entries=1, show_spinner="Loading the model...")
@@ -125,6 +126,3 @@ def admin_gate(action: str) -> bool:
             except SkinModelError as error:
                 st.error(str(error))
     return False
-
-
-_leave_pages_folder_mode()  # last: see its docstring

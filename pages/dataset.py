@@ -7,6 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from pages.common import through_entry_script
 from skin_model import CLASSES
 from skin_model.audit import AuditReport, audit
 from skin_model.balance import sample
@@ -14,6 +15,8 @@ from skin_model.config import BalanceConfig, TrainConfig
 from skin_model.dataset import load_pixels, user_folder
 from skin_model.errors import SkinModelError
 from skin_model.train import balance_preview, training_split
+
+through_entry_script()
 
 
 @st.cache_data(max_entries=4, show_spinner="Auditing every image...")

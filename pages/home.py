@@ -2,7 +2,9 @@
 
 import streamlit as st
 
-from pages.common import live_predictor, pct
+from pages.common import live_predictor, pct, through_entry_script
+
+through_entry_script()
 
 st.title("Skin lesion classifier")
 st.markdown(

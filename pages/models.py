@@ -3,11 +3,13 @@
 import pandas as pd
 import streamlit as st
 
-from pages.common import admin_gate
+from pages.common import admin_gate, through_entry_script
 from pages.compare import confusion_figure, metrics_table, roc_figure
 from skin_model import card
 from skin_model.errors import SkinModelError
 from skin_model.registry import Registry
+
+through_entry_script()
 
 st.title("Model versions")
 registry = Registry()

@@ -9,13 +9,15 @@ import os
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages.common import admin_gate, is_admin, pct
+from pages.common import admin_gate, is_admin, pct, through_entry_script
 from pages.compare import confusion_figure, metrics_table
 from skin_model import jobs
 from skin_model.config import BalanceConfig, TrainConfig
 from skin_model.dataset import user_folder
 from skin_model.errors import SkinModelError
 from skin_model.registry import Registry
+
+through_entry_script()
 
 st.title("Retrain the model")
 admin = admin_gate("Retraining")

@@ -139,3 +139,30 @@ def test_a_running_job_is_still_shown_after_the_app_restarts(tiny_dataset, tmp_p
                 break
             time.sleep(0.2)
     assert jobs.refresh(job).state == "KILLED"
+
+
+def test_a_fresh_server_serves_several_first_visitors_of_a_sub_page_at_once(browser, tmp_path):
+    from e2e_support import free_port, start_app, wait_healthy
+
+    port = free_port()
+    with (tmp_path / "server.log").open("w") as log:
+        server = start_app(port, log, SKIN_HOME=str(tmp_path / "home"))
+    context = browser.new_context(viewport={"width": 1000, "height": 800})
+    try:
+        url = f"http://127.0.0.1:{port}"
+        assert wait_healthy(url)
+        pages = [context.new_page() for _ in range(4)]
+        for page in pages:  # all four before the server has run any script
+            page.goto(url + "/classify", wait_until="commit")
+        for page in pages:
+            page.locator("[data-testid='stFileUploaderDropzoneInput']").wait_for(state="attached", timeout=90_000)
+            wait_idle(page)
+            shown = page.locator("body").inner_text()
+            assert page.locator("[data-testid='stException']").count() == 0, shown
+            assert page.locator("[data-testid='stFileUploaderDropzoneInput']").count() == 1, shown
+            assert "Live model: version" in shown  # the entry script ran: sidebar and navigation
+    finally:
+        context.close()
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=20)
+    assert "Traceback" not in (tmp_path / "server.log").read_text()
