@@ -12,13 +12,13 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages.common import live_predictor, pct, through_entry_script
+from pages.common import live_predictor, page_frame, pct
 from skin_model import explain
 from skin_model.errors import SkinModelError
 from skin_model.images import decode, save_for_review
 from skin_model.predict import NOT_A_LESION, alert_options, batch_rows, operating_point
 
-through_entry_script()
+page_frame()
 
 TYPES = ["jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp"]
 RISK_COLOURS = {"malignant": "#c0392b", "pre-malignant": "#d68910", "benign": "#1e8449"}

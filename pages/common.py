@@ -17,23 +17,45 @@ from skin_model.predict import Predictor
 from skin_model.registry import Registry
 
 ENTRY_KEY = "_ran_through_streamlit_app"
+PAGES = (  # path, title, icon; the first is the home page
+    ("pages/home.py", "Home", ":material/home:"),
+    ("pages/classify.py", "Classify", ":material/biotech:"),
+    ("pages/dataset.py", "Dataset", ":material/bar_chart:"),
+    ("pages/retrain.py", "Retrain", ":material/model_training:"),
+    ("pages/models.py", "Models", ":material/inventory_2:"),
+)
 
 
-def through_entry_script() -> None:
-    """Make every run of a page go through ``streamlit_app.py`` (sidebar, navigation, layout).
+def frame() -> None:
+    """The page settings and the sidebar every page shows: navigation, live model, disclaimer.
+
+    Links are drawn by hand: Streamlit's own menu falls back to listing
+    ``pages/`` after a fragment rerun.
+    """
+    st.set_page_config(page_title="Skin lesion classifier", page_icon="assets/icon.png", layout="wide")
+    with st.sidebar:
+        for path, title, icon in PAGES:
+            st.page_link(path, label=title, icon=icon)
+        st.divider()
+        predictor = live_predictor()
+        if predictor is not None:
+            st.caption(f"Live model: version {predictor.version.number} ({predictor.version.created[:10]})")
+        st.caption(
+            "Decision support only, not a diagnosis. Every result must be interpreted by a dermatologist "
+            "together with the clinical context; biopsy when in doubt."
+        )
+
+
+def page_frame() -> None:
+    """Draw the frame unless ``streamlit_app.py`` already did in this run.
 
     Until ``st.navigation`` has run once in the process, Streamlit treats a
-    ``pages/`` folder the old way and runs a sub-page URL on its own. The
-    entry script marks each of its runs in the session; a page run without
-    the mark leaves that mode and reruns the session, so simultaneous first
-    visitors of a fresh server each get the whole app.
+    ``pages/`` folder the old way and runs a sub-page URL on its own, without
+    the entry script; the page then draws the same frame itself, so the first
+    visitors of a fresh server see the whole app.
     """
-    if st.session_state.pop(ENTRY_KEY, False):
-        return
-    from streamlit.runtime.pages_manager import PagesManager  # no public switch for the old mode in 1.67
-
-    PagesManager.uses_pages_directory = False
-    st.rerun()
+    if not st.session_state.pop(ENTRY_KEY, False):
+        frame()
 
 
 @st.cache_resource(max_entries=1, show_spinner="Loading the model...")

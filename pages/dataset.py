@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages.common import through_entry_script
+from pages.common import page_frame
 from skin_model import CLASSES
 from skin_model.audit import AuditReport, audit
 from skin_model.balance import sample
@@ -16,7 +16,7 @@ from skin_model.dataset import load_pixels, user_folder
 from skin_model.errors import SkinModelError
 from skin_model.train import balance_preview, training_split
 
-through_entry_script()
+page_frame()
 
 
 @st.cache_data(max_entries=4, show_spinner="Auditing every image...")

@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from pages.common import live_predictor, pct, through_entry_script
+from pages.common import live_predictor, page_frame, pct
 
-through_entry_script()
+page_frame()
 
 st.title("Skin lesion classifier")
 st.markdown(

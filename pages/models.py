@@ -3,13 +3,13 @@
 import pandas as pd
 import streamlit as st
 
-from pages.common import admin_gate, through_entry_script
+from pages.common import admin_gate, page_frame
 from pages.compare import confusion_figure, metrics_table, roc_figure
 from skin_model import card
 from skin_model.errors import SkinModelError
 from skin_model.registry import Registry
 
-through_entry_script()
+page_frame()
 
 st.title("Model versions")
 registry = Registry()

@@ -9,7 +9,7 @@ import os
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages.common import admin_gate, is_admin, pct, through_entry_script
+from pages.common import admin_gate, is_admin, page_frame, pct
 from pages.compare import confusion_figure, metrics_table
 from skin_model import jobs
 from skin_model.config import BalanceConfig, TrainConfig
@@ -17,7 +17,7 @@ from skin_model.dataset import user_folder
 from skin_model.errors import SkinModelError
 from skin_model.registry import Registry
 
-through_entry_script()
+page_frame()
 
 st.title("Retrain the model")
 admin = admin_gate("Retraining")

@@ -101,9 +101,8 @@ def test_retrain_from_the_browser_and_make_it_live(app_server, page):
     make_live = page.get_by_role("button", name="Make version 2 live")
     make_live.wait_for(timeout=30_000)
     make_live.click()
-    wait_idle(page)
+    page.get_by_text("Live model: version 2").first.wait_for(timeout=60_000)  # the sidebar, after the switch
     assert json.loads((home / "models" / "live.json").read_text())["version"] == 2
-    page.get_by_text("Live model: version 2").first.wait_for(timeout=30_000)
 
 
 def test_a_running_job_is_still_shown_after_the_app_restarts(tiny_dataset, tmp_path, browser, monkeypatch):
