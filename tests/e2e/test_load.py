@@ -32,15 +32,13 @@ NO_ANIMATION = (
 
 
 @pytest.fixture(scope="module")
-def shared_renderer():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=[*CHROMIUM_ARGS, "--process-per-site"]
-        )
-        yield chromium
-        chromium.close()
+def shared_renderer(browser):
+    """A second chromium from the session's Playwright, whose same-site tabs share one renderer process."""
+    chromium = browser.browser_type.launch(
+        executable_path=CHROMIUM, headless=True, args=[*CHROMIUM_ARGS, "--process-per-site"]
+    )
+    yield chromium
+    chromium.close()
 
 
 def percent(text: str) -> float:

@@ -151,6 +151,9 @@ def test_a_state_folder_that_cannot_be_written_fails_the_job_and_changes_nothing
     assert not [p for p in small_models_fs.iterdir() if p.name.startswith(".staging")]
 
 
+QUICK_TO_CANCEL = TrainConfig(epochs=200, image_size=32, batch_size=4, width=4, balance=BalanceConfig(strategy="none"))
+
+
 def cli_train(data, *extra: str) -> list[str]:
     """``python -m skin_model train`` on a small, slow-to-finish configuration."""
     return [sys.executable, "-m", "skin_model", "train", "--data", str(data), "--image-size", "32", "--n", "0", *extra]
@@ -158,7 +161,7 @@ def cli_train(data, *extra: str) -> list[str]:
 
 def test_command_line_training_is_refused_with_one_line_while_an_app_job_runs(clean_dataset):
     before = registry_state()
-    job = jobs.start(clean_dataset.root, LONG)
+    job = jobs.start(clean_dataset.root, QUICK_TO_CANCEL)
     try:
         cli = subprocess.run(
             cli_train(clean_dataset.root, "--epochs", "1"), capture_output=True, text=True, timeout=120
@@ -176,17 +179,17 @@ def test_an_app_job_is_refused_while_command_line_training_runs_and_starts_once_
     try:
         wait_for(lambda: (jobs._read_json(jobs._lock_path()) or {}).get("pid") == cli.pid, what="the CLI to lock")
         with pytest.raises(jobs.JobError) as refused:
-            jobs.start(clean_dataset.root, LONG)
+            jobs.start(clean_dataset.root, QUICK_TO_CANCEL)
         assert str(refused.value) == f"a training job is already running (command-line training, pid {cli.pid})"
     finally:
         cli.kill()  # SIGKILL: no chance to release the lock
         cli.wait(timeout=30)
-    job = jobs.start(clean_dataset.root, LONG)  # the dead process's lock is taken over
+    job = jobs.start(clean_dataset.root, QUICK_TO_CANCEL)  # the dead process's lock is taken over
     jobs.cancel(job)
     assert wait_for(lambda: finished(job), what="the cancel").state == "KILLED"
 
 
 def test_the_training_lock_is_released_when_command_line_training_ends(clean_dataset):
     with jobs.training_lock(), pytest.raises(jobs.JobError, match="command-line training"):
-        jobs.start(clean_dataset.root, LONG)
+        jobs.start(clean_dataset.root, QUICK_TO_CANCEL)
     assert not jobs._lock_path().exists()
