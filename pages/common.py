@@ -93,7 +93,7 @@ def admin_password() -> str | None:
 
 
 def client_address() -> str:
-    """Who is signing in, for the per-client throttle: the connection's IP (None on localhost)."""
+    """Who is signing in, for the per-client throttle: the connection's IP, or "localhost" (Streamlit gives none)."""
     address = st.context.ip_address
     return address if isinstance(address, str) and address else "localhost"
 
