@@ -72,7 +72,7 @@ def augmenter(seed: int):
 
 
 def resize(images, image_size: int):
-    """The same resize the model's first layer does, for pre-sizing training arrays once (kept as uint8)."""
+    """The same resize the model's first layer does, kept as uint8: a tensor op (tf.data) on one image or a batch."""
     tf = tensorflow()
     sized = tf.image.resize(tf.cast(images, tf.float32), (image_size, image_size), antialias=True)
-    return tf.cast(tf.clip_by_value(tf.round(sized), 0, 255), tf.uint8).numpy()
+    return tf.cast(tf.clip_by_value(tf.round(sized), 0, 255), tf.uint8)

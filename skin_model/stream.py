@@ -21,12 +21,12 @@ from skin_model.runtime import tensorflow
 def _reader(image_size: int):
     """A tf.data map: file name -> ``(image_size, image_size, 3)`` uint8 pixels."""
     tf = tensorflow()
+    from skin_model.network import resize
 
     def read(path):
         pixels = tf.numpy_function(lambda p: read_pixels(p.decode()), [path], tf.uint8, stateful=False)
         pixels.set_shape((None, None, 3))
-        sized = tf.image.resize(tf.cast(pixels, tf.float32), (image_size, image_size), antialias=True)
-        return tf.cast(tf.clip_by_value(tf.round(sized), 0, 255), tf.uint8)
+        return resize(pixels, image_size)
 
     return read
 

@@ -122,9 +122,15 @@ class Tracker:
         if step % 5 == 1 or step == self.steps:
             eta = self._eta(epoch * self.steps + step)
             self.log.write(
-                "step", epoch=epoch + 1, epochs=self.epochs, step=step, steps=self.steps, loss=loss,
-                accuracy=accuracy, eta_s=eta,
-            )  # fmt: skip
+                "step",
+                epoch=epoch + 1,
+                epochs=self.epochs,
+                step=step,
+                steps=self.steps,
+                loss=loss,
+                accuracy=accuracy,
+                eta_s=eta,
+            )
 
     def epoch_end(self, epoch: int, model, loss: float, accuracy: float, val_logits: np.ndarray, y_val) -> None:
         pred = val_logits.argmax(axis=1)
@@ -242,8 +248,8 @@ def fit(
             tracker.step(epoch, i + 1, loss_mean, accuracy)
             if should_stop and should_stop():
                 raise Cancelled("training was cancelled; nothing was registered")
-        val_logits = stream.logits(model, splits.paths("val"), config.image_size) if cluster.is_chief else None
-        if cluster.is_chief:
+        if cluster.is_chief:  # the others train in step; only the chief's choice of epoch is kept
+            val_logits = stream.logits(model, splits.paths("val"), config.image_size)
             tracker.epoch_end(epoch, model, loss_mean, accuracy, val_logits, splits.y["val"])
     if tracker.best_weights is not None:
         model.set_weights(tracker.best_weights)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,3 +189,18 @@ def live_tiny_model(tiny_model):
 
     metadata = {"temperature": 1.0, "alert_threshold": 0.5, "image_size": 32}
     return Registry().register(tiny_model, metadata, activate=True)
+
+
+@pytest.fixture
+def stop_job() -> Callable:
+    """``stop_job(job)``: cancel a training job and wait until its worker has ended (the tests' clean-up)."""
+    from skin_model import jobs
+
+    def stop(job, timeout: float = 60.0):
+        jobs.cancel(jobs.refresh(job))
+        deadline = time.time() + timeout
+        while jobs.refresh(job).active and time.time() < deadline:
+            time.sleep(0.2)
+        return jobs.refresh(job)
+
+    return stop

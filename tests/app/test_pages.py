@@ -134,7 +134,7 @@ def test_after_sign_out_make_live_is_gone_and_the_sign_in_box_is_back(live_tiny_
     assert [t for t in at.text_input if t.label == "Admin password"]
 
 
-def test_after_sign_out_start_and_cancel_are_gone_while_a_job_runs(clean_dataset, monkeypatch):
+def test_after_sign_out_start_and_cancel_are_gone_while_a_job_runs(clean_dataset, monkeypatch, stop_job):
     from skin_model import jobs
     from skin_model.config import BalanceConfig, TrainConfig
 
@@ -147,11 +147,7 @@ def test_after_sign_out_start_and_cancel_are_gone_while_a_job_runs(clean_dataset
         assert not labels(at)["Start training"] and "Cancel job" not in labels(at)
         assert jobs.refresh(job).active  # nothing was cancelled on the way
     finally:
-        jobs.cancel(jobs.refresh(job))
-        for _ in range(300):
-            if not jobs.refresh(job).active:
-                break
-            time.sleep(0.2)
+        stop_job(job)
 
 
 def test_an_idle_admin_sign_in_expires_and_activity_keeps_it(live_tiny_model, monkeypatch):

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -105,7 +104,7 @@ def test_retrain_from_the_browser_and_make_it_live(app_server, page):
     assert json.loads((home / "models" / "live.json").read_text())["version"] == 2
 
 
-def test_a_running_job_is_still_shown_after_the_app_restarts(tiny_dataset, tmp_path, browser, monkeypatch):
+def test_a_running_job_is_still_shown_after_the_app_restarts(tiny_dataset, tmp_path, browser, monkeypatch, stop_job):
     from e2e_support import free_port, start_app, wait_healthy
 
     from skin_model import jobs
@@ -132,12 +131,8 @@ def test_a_running_job_is_still_shown_after_the_app_restarts(tiny_dataset, tmp_p
             server.wait(timeout=20)
             assert jobs.refresh(job).state == "RUNNING"  # the worker outlives the server
     finally:
-        jobs.cancel(jobs.refresh(job))
-        for _ in range(300):
-            if not jobs.refresh(job).active:
-                break
-            time.sleep(0.2)
-    assert jobs.refresh(job).state == "KILLED"
+        stopped = stop_job(job)
+    assert stopped.state == "KILLED"
 
 
 def test_a_fresh_server_serves_several_first_visitors_of_a_sub_page_at_once(browser, tmp_path):

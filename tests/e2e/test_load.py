@@ -78,7 +78,7 @@ def same_result(got: tuple[str, dict], want: tuple[str, dict]) -> bool:
 
 
 def test_ten_sessions_at_once_during_training_each_get_their_own_correct_result(
-    app_server, shared_renderer, tiny_dataset, tmp_path, monkeypatch
+    app_server, shared_renderer, tiny_dataset, tmp_path, monkeypatch, stop_job
 ):
     monkeypatch.setenv("SKIN_HOME", str(app_server["home"]))  # the app's own state: its job, its live model
     monkeypatch.setenv("SKIN_THREADS", "1")  # the worker inherits it: one core trains, one serves
@@ -122,9 +122,6 @@ def test_ten_sessions_at_once_during_training_each_get_their_own_correct_result(
             assert same_result(g, w), f"session {i} was shown {g}, expected {w}"
     finally:
         context.close()
-        jobs.cancel(jobs.refresh(job))
-        deadline = time.time() + 60
-        while jobs.refresh(job).active and time.time() < deadline:
-            time.sleep(0.2)
+        stopped = stop_job(job)
         registry.activate(earlier)
-    assert jobs.refresh(job).state == "KILLED"
+    assert stopped.state == "KILLED"
