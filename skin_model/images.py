@@ -9,9 +9,7 @@ orientation applied, any mode turned into 8-bit RGB, metadata dropped.
 from __future__ import annotations
 
 import io
-import os
 import secrets
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -149,18 +147,12 @@ def save_for_review(pixels: np.ndarray) -> Path:
     Nothing of the upload survives but its pixels: no EXIF (GPS, camera, dates), ICC profile,
     comments, or file name (names often carry patient identifiers). Written atomically.
     """
+    from skin_model.registry import write_atomic
+
     folder = review_folder()
     name = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{secrets.token_hex(4)}.png"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".saving-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(to_png(pixels))
-            os.replace(tmp, folder / name)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(folder / name, to_png(pixels))
     except OSError as error:
         raise ImageError(f"could not save the image to {folder} ({error.strerror or error})") from None
     return folder / name

@@ -94,15 +94,20 @@ def _alive(pid: int | None, start: int | None = None) -> bool:
         except OSError:
             return False
         return True
-    fields = stat.rsplit(")", 1)[-1].split()
+    fields = _stat_fields(stat)
     if fields[0] in ("Z", "X"):
         return False
     return int(fields[19]) == start if start is not None else WORKER in cmdline
 
 
+def _stat_fields(stat: str) -> list[str]:
+    """``/proc/<pid>/stat`` after the command name (which may hold spaces): state is [0], start time [19]."""
+    return stat.rsplit(")", 1)[-1].split()
+
+
 def _start_time(pid: int) -> int | None:
     try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[19])
+        return int(_stat_fields(Path(f"/proc/{pid}/stat").read_text())[19])
     except (OSError, ValueError, IndexError):
         return None
 

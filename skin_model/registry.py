@@ -53,12 +53,16 @@ def sha256(path: Path) -> str:
 
 
 def write_json(path: Path, data: dict) -> None:
-    """Write JSON atomically: a temporary file in the same folder, then rename."""
+    write_atomic(path, json.dumps(data, indent=2).encode())
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write a file atomically: a temporary file in the same folder, synced, then renamed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
