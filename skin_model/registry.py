@@ -10,12 +10,14 @@ Keras safe mode on.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from skin_model.errors import RegistryError
 MODEL_FILE = "model.keras"
 METADATA_FILE = "metadata.json"
 LIVE_FILE = "live.json"
+LOCK_FILE = ".lock"
 
 
 @dataclass(frozen=True)
@@ -171,10 +174,23 @@ class Registry:
         """Make a verified version live by atomically replacing the pointer (history kept for fallback)."""
         version = self.get(number)
         self.verify(version)
+        with self._locked():
+            self._point_live_at(number)
+        return version
+
+    def _point_live_at(self, number: int) -> None:
+        """Rewrite the pointer; callers hold the lock, so two switches at once cannot drop one from the history."""
         history = [n for n in self.live_history() if n != number] + [number]
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         write_json(self.root / LIVE_FILE, {"version": number, "since": now, "history": history[-20:]})
-        return version
+
+    @contextmanager
+    def _locked(self):
+        """Serialise writers of ``live.json`` across sessions and processes (an advisory lock file)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / LOCK_FILE).open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
 
     def live_history(self) -> list[int]:
         """Versions that have been live, oldest first, the current one last."""
@@ -199,27 +215,28 @@ class Registry:
         return None
 
     def _seed(self) -> None:
-        """On a fresh machine, register the committed default model as version 1."""
+        """On a fresh machine, register the committed default model as version 1.
+
+        Under the registry lock: several first visitors of a fresh server seed
+        at once, and none may see version 1 before it is live.
+        """
         if self.seed_dir is None or (self.root / LIVE_FILE).exists() or not (self.seed_dir / MODEL_FILE).is_file():
             return
-        if any(c.name.isdigit() for c in self.root.iterdir()) if self.root.exists() else False:
-            return
-        try:
-            metadata = json.loads((self.seed_dir / METADATA_FILE).read_text())
-        except (OSError, ValueError) as error:
-            raise RegistryError(f"{self.seed_dir}: the default model's metadata cannot be read ({error})") from None
-        if sha256(self.seed_dir / MODEL_FILE) != metadata.get("sha256"):
-            raise RegistryError(f"{self.seed_dir}: the committed default model does not match its checksum")
-        self.root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=self.root, prefix=".staging-"))
-        try:
-            shutil.copy2(self.seed_dir / MODEL_FILE, staging / MODEL_FILE)
-            metadata = dict(metadata, sha256=sha256(staging / MODEL_FILE), version=1)
-            write_json(staging / METADATA_FILE, metadata)
-            os.rename(staging, self.root / "1")  # a second session seeding at once loses this rename
-        except OSError:
-            shutil.rmtree(staging, ignore_errors=True)
-            if not (self.root / "1").exists():
+        with self._locked():
+            if (self.root / LIVE_FILE).exists() or any(c.name.isdigit() for c in self.root.iterdir()):
+                return  # another session seeded while this one waited, or versions exist already
+            try:
+                metadata = json.loads((self.seed_dir / METADATA_FILE).read_text())
+            except (OSError, ValueError) as error:
+                raise RegistryError(f"{self.seed_dir}: the default model's metadata cannot be read ({error})") from None
+            if sha256(self.seed_dir / MODEL_FILE) != metadata.get("sha256"):
+                raise RegistryError(f"{self.seed_dir}: the committed default model does not match its checksum")
+            staging = Path(tempfile.mkdtemp(dir=self.root, prefix=".staging-"))
+            try:
+                shutil.copy2(self.seed_dir / MODEL_FILE, staging / MODEL_FILE)
+                write_json(staging / METADATA_FILE, dict(metadata, sha256=sha256(staging / MODEL_FILE), version=1))
+                os.rename(staging, self.root / "1")
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
                 raise
-        if not (self.root / LIVE_FILE).exists():
-            self.activate(1)
+            self._point_live_at(1)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+import time
 
 import numpy as np
 import pytest
 
 from skin_model.errors import RegistryError
-from skin_model.registry import LIVE_FILE, Registry, sha256
+from skin_model.registry import LIVE_FILE, LOCK_FILE, Registry, sha256
 
 METADATA = {"temperature": 1.5, "alert_threshold": 0.3}
 
@@ -74,7 +76,7 @@ def test_activate_replaces_the_live_pointer_and_rolls_back(registry, tiny_model)
 
     registry.activate(1)
     assert registry.live_number() == 1
-    assert sorted(p.name for p in registry.root.iterdir()) == ["1", "2", LIVE_FILE]  # no temporary files left
+    assert sorted(p.name for p in registry.root.iterdir()) == [LOCK_FILE, "1", "2", LIVE_FILE]  # no temp files
 
 
 def test_activating_a_missing_version_is_refused_and_live_stays(registry, tiny_model):
@@ -167,8 +169,60 @@ def test_a_default_model_that_does_not_match_its_checksum_is_refused(tmp_path, s
     with pytest.raises(RegistryError, match="checksum"):
         registry.versions()
 
-    assert not registry.root.exists() or not list(registry.root.iterdir())  # nothing copied, nothing left
+    assert [p.name for p in registry.root.iterdir()] == [LOCK_FILE]  # nothing copied, nothing left
 
 
 def test_the_default_root_is_under_skin_home(skin_home):
     assert Registry(seed_dir=None).root == skin_home / "models"
+
+
+@pytest.fixture
+def slow_pointer(monkeypatch) -> None:
+    """Writing live.json takes 0.3 s: widens the moment another session could slip in."""
+    from skin_model import registry as registry_module
+
+    write_json = registry_module.write_json
+
+    def slow(path, data):
+        if path.name == LIVE_FILE:
+            time.sleep(0.3)
+        write_json(path, data)
+
+    monkeypatch.setattr(registry_module, "write_json", slow)
+
+
+def run_staggered(*calls) -> None:
+    threads = [threading.Thread(target=call) for call in calls]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.05)
+    for thread in threads:
+        thread.join()
+
+
+def test_sessions_seeding_at_once_all_see_a_live_version_1(tmp_path, seed_dir, slow_pointer):
+    """Four first visitors of a fresh server: none may find version 1 before it is live."""
+    root = tmp_path / "models"
+    seen: list[object] = []
+
+    def visit() -> None:
+        try:
+            seen.append(Registry(root, seed_dir=seed_dir).live().number)
+        except RegistryError as error:
+            seen.append(error)
+
+    run_staggered(visit, visit, visit, visit)
+
+    assert seen == [1, 1, 1, 1]
+    assert [v.number for v in Registry(root, seed_dir=seed_dir).versions()] == [1]
+
+
+def test_two_switches_at_once_both_stay_in_the_live_history(registry, tiny_model, slow_pointer):
+    """The history is read, extended and rewritten; two admins switching at once must not drop one."""
+    for _ in range(3):
+        registry.register(tiny_model, METADATA)
+    registry.activate(1)
+
+    run_staggered(lambda: registry.activate(2), lambda: registry.activate(3))
+
+    assert registry.live_history() == [1, 2, 3]
