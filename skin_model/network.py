@@ -72,7 +72,11 @@ def augmenter(seed: int):
 
 
 def resize(images, image_size: int):
-    """The same resize the model's first layer does, kept as uint8: a tensor op (tf.data) on one image or a batch."""
+    """The model's own first-layer resize, done early (tf.data) so images of any size can share a batch.
+
+    Kept in float32, never rounded: the model's resize of an already-sized
+    image is then the identity, so what training, validation and calibration
+    see is exactly what the app's full-size upload becomes inside the model.
+    """
     tf = tensorflow()
-    sized = tf.image.resize(tf.cast(images, tf.float32), (image_size, image_size), antialias=True)
-    return tf.cast(tf.clip_by_value(tf.round(sized), 0, 255), tf.uint8)
+    return tf.image.resize(tf.cast(images, tf.float32), (image_size, image_size), antialias=True)

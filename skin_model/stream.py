@@ -19,7 +19,7 @@ from skin_model.runtime import tensorflow
 
 
 def _reader(image_size: int):
-    """A tf.data map: file name -> ``(image_size, image_size, 3)`` uint8 pixels."""
+    """A tf.data map: file name -> ``(image_size, image_size, 3)`` float32 pixels, as the model resizes them."""
     tf = tensorflow()
     from skin_model.network import resize
 
@@ -48,12 +48,12 @@ def training(paths: Sequence[Path | str], labels: np.ndarray, image_size: int, b
     names = names.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True).repeat()
     ds = names.map(lambda p, y: (read(p), y), num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
     ds = ds.batch(batch, drop_remainder=True)
-    ds = ds.map(lambda x, y: (augment(tf.cast(x, tf.float32)), y), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(lambda x, y: (augment(x), y), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def pixels(paths: Sequence[Path | str], image_size: int, batch: int = 64):
-    """Batches of uint8 pixels in file order, for scoring (no augmentation)."""
+    """Batches of resized pixels in file order, for scoring (no augmentation)."""
     tf = tensorflow()
     read = _reader(image_size)
     ds = tf.data.Dataset.from_tensor_slices([str(p) for p in paths])
@@ -62,6 +62,5 @@ def pixels(paths: Sequence[Path | str], image_size: int, batch: int = 64):
 
 def logits(model, paths: Sequence[Path | str], image_size: int, batch: int = 64) -> np.ndarray:
     """Inference-mode logits of files, in order, without holding their pixels."""
-    tf = tensorflow()
-    out = [model(tf.cast(x, tf.float32), training=False).numpy() for x in pixels(paths, image_size, batch)]
+    out = [model(x, training=False).numpy() for x in pixels(paths, image_size, batch)]
     return np.concatenate(out) if out else np.empty((0, int(model.outputs[0].shape[-1])), np.float32)

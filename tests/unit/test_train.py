@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from skin_model import train
+from skin_model import CLASSES, train
 from skin_model.config import BalanceConfig, TrainConfig
 from skin_model.predict import Predictor
 from skin_model.registry import Registry
@@ -112,16 +112,27 @@ def test_the_trained_model_predicts_through_the_predictor(trained, blob):
     assert np.isfinite(result.melanoma_probability)
 
 
-def test_streamed_pixels_equal_the_in_memory_decode_and_resize(clean_dataset):
-    """Streaming changes where pixels live, not what they are: same decode, same resize op, same uint8."""
+def test_streamed_scores_equal_the_model_on_full_size_pixels(clean_dataset):
+    """Validation, calibration and the model card score streamed files; the app feeds whole decoded images.
+
+    Both must give the same logits, or the alert threshold is tuned on inputs the app never sends.
+    """
     from skin_model import dataset, stream
-    from skin_model.network import resize
+    from skin_model.network import build
+    from skin_model.train import logits_of
 
     records, _ = dataset.list_files(dataset.find_layout(clean_dataset.root))
+    full_size = dataset.load_pixels(records)
+    assert full_size.shape[1] != 64  # the resize really happens
+    model = build(64, len(CLASSES), width=4)
+    paths = [r.path for r in records]
 
-    streamed = np.concatenate([batch.numpy() for batch in stream.pixels([r.path for r in records], 64, batch=5)])
+    streamed = np.concatenate([batch.numpy() for batch in stream.pixels(paths, 64, batch=5)])
 
-    assert np.array_equal(streamed, resize(dataset.load_pixels(records), 64))
+    resize = model.get_layer("resize")
+    np.testing.assert_allclose(streamed, resize(full_size.astype(np.float32)).numpy(), rtol=0, atol=1e-4)
+    np.testing.assert_array_equal(resize(streamed).numpy(), streamed)  # inside the model: the identity
+    np.testing.assert_allclose(stream.logits(model, paths, 64), logits_of(model, full_size), rtol=0, atol=1e-5)
 
 
 def test_a_cancel_before_training_stops_after_the_audit_and_writes_nothing(clean_dataset, tmp_path, monkeypatch):
