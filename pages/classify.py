@@ -126,9 +126,10 @@ for index, upload in enumerate(files):
                         icon=":material/warning:",
                     )
                 colour = RISK_COLOURS[result.risk_group]
+                why = "set by the melanoma alert" if result.melanoma_alert else "all classes summed"
                 st.markdown(
                     f"### {result.top_class.capitalize()}: {result.top_probability:.1%}\n"
-                    "Risk group (all classes summed): "
+                    f"Risk group ({why}): "
                     f"<span style='color:{colour};font-weight:600'>{result.risk_group}</span>",
                     unsafe_allow_html=True,
                 )

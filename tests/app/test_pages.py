@@ -47,16 +47,33 @@ def test_classify_shows_result_for_an_image_and_one_line_for_a_bad_file(live_tin
     assert 0.0 <= float(table["melanoma_probability"][0]) <= 1.0
 
 
-def test_classify_alert_follows_the_threshold_slider(live_tiny_model, blob, encode):
+def test_classify_alert_and_risk_line_follow_the_threshold_slider(tiny_model, blob, encode):
+    from skin_model.registry import Registry
+
+    curve = [  # validated thresholds the slider offers: always alert, never alert
+        {"threshold": 0.0, "sensitivity": 1.0, "specificity": 0.0},
+        {"threshold": 1.0, "sensitivity": 0.7, "specificity": 1.0},
+    ]
+    metadata = {"temperature": 1.0, "alert_threshold": 0.5, "image_size": 32, "operating_curve": curve}
+    Registry().register(tiny_model, metadata, activate=True)
     at = open_page("pages/classify.py")
     at.file_uploader[0].set_value([("lesion.png", encode(blob("melanoma", 2, size=120), "PNG"), "image/png")])
     at.run()
-    p_mel = float(at.dataframe[0].value["melanoma_probability"][0])
     slider = at.select_slider[0]
-    low = min(slider.options, key=float)
-    slider.set_value(float(low)).run()
-    alerted = bool(at.dataframe[0].value["melanoma_alert"][0])
-    assert alerted == (p_mel >= float(low))
+    assert [float(o) for o in slider.options] == [0.0, 0.5, 1.0]
+
+    seen = []
+    for value in (0.0, 1.0):
+        slider.set_value(value).run()
+        alerted = bool(at.dataframe[0].value["melanoma_alert"][0])
+        heading = next(m.value for m in at.markdown if m.value.startswith("### "))
+        # when the alert overrides the summed probabilities, the page says so
+        assert ("Risk group (set by the melanoma alert)" in heading) == alerted
+        assert ("Risk group (all classes summed)" in heading) == (not alerted)
+        assert not alerted or ">malignant<" in heading
+        assert len(at.error) == int(alerted) and (not alerted or "Melanoma alert" in at.error[0].value)
+        seen.append(alerted)
+    assert seen == [True, False]
 
 
 def test_dataset_page_explains_a_wrong_folder(tmp_path, monkeypatch):
