@@ -13,7 +13,6 @@ A sign-in lasts ``SKIN_ADMIN_SESSION_MINUTES`` (default 30) without activity.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import hmac
 import json
@@ -24,7 +23,7 @@ from pathlib import Path
 
 from skin_model.config import skin_home
 from skin_model.errors import SkinModelError
-from skin_model.registry import write_json
+from skin_model.registry import file_lock, write_json
 
 MAX_FAILURES = 5
 LOCKOUT_S = 60
@@ -44,9 +43,7 @@ def _auth_dir() -> Path:
 @contextmanager
 def _locked_state():
     """The throttle state, read and written under an exclusive lock (several sessions sign in at once)."""
-    _auth_dir().mkdir(parents=True, exist_ok=True)
-    with (_auth_dir() / "lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with file_lock(_auth_dir() / "lock"):
         try:
             state = json.loads((_auth_dir() / "failures.json").read_text())
         except (OSError, ValueError):

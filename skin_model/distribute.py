@@ -9,7 +9,8 @@ changes:
 
 The batch size in the settings is per replica, so the global batch and the
 learning rate scale with the number of replicas (the linear scaling rule).
-Only the chief writes: progress, the balancing cache and the registry entry.
+Only the chief writes progress and the registry entry; every worker may
+write the balancing cache, whose entries are renamed into place atomically.
 """
 
 from __future__ import annotations

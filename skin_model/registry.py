@@ -55,6 +55,15 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+@contextmanager
+def file_lock(path: Path):
+    """Hold an exclusive advisory lock on ``path`` (created if missing) across threads and processes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def write_json(path: Path, data: dict) -> None:
     write_atomic(path, json.dumps(data, indent=2).encode())
 
@@ -184,13 +193,9 @@ class Registry:
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         write_json(self.root / LIVE_FILE, {"version": number, "since": now, "history": history[-20:]})
 
-    @contextmanager
     def _locked(self):
-        """Serialise writers of ``live.json`` across sessions and processes (an advisory lock file)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with (self.root / LOCK_FILE).open("a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            yield
+        """Serialise writers of ``live.json`` across sessions and processes."""
+        return file_lock(self.root / LOCK_FILE)
 
     def live_history(self) -> list[int]:
         """Versions that have been live, oldest first, the current one last."""
