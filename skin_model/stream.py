@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from skin_model.dataset import read_pixels
+from skin_model.images import decode
 from skin_model.runtime import tensorflow
 
 
@@ -24,7 +24,7 @@ def _reader(image_size: int):
     from skin_model.network import resize
 
     def read(path):
-        pixels = tf.numpy_function(lambda p: read_pixels(p.decode()), [path], tf.uint8, stateful=False)
+        pixels = tf.numpy_function(lambda p: decode(Path(p.decode())), [path], tf.uint8, stateful=False)
         pixels.set_shape((None, None, 3))
         return resize(pixels, image_size)
 

@@ -118,21 +118,23 @@ def test_streamed_scores_equal_the_model_on_full_size_pixels(clean_dataset):
     Both must give the same logits, or the alert threshold is tuned on inputs the app never sends.
     """
     from skin_model import dataset, stream
+    from skin_model.images import decode
     from skin_model.network import build
-    from skin_model.train import logits_of
 
     records, _ = dataset.list_files(dataset.find_layout(clean_dataset.root))
-    full_size = dataset.load_pixels(records)
-    assert full_size.shape[1] != 64  # the resize really happens
-    model = build(64, len(CLASSES), width=4)
     paths = [r.path for r in records]
+    as_the_app_decodes = [decode(path).astype(np.float32)[None] for path in paths]
+    assert as_the_app_decodes[0].shape[1] != 64  # the resize really happens
+    model = build(64, len(CLASSES), width=4)
 
     streamed = np.concatenate([batch.numpy() for batch in stream.pixels(paths, 64, batch=5)])
 
     resize = model.get_layer("resize")
-    np.testing.assert_allclose(streamed, resize(full_size.astype(np.float32)).numpy(), rtol=0, atol=1e-4)
+    inside = np.concatenate([resize(x).numpy() for x in as_the_app_decodes])
+    np.testing.assert_allclose(streamed, inside, rtol=0, atol=1e-4)
     np.testing.assert_array_equal(resize(streamed).numpy(), streamed)  # inside the model: the identity
-    np.testing.assert_allclose(stream.logits(model, paths, 64), logits_of(model, full_size), rtol=0, atol=1e-5)
+    app = np.concatenate([model(x, training=False).numpy() for x in as_the_app_decodes])
+    np.testing.assert_allclose(stream.logits(model, paths, 64), app, rtol=0, atol=1e-5)
 
 
 def test_a_cancel_before_training_stops_after_the_audit_and_writes_nothing(clean_dataset, tmp_path, monkeypatch):
