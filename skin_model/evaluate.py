@@ -179,28 +179,3 @@ def report(logits: np.ndarray, y: np.ndarray, temperature: float, threshold: flo
         "confusion": matrix.tolist(),
         "melanoma_roc": roc_curve(probs[:, MEL], is_mel),
     }
-
-
-def evaluate_folder(predictor, root) -> dict:
-    """A registered model's metrics on a labelled folder, never on images it was trained on.
-
-    A ``Test`` source is used alone when there is one. When the folder is the
-    model's own training data (same fingerprint), only its held-out test split
-    is scored.
-    """
-    from skin_model.audit import audit, usable
-    from skin_model.config import TrainConfig
-    from skin_model.dataset import fingerprint, labels_of, load_pixels
-    from skin_model.train import logits_of, training_split
-
-    found = audit(root)
-    records = usable(found)
-    scope = "all images"
-    if any(r.source == "Test" for r in records):
-        records, scope = [r for r in records if r.source == "Test"], "the Test folder"
-    elif fingerprint(records, found.hashes) == predictor.metadata.get("data", {}).get("fingerprints", {}).get("all"):
-        config = TrainConfig.from_dict(predictor.metadata["config"])
-        records, scope = training_split(found, config)[1]["test"], "the model's held-out test split"
-    y = labels_of(records)
-    logits = logits_of(predictor.keras_model, load_pixels(records))
-    return report(logits, y, predictor.temperature, predictor.threshold) | {"scope": scope}
