@@ -182,7 +182,7 @@ def fit(embed: Embed, train: Sequence[np.ndarray], val: Sequence[np.ndarray], ne
     for name in [None, *shift.CONDITIONS]:
         shown = [shift.apply(name, p) for p in val] if name else list(val)
         scores = gate.scores(_batched(embed, shown), np.stack([stats_vector(p) for p in shown]))
-        lowest.append(float(np.quantile(scores, FALSE_REFUSALS)))
+        lowest.append(float(np.quantile(scores, FALSE_REFUSALS, method="lower")))  # refuses fewer, never more
     reference["threshold"] = round(min(0.5, min(lowest)), 6)
     negative_scores = Gate(reference).scores(
         x[len(positives) :, : -len(STAT_NAMES)], x[len(positives) :, -len(STAT_NAMES) :]

@@ -17,6 +17,7 @@ from skin_model import CLASSES, images
 from skin_model.config import MALIGNANT, MELANOMA, PRE_MALIGNANT
 from skin_model.evaluate import softmax
 from skin_model.gate import Gate
+from skin_model.modelinfo import ModelInfo
 from skin_model.registry import Registry, Version
 from skin_model.runtime import tensorflow
 
@@ -90,16 +91,17 @@ class Predictor:
         import keras
 
         self.version = version
+        self.info = ModelInfo.parse(version.metadata, f"model version {version.number}")
         self.metadata = version.metadata
-        self.temperature = float(self.metadata["temperature"])
-        self.threshold = float(self.metadata["alert_threshold"])
+        self.temperature = self.info.temperature
+        self.threshold = self.info.alert_threshold
         features = model.get_layer("features").output
         self._net = keras.Model(model.inputs, [model.outputs[0], features])
         self._model = model
         spec = [tf.TensorSpec([None, None, None, 3], tf.float32)]
         self._forward = tf.function(lambda x: self._net(x, training=False), input_signature=spec)
         self._tta = tf.function(self._dihedral_forward, input_signature=spec)
-        self._gate = Gate(self.metadata["gate"])
+        self._gate = Gate(self.info.gate)
 
     def _dihedral_forward(self, x):
         tf = tensorflow()
