@@ -185,7 +185,7 @@ def cmd_predict(args) -> int:
             print(json.dumps(result.to_dict()))
         else:
             if not result.lesion_like:
-                print(f"{path}: no diagnosis, probably not a dermoscopic lesion image")
+                print(f"{path}: no diagnosis: not a dermoscopic lesion image")
                 continue
             alert = "  MELANOMA ALERT" if result.melanoma_alert else ""
             print(

@@ -139,6 +139,11 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     return round((lo + hi) / 2, 4)
 
 
+def _known(value: float) -> float | None:
+    """Rounded, or None when undefined (no melanomas, or no other images): JSON has no NaN."""
+    return None if value != value else round(value, 4)
+
+
 def report(logits: np.ndarray, y: np.ndarray, temperature: float, threshold: float) -> dict:
     """Everything the model card, the CLI and the pages show for one split."""
     probs = softmax(logits, temperature)
@@ -170,8 +175,8 @@ def report(logits: np.ndarray, y: np.ndarray, temperature: float, threshold: flo
         "images": len(y),
         "accuracy": round(float((pred == y).mean()), 4),
         "balanced_accuracy": round(balanced_accuracy(y, pred), 4),
-        "melanoma_sensitivity": round(sens, 4),
-        "melanoma_specificity": round(spec, 4),
+        "melanoma_sensitivity": _known(sens),
+        "melanoma_specificity": _known(spec),
         "melanoma_roc_auc": per_class[MELANOMA]["roc_auc"],
         "ece_before_temperature": round(expected_calibration_error(softmax(logits), y), 4),
         "ece": round(expected_calibration_error(probs, y), 4),

@@ -79,10 +79,10 @@ def test_id_blocks_follow_isic_upload_order():
 # -- the audit with metadata --------------------------------------------------------
 @pytest.fixture
 def labelled(make_dataset):
-    """Three classes; one nevus officially a melanoma, the flawed conflict officially a nevus, two images of a lesion."""
+    """One nevus officially a melanoma, the planted conflict officially a nevus, two images of one lesion."""
     data = make_dataset(flaws=True)
     mel, nev, bcc = data.originals["melanoma"], data.originals["nevus"], data.originals["basal cell carcinoma"]
-    conflict_a, conflict_b = data.conflict  # the same picture in melanoma/ and nevus/
+    conflict_a = data.conflict[0]  # the same picture is in melanoma/ and nevus/
     rows = [
         f"{nev[0].stem},MEL,,isic_archive,,,,,",  # a folder label the official label contradicts
         f"{conflict_a.stem},NV,,isic_archive,,,,,",  # official label resolves the conflict

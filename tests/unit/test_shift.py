@@ -16,7 +16,7 @@ def lesion(blob):
 
 
 def test_every_required_condition_exists():
-    assert REQUIRED <= set(shift.CONDITIONS)
+    assert set(shift.CONDITIONS) >= REQUIRED
 
 
 @pytest.mark.parametrize("name", sorted(shift.CONDITIONS))
