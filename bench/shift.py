@@ -9,6 +9,9 @@ Two measurements, each a real training run on the shared data:
 - ``holdout``: leave one acquisition source or upload block out of training
   entirely (validation comes from the other sources), then score on it: the
   closest this data gets to "another clinic".
+- ``gate``: the live model's not-a-lesion gate refitted with one kind of
+  negative left out, then tried on that kind: how it does on non-lesion
+  pictures it has never seen.
 
 Results go to ``bench/shift_results.json`` (one entry per run, kept between
 invocations) and the "Out-of-source" section of ``bench/RESULTS.md``.
@@ -90,6 +93,30 @@ def score(splits_: Splits, config: TrainConfig) -> dict:
     }
 
 
+def gate_leave_one_out(root: str) -> dict:
+    """Per negative kind: the share refused by a gate fitted without that kind (the live model's features)."""
+    from skin_model import gate, negatives
+    from skin_model.predict import Predictor
+
+    predictor = Predictor.load()
+    config = TrainConfig.from_dict(predictor.metadata["config"])
+    prepared = splits.prepare(root, config)
+    run = robustness.embedder(predictor.keras_model, config.image_size)
+    embed = lambda images: run(images)[1]
+    train = list(dataset.Pixels(splits.subset(prepared.records["train"], 600, config.seed)))
+    val = list(dataset.Pixels(splits.subset(prepared.records["val"], 600, config.seed)))
+    found = negatives.generate(config.seed)
+    out = {}
+    for base in sorted({n.base for n in found}):
+        kept = [n.pixels for n in found if n.base != base]
+        left_out = [n.pixels for n in found if n.base == base]
+        checker = gate.Gate(gate.fit(embed, train, val, kept))
+        refused = [not checker.check(p, embed([p])).lesion_like for p in left_out]
+        out[base] = round(sum(refused) / len(refused), 3)
+        print(base, out[base], flush=True)
+    return {"model_version": predictor.version.number, "refused_when_unseen": out}
+
+
 def load() -> dict:
     return json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
 
@@ -130,6 +157,19 @@ def render(results: dict) -> str:
                 f"{_f(r['stress_worst_melanoma_sensitivity'])} | {_f(old.get('balanced_accuracy'))} | "
                 f"{r['seconds_per_epoch']} |"
             )
+    if "gate" in results:
+        unseen = results["gate"]["refused_when_unseen"]
+        lines += [
+            "",
+            "**Not-a-lesion gate on kinds of picture it never saw** "
+            f"(model version {results['gate']['model_version']}; "
+            "the gate refitted without each kind, then shown that kind): share refused, "
+            f"{sum(v == 1.0 for v in unseen.values())} of {len(unseen)} kinds refused entirely.",
+            "",
+            "| kind | refused |",
+            "|---|---|",
+            *(f"| {kind} | {share:.0%} |" for kind, share in unseen.items()),
+        ]
     holdouts = {k: v for k, v in results.items() if k.startswith("holdout: ")}
     for name, r in holdouts.items():
         t = r["test"]
@@ -147,7 +187,7 @@ def render(results: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["recipes", "holdout"])
+    parser.add_argument("what", choices=["recipes", "holdout", "gate"])
     parser.add_argument("--data", required=True)
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--only", help="run just this recipe (a prefix of its name)")
@@ -163,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
             results[f"recipe: {name}"] = score(prepared, replace(base, **change)) | {"epochs": args.epochs}
             save(results)
             print(name, json.dumps(results[f"recipe: {name}"]["test"]), flush=True)
+    elif args.what == "gate":
+        results["gate"] = gate_leave_one_out(args.data)
+        save(results)
     else:
         held = holdout_splits(args.data, base, args.domain)
         out = score(held, base) | {"epochs": args.epochs, "recipe": "default recipe"}
