@@ -25,6 +25,16 @@ def _shift_rows(table: dict) -> list[str]:
     ]
 
 
+def _cost(cost: dict | None) -> str:
+    if not cost:
+        return ""
+    return (
+        f" Chosen on clean validation images alone it would be {cost['clean_threshold']}, with validation "
+        f"specificity {pct(cost['clean_specificity'])}; holding under every condition costs specificity "
+        f"{pct(cost['clean_specificity'] - cost['specificity'])} (now {pct(cost['specificity'])})."
+    )
+
+
 def render(metadata: dict) -> str:
     """Markdown for the app's Models page and ``models/default/MODEL_CARD.md``."""
     config = metadata.get("config", {})
@@ -69,7 +79,7 @@ def render(metadata: dict) -> str:
         f"- Temperature {metadata.get('temperature')} (fitted on validation images clean and under every stress "
         f"condition); melanoma alert at P(melanoma) >= {metadata.get('alert_threshold')}: the lowest of the "
         f"thresholds that keep validation melanoma sensitivity at least {config.get('alert_sensitivity')} with 95% "
-        "confidence, clean and under each stress condition.",
+        "confidence, clean and under each stress condition." + _cost(metadata.get("threshold_cost")),
         "",
         "## Performance on held-out images",
         "Test and validation images share no lesion with training. They come from the same sources as the training "

@@ -261,6 +261,8 @@ def calibrate(model, splits: Splits, config: TrainConfig) -> dict:
         by_condition[condition or "none"] = math.floor(found * 1e4) / 1e4
     threshold = min(by_condition.values())
     p_mel_val = evaluate.softmax(val[None], temperature)[:, evaluate.MEL]
+    clean_spec = evaluate.sensitivity_specificity(p_mel_val, is_mel, by_condition["none"])[1]
+    final_spec = evaluate.sensitivity_specificity(p_mel_val, is_mel, threshold)[1]
     metrics = {"val": evaluate.report(val[None], y, temperature, threshold)}
     if splits.records["test"]:
         test_logits = stream.logits(model, splits.paths("test"), config.image_size)
@@ -269,6 +271,11 @@ def calibrate(model, splits: Splits, config: TrainConfig) -> dict:
         "temperature": temperature,
         "alert_threshold": threshold,
         "threshold_by_condition": by_condition,
+        "threshold_cost": {  # what surviving every condition costs in validation specificity
+            "clean_threshold": by_condition["none"],
+            "clean_specificity": round(clean_spec, 4),
+            "specificity": round(final_spec, 4),
+        },
         "operating_curve": evaluate.operating_curve(p_mel_val, is_mel, extra=(threshold,)),
         "metrics": metrics,
     }
