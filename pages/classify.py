@@ -12,7 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages.common import live_predictor, page_frame, pct
+from pages.common import literal, live_predictor, page_frame, pct
 from skin_model import explain
 from skin_model.errors import SkinModelError
 from skin_model.images import decode, save_for_review
@@ -91,7 +91,7 @@ for index, upload in enumerate(files):
             pixels = decode(upload.getvalue(), name=name)
             result = predictor.predict(pixels, name=name, tta=use_tta, threshold=threshold)
         except SkinModelError as error:
-            st.error(f"{error}")
+            st.error(literal(error))
             continue
         results.append(result)
         left, right = st.columns([1, 2])
@@ -100,7 +100,7 @@ for index, upload in enumerate(files):
             if use_cam:
                 cam = explain.gradcam(predictor.keras_model, pixels, predictor.class_index(result.top_class))
                 shown = explain.overlay(pixels, cam)
-            st.image(shown, caption=name + (" (Grad-CAM)" if use_cam else ""), width="stretch")
+            st.image(shown, caption=literal(name) + (" (Grad-CAM)" if use_cam else ""), width="stretch")
             if st.button(
                 "Save this image for review",
                 key=f"save-{index}",
@@ -110,7 +110,7 @@ for index, upload in enumerate(files):
                 try:
                     st.success(f"Saved as {save_for_review(pixels).name}: pixels only, no metadata.")
                 except SkinModelError as error:
-                    st.error(str(error))
+                    st.error(literal(error))
         with right:
             if not result.lesion_like:
                 st.error(

@@ -6,6 +6,7 @@ computation stays in ``skin_model``; this file only adapts it to Streamlit.
 
 from __future__ import annotations
 
+import string
 import time
 
 import streamlit as st
@@ -46,6 +47,18 @@ def frame() -> None:
         )
 
 
+_MARKDOWN_ESCAPES = str.maketrans({c: "\\" + c for c in string.punctuation})
+
+
+def literal(text: object) -> str:
+    """Text as typed, for Streamlit's markdown (errors, captions): every ASCII punctuation mark backslash-escaped.
+
+    File names, typed paths and messages quoting them come from users; unescaped, a name like
+    ``![t](http://host/x.png)`` becomes an image the browser fetches, a link or bold text.
+    """
+    return str(text).translate(_MARKDOWN_ESCAPES)
+
+
 def page_frame() -> None:
     """Draw the frame unless ``streamlit_app.py`` already did in this run.
 
@@ -72,7 +85,7 @@ def live_predictor() -> Predictor | None:
         registry.verify(version)
         return _predictor(version.number, version.metadata.get("sha256", ""))
     except SkinModelError as error:
-        st.error(f"The live model cannot be used: {error}")
+        st.error(f"The live model cannot be used: {literal(error)}")
     try:
         fallback = registry.last_good_live()
     except SkinModelError:
