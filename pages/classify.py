@@ -4,7 +4,6 @@ Uploads stay in memory; nothing is written to disk unless the user presses
 "Save this image for review", which stores a metadata-free PNG of the pixels.
 """
 
-import io
 import json
 import time
 
@@ -17,6 +16,7 @@ from skin_model import explain
 from skin_model.errors import SkinModelError
 from skin_model.images import decode, save_for_review
 from skin_model.predict import NOT_A_LESION, alert_options, batch_rows, operating_point
+from skin_model.spreadsheet import to_csv
 
 page_frame()
 
@@ -155,10 +155,8 @@ if results:
         ]
     ]
     st.dataframe(table, hide_index=True, width="stretch")
-    buffer = io.StringIO()
-    pd.DataFrame(rows).to_csv(buffer, index=False)
     cols = st.columns(2)
-    cols[0].download_button("Download CSV", buffer.getvalue(), file_name="skin-results.csv", mime="text/csv")
+    cols[0].download_button("Download CSV", to_csv(rows), file_name="skin-results.csv", mime="text/csv")
     cols[1].download_button(
         "Download JSON",
         json.dumps(

@@ -78,3 +78,26 @@ def test_an_uploaded_file_name_with_markdown_is_shown_as_typed(live_tiny_model):
     assert not at.exception, [e.message for e in at.exception]
     assert len(at.error) == 1
     assert shown_text(at.error[0].value).startswith(name + ": not a supported image")
+
+
+def test_the_csv_download_writes_a_formula_like_file_name_as_text(live_tiny_model, blob, encode, monkeypatch):
+    import csv
+    import io
+
+    from streamlit.elements.widgets.button import ButtonMixin
+
+    downloads: dict[str, str] = {}
+    original = ButtonMixin.download_button
+
+    def keep_data(self, label, data, *args, **kwargs):  # pass-through: records what the user would download
+        downloads[label] = data
+        return original(self, label, data, *args, **kwargs)
+
+    monkeypatch.setattr(ButtonMixin, "download_button", keep_data)
+    at = open_page("pages/classify.py")
+    name = '=HYPERLINK("http://127.0.0.1:9/x","open").png'
+    at.file_uploader[0].set_value([(name, encode(blob("melanoma", 5, size=120), "PNG"), "image/png")]).run()
+    assert not at.exception, [e.message for e in at.exception]
+    (row,) = csv.DictReader(io.StringIO(downloads["Download CSV"]))
+    assert row["file"] == "'" + name
+    assert 0.0 <= float(row["melanoma_probability"]) <= 1.0  # numbers are still numbers
