@@ -14,13 +14,12 @@ import streamlit as st
 from pages.common import literal, live_predictor, page_frame, pct
 from skin_model import explain
 from skin_model.errors import SkinModelError
-from skin_model.images import decode, save_for_review
+from skin_model.images import FORMAT_NAMES, UPLOAD_TYPES, decode, save_for_review
 from skin_model.predict import NOT_A_LESION, alert_options, batch_rows, operating_point
 from skin_model.spreadsheet import to_csv
 
 page_frame()
 
-TYPES = ["jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp"]
 RISK_COLOURS = {"malignant": "#c0392b", "pre-malignant": "#d68910", "benign": "#1e8449"}
 
 st.title("Classify a lesion")
@@ -54,8 +53,7 @@ if source == "Camera":
     files = [shot] if shot else []
 else:
     files = (
-        st.file_uploader("Dermoscopic images (JPEG, PNG, BMP, TIFF, WebP)", type=TYPES, accept_multiple_files=True)
-        or []
+        st.file_uploader(f"Dermoscopic images ({FORMAT_NAMES})", type=UPLOAD_TYPES, accept_multiple_files=True) or []
     )
 
 if not files:

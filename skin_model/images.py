@@ -21,9 +21,21 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from skin_model.config import skin_home
 from skin_model.errors import ImageError
 
-# MPO (multi-picture JPEG) is opened by the JPEG opener; naming it here raised KeyError
-FORMATS = ("JPEG", "PNG", "BMP", "TIFF", "WEBP", "GIF")
-EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+# The one list of accepted images: Pillow's decoder, the name people know, the file extensions.
+# The decoder, the upload widget, the dataset scan and the messages all derive from it.
+# MPO (multi-picture JPEG) is opened by the JPEG opener; naming it here raised KeyError.
+ACCEPTED = (
+    ("JPEG", "JPEG", (".jpg", ".jpeg")),
+    ("PNG", "PNG", (".png",)),
+    ("BMP", "BMP", (".bmp",)),
+    ("TIFF", "TIFF", (".tif", ".tiff")),
+    ("WEBP", "WebP", (".webp",)),
+    ("GIF", "GIF", (".gif",)),
+)
+FORMATS = tuple(decoder for decoder, _, _ in ACCEPTED)
+EXTENSIONS = tuple(extension for _, _, extensions in ACCEPTED for extension in extensions)
+UPLOAD_TYPES = [extension.lstrip(".") for extension in EXTENSIONS]  # what st.file_uploader's ``type`` takes
+FORMAT_NAMES = ", ".join(name for _, name, _ in ACCEPTED[:-1]) + f" or {ACCEPTED[-1][1]}"
 MAX_PIXELS = 50_000_000  # a 50-megapixel camera frame; bombs claim far more
 MAX_BYTES = 50 * 1024 * 1024
 MAX_SIDE = 1024  # larger images are reduced at decode time to bound memory
@@ -91,7 +103,7 @@ def decode(data: bytes | Path, name: str | None = None, max_side: int | None = M
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ImageError(f"{name}: the image claims too many pixels (possible decompression bomb)") from None
         except UnidentifiedImageError:
-            raise ImageError(f"{name}: not a supported image (JPEG, PNG, BMP, TIFF, WebP or GIF)") from None
+            raise ImageError(f"{name}: not a supported image ({FORMAT_NAMES})") from None
         except (OSError, ValueError, SyntaxError, EOFError) as error:
             raise ImageError(f"{name}: the image is corrupt or truncated ({error})") from None
     try:

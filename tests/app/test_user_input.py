@@ -101,3 +101,15 @@ def test_the_csv_download_writes_a_formula_like_file_name_as_text(live_tiny_mode
     (row,) = csv.DictReader(io.StringIO(downloads["Download CSV"]))
     assert row["file"] == "'" + name
     assert 0.0 <= float(row["melanoma_probability"]) <= 1.0  # numbers are still numbers
+
+
+def test_the_upload_widget_accepts_every_type_the_decoder_does_gif_included(live_tiny_model, blob, encode):
+    from skin_model import images
+
+    at = open_page("pages/classify.py")
+    uploader = at.file_uploader[0]
+    assert sorted(uploader.proto.type) == sorted(images.EXTENSIONS) and ".gif" in uploader.proto.type
+    assert images.FORMAT_NAMES in uploader.label
+    uploader.set_value([("lesion.gif", encode(blob("nevus", 6, size=120), "GIF"), "image/gif")]).run()
+    assert not at.exception and not at.error
+    assert list(at.dataframe[0].value["file"]) == ["lesion.gif"]
