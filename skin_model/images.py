@@ -138,6 +138,8 @@ def quality(pixels: np.ndarray) -> Quality:
     grey = Image.fromarray(pixels).convert("L")
     grey.thumbnail((256, 256))
     g = np.asarray(grey, dtype=np.float32)
+    if min(g.shape) < 3:  # 1x1, or a strip: no pixel has four neighbours, so no detail can be measured (0, blurry)
+        return Quality(width=width, height=height, brightness=float(g.mean()), sharpness=0.0)
     lap = -4 * g[1:-1, 1:-1] + g[:-2, 1:-1] + g[2:, 1:-1] + g[1:-1, :-2] + g[1:-1, 2:]
     return Quality(width=width, height=height, brightness=float(g.mean()), sharpness=float(lap.var()))
 
