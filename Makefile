@@ -56,10 +56,12 @@ bench: $(DEV)
 bench-app: $(DEV) browser
 	$(PY) -m bench.app --data $(SKIN_DATA_DIR)
 
-## Training memory on 2,000 vs 20,000 generated images (~15 min), and the SavedModel export vs Keras on the real set.
+## Training memory on 2,000 vs 20,000 generated images (~15 min), the SavedModel export vs Keras on the real set,
+## and peak memory of one prediction per kind of large upload (~2 min).
 bench-scale: $(DEV)
 	$(PY) -m bench.stream
 	$(PY) -m bench.export --data $(SKIN_DATA_DIR)
+	$(PY) -m bench.upload_memory
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache  # never var/: it holds the registry and the live model
