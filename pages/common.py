@@ -6,6 +6,7 @@ computation stays in ``skin_model``; this file only adapts it to Streamlit.
 
 from __future__ import annotations
 
+import secrets
 import string
 import time
 
@@ -105,10 +106,19 @@ def admin_password() -> str | None:
     return auth.password_from_env() or secret or None
 
 
-def client_address() -> str:
-    """Who is signing in, for the per-client throttle: the connection's IP, or "localhost" (Streamlit gives none)."""
+CLIENT_KEY = "sign_in_client"  # session_state: a random id of this browser session, for the sign-in throttle
+
+
+def client_id() -> str:
+    """Who is signing in, for the per-client throttle: this browser session and its address.
+
+    Behind a reverse proxy every browser arrives from the proxy's address (on one machine, from
+    127.0.0.1); keyed on the address alone, one user's typos would lock out everyone, the admin too.
+    """
     address = st.context.ip_address
-    return address if isinstance(address, str) and address else "localhost"
+    address = address if isinstance(address, str) and address else "localhost"  # Streamlit may give none
+    session = st.session_state.setdefault(CLIENT_KEY, secrets.token_hex(8))
+    return f"{address} {session}"
 
 
 ADMIN_KEY = "admin_active"  # session_state: when the signed-in admin last ran a page (epoch seconds)
@@ -155,7 +165,7 @@ def admin_gate(action: str) -> bool:
         given = st.text_input("Admin password", type="password")
         if st.form_submit_button("Sign in"):
             try:
-                auth.check(given, admin_password(), client=client_address())
+                auth.check(given, admin_password(), client=client_id())
                 st.session_state[ADMIN_KEY] = time.time()
                 st.rerun()
             except SkinModelError as error:

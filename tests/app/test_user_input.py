@@ -113,3 +113,16 @@ def test_the_upload_widget_accepts_every_type_the_decoder_does_gif_included(live
     uploader.set_value([("lesion.gif", encode(blob("nevus", 6, size=120), "GIF"), "image/gif")]).run()
     assert not at.exception and not at.error
     assert list(at.dataframe[0].value["file"]) == ["lesion.gif"]
+
+
+def test_one_sessions_failed_sign_ins_do_not_lock_out_another_session_from_the_same_address(monkeypatch):
+    from skin_model import auth
+
+    monkeypatch.setenv("SKIN_ADMIN_PASSWORD", "right")
+    typist, admin = open_page("pages/retrain.py"), open_page("pages/retrain.py")  # two browsers, one address
+    for _ in range(auth.MAX_FAILURES):
+        sign_in(typist, "wrong")
+    sign_in(typist, "right")
+    assert any("too many failed sign-ins" in e.value for e in typist.error)  # that session is locked out
+    sign_in(admin, "right")
+    assert not admin.error and not next(b for b in admin.button if b.label == "Start training").disabled
