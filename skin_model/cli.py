@@ -77,6 +77,7 @@ def cmd_balance(args) -> int:
 
 def cmd_train(args) -> int:
     from skin_model import jobs, train
+    from skin_model.console import TrainingConsole
 
     balance = BalanceConfig(strategy=args.balance, n=args.n, seed=args.seed)
     config = TrainConfig(
@@ -93,7 +94,12 @@ def cmd_train(args) -> int:
     chief = args.strategy != "multiworker" or worker_of(os.environ.get("TF_CONFIG"))[1] == 0
     with jobs.training_lock() if chief else contextlib.nullcontext():
         version = train.run(
-            _data(args.data), config, progress=args.progress, activate=args.activate, strategy=args.strategy
+            _data(args.data),
+            config,
+            progress=args.progress,
+            activate=args.activate,
+            strategy=args.strategy,
+            listener=None if args.json else TrainingConsole(),  # --json: stdout is the result alone
         )
     if version is None:
         _emit(args, {"version": None, "chief": False}, "this worker finished; the chief registers the version")
