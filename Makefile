@@ -52,7 +52,8 @@ train-default: $(RUNTIME)
 bench: $(DEV)
 	$(PY) -m bench.run --data $(SKIN_DATA_DIR)
 
-## Cold start, upload-to-result latency, and ten concurrent sessions during training; appends to bench/RESULTS.md.
+## Cold start, first upload after fresh starts, upload-to-result latency, and ten concurrent sessions during
+## training; appends to bench/RESULTS.md (`--no-training` skips the last, the longest).
 bench-app: $(DEV) browser
 	$(PY) -m bench.app --data $(SKIN_DATA_DIR)
 
