@@ -7,8 +7,8 @@ computation stays in ``skin_model``; this file only adapts it to Streamlit.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
-import string
 import threading
 import time
 
@@ -52,16 +52,16 @@ def frame() -> None:
         )
 
 
-_MARKDOWN_ESCAPES = str.maketrans({c: "\\" + c for c in string.punctuation})
-
-
 def literal(text: object) -> str:
-    """Text as typed, for Streamlit's markdown (errors, captions): every ASCII punctuation mark backslash-escaped.
+    """Text exactly as given, for Streamlit's markdown (errors, captions): a code span, never parsed.
 
-    File names, typed paths and messages quoting them come from users; unescaped, a name like
-    ``![t](http://host/x.png)`` becomes an image the browser fetches, a link or bold text.
+    File names, typed paths and messages quoting them come from users. As markdown, a name like
+    ``![t](http://host/x.png)`` becomes an image the browser fetches, a link or bold text; escaping
+    every mark is not enough, as a bare ``http://`` or ``www.`` still becomes a link (GFM autolinks).
     """
-    return str(text).translate(_MARKDOWN_ESCAPES)
+    text = str(text)
+    fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)  # longer than any run of backticks inside
+    return f"{fence} {text} {fence}"  # CommonMark drops one space on each side
 
 
 def page_frame() -> None:
