@@ -10,10 +10,17 @@ from streamlit.testing.v1 import AppTest
 APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
 
 
+def join_warm_ups() -> None:
+    for thread in threading.enumerate():
+        if thread.name == "warm-up":
+            thread.join(timeout=60)
+
+
 def test_the_first_page_starts_a_warm_up_prediction_in_the_background_before_any_upload(live_tiny_model, monkeypatch):
     from pages import common
     from skin_model.predict import Predictor
 
+    join_warm_ups()  # an earlier test's warm-up must not be counted as this one's
     predicted = []
     original = Predictor.predict
 
@@ -25,7 +32,5 @@ def test_the_first_page_starts_a_warm_up_prediction_in_the_background_before_any
     common._predictor.clear()  # a fresh server: no model loaded yet
     at = AppTest.from_file(APP, default_timeout=120).run()
     assert not at.exception, [e.message for e in at.exception]
-    for thread in threading.enumerate():
-        if thread.name == "warm-up":
-            thread.join(timeout=60)
+    join_warm_ups()
     assert predicted == [("warm-up", "warm-up")]  # one dummy prediction, on its own thread, no upload yet
