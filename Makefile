@@ -7,7 +7,7 @@ DEV := $(VENV)/.dev-installed
 PORT ?= 8501
 export SKIN_DATA_DIR ?= $(abspath ../shared/data/isic9)
 
-.PHONY: run test test-fast lint format browser train-default bench bench-app bench-scale clean
+.PHONY: run test test-fast lint format browser train-default bench bench-app bench-scale bench-shift clean
 
 $(RUNTIME): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -63,6 +63,11 @@ bench-scale: $(DEV)
 	$(PY) -m bench.stream
 	$(PY) -m bench.export --data $(SKIN_DATA_DIR)
 	$(PY) -m bench.upload_memory
+
+## Out-of-source: one recipe change at a time, then a source left out of training (~15 min a run on 2 cores).
+bench-shift: $(DEV)
+	$(PY) -m bench.shift recipes --data $(SKIN_DATA_DIR)
+	$(PY) -m bench.shift holdout --data $(SKIN_DATA_DIR) --domain ham10000/vidir_modern
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache  # never var/: it holds the registry and the live model

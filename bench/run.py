@@ -22,7 +22,8 @@ from skin_model import CLASSES, balance, evaluate
 from skin_model.config import BalanceConfig, TrainConfig
 from skin_model.dataset import load_pixels, read_pixels
 from skin_model.runtime import seed_everything, tensorflow
-from skin_model.train import fit, logits_of, prepare
+from skin_model.splits import prepare
+from skin_model.train import fit, logits_of
 
 HERE = Path(__file__).resolve().parent
 

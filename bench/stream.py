@@ -67,9 +67,9 @@ def child(mode: str, data: str) -> None:
         out["train_images"] = sum(version.metadata["data"]["balanced_counts"].values())
         out["split_sizes"] = version.metadata["data"]["split_sizes"]
     else:
-        from skin_model import audit, dataset
+        from skin_model import audit, dataset, splits
 
-        _, parts = train.training_split(audit.audit(data), config)
+        _, parts = splits.training_split(audit.audit(data), config)
         pixels = dataset.load_pixels(parts["train"])
         out["array_mb"] = round(pixels.nbytes / 2**20, 1)
     out["seconds"] = round(time.perf_counter() - started, 1)

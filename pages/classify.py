@@ -15,7 +15,7 @@ from pages.common import literal, live_predictor, page_frame, pct
 from skin_model import explain
 from skin_model.errors import SkinModelError
 from skin_model.images import FORMAT_NAMES, UPLOAD_TYPES, decode, save_for_review
-from skin_model.predict import NOT_A_LESION, alert_options, batch_rows, operating_point
+from skin_model.predict import alert_options, batch_rows, operating_point
 from skin_model.spreadsheet import to_csv
 
 page_frame()
@@ -95,10 +95,14 @@ for index, upload in enumerate(files):
         left, right = st.columns([1, 2])
         with left:
             shown = pixels
-            if use_cam:
+            if use_cam and result.lesion_like:
                 cam = explain.gradcam(predictor.keras_model, pixels, predictor.class_index(result.top_class))
                 shown = explain.overlay(pixels, cam)
-            st.image(shown, caption=literal(name) + (" (Grad-CAM)" if use_cam else ""), width="stretch")
+            st.image(
+                shown,
+                caption=literal(name) + (" (Grad-CAM)" if use_cam and result.lesion_like else ""),
+                width="stretch",
+            )
             if st.button(
                 "Save this image for review",
                 key=f"save-{index}",
@@ -112,28 +116,27 @@ for index, upload in enumerate(files):
         with right:
             if not result.lesion_like:
                 st.error(
-                    "**No diagnosis**: this looks unlike the dermoscopic images the model was trained on "
-                    "(a face, a document, a blank or noisy frame?). The probabilities below are not meaningful.",
+                    "**No diagnosis**: this is not a dermoscopic lesion image (a photo, a document, a chart, a "
+                    "blank or noisy frame?). Upload a picture taken through a dermatoscope.",
                     icon=":material/block:",
                 )
-            else:
-                if result.melanoma_alert:
-                    st.error(
-                        f"**Melanoma alert**: P(melanoma) {result.alert_probability:.1%} reaches the alert "
-                        f"threshold {threshold:.3g}. Consider excision or biopsy.",
-                        icon=":material/warning:",
-                    )
-                colour = RISK_COLOURS[result.risk_group]
-                why = "set by the melanoma alert" if result.melanoma_alert else "all classes summed"
-                st.markdown(
-                    f"### {result.top_class.capitalize()}: {result.top_probability:.1%}\n"
-                    f"Risk group ({why}): "
-                    f"<span style='color:{colour};font-weight:600'>{result.risk_group}</span>",
-                    unsafe_allow_html=True,
+                continue
+            if result.melanoma_alert:
+                st.error(
+                    f"**Melanoma alert**: P(melanoma) {result.alert_probability:.1%} reaches the alert "
+                    f"threshold {threshold:.3g}. Consider excision or biopsy.",
+                    icon=":material/warning:",
                 )
+            colour = RISK_COLOURS[result.risk_group]
+            why = "set by the melanoma alert" if result.melanoma_alert else "all classes summed"
+            st.markdown(
+                f"### {result.top_class.capitalize()}: {result.top_probability:.1%}\n"
+                f"Risk group ({why}): "
+                f"<span style='color:{colour};font-weight:600'>{result.risk_group}</span>",
+                unsafe_allow_html=True,
+            )
             for warning in result.warnings:
-                if warning != NOT_A_LESION:
-                    st.warning(warning)
+                st.warning(warning)
             st.plotly_chart(probability_chart(result.probabilities), width="stretch", key=f"chart-{index}")
 
 if results:

@@ -79,3 +79,22 @@ def roc_figure(versions: list[Version]) -> go.Figure:
         height=380, margin={"t": 10, "b": 10}, xaxis_title="1 - specificity", yaxis_title="sensitivity (melanoma)"
     )
     return fig
+
+
+def shift_table(version: Version, key: str) -> pd.DataFrame | None:
+    """A version's per-source (``per_source``) or stress (``stress``) table of the test split, or None."""
+    table = version.metadata.get("robustness", {}).get(key)
+    if not table:
+        return None
+    rows = {
+        name: {
+            "images": m["images"],
+            "balanced accuracy": m["balanced_accuracy"],
+            "melanoma sensitivity": m["melanoma_sensitivity"],
+            "melanoma specificity": m["melanoma_specificity"],
+            "melanoma AUC": m["melanoma_roc_auc"],
+            "refused as not a lesion": m["refused"],
+        }
+        for name, m in table.items()
+    }
+    return pd.DataFrame(rows).T

@@ -14,7 +14,7 @@ from skin_model.balance import sample
 from skin_model.config import BalanceConfig, TrainConfig
 from skin_model.dataset import load_pixels, user_folder
 from skin_model.errors import SkinModelError
-from skin_model.train import balance_preview, training_split
+from skin_model.splits import balance_preview, domain, training_split
 
 page_frame()
 
@@ -44,7 +44,14 @@ except SkinModelError as error:
     st.stop()
 
 summary = report.summary()
-st.caption(f"{summary['images']} images found, {summary['usable']} usable for training after the audit.")
+st.caption(
+    f"{summary['images']} images found, {summary['usable']} usable for training after the audit. "
+    + (
+        f"Metadata: {Path(summary['metadata']).name}; labels: {summary['label_policy']}."
+        if summary["metadata"]
+        else "No metadata.csv: folder labels are used as they are, and each image counts as its own lesion."
+    )
+)
 
 st.subheader("Class balance")
 c1, c2, c3 = st.columns(3)
@@ -89,13 +96,31 @@ if originals:
     st.image(list(sample(pixels, 8, balance_config, seed=1)), width=140)
 
 st.subheader("Audit")
-cols = st.columns(4)
+cols = st.columns(5)
 cols[0].metric("Unreadable files", len(summary["unreadable"]))
 cols[1].metric("Exact duplicates", len(summary["duplicates"]))
 cols[2].metric("Conflicting labels", len(summary["conflicts"]))
 cols[3].metric("Train/Test leaks", len(summary["leaks"]))
+cols[4].metric("Corrected by official label", len(summary["official_label_disagreements"]))
 for item in summary["unreadable"]:
     st.error(literal(f"{item['file']}: {item['reason']}"))
+corrections = report.disagreements()
+if corrections:
+    with st.expander(
+        f"Folder labels the official ISIC diagnosis contradicts: {len(corrections)} (the official label is used)"
+    ):
+        st.caption(
+            "Folder label -> official ISIC 2019 label. BKL (benign keratosis) agrees with both keratosis folders."
+        )
+        for start in range(0, min(len(corrections), 24), 6):
+            chunk = corrections[start : start + 6]
+            st.image(
+                [str(r.path) for r, _ in chunk],
+                width=110,
+                caption=[literal(f"{r.path.name}: {r.label} -> {code}") for r, code in chunk],
+            )
+        if len(corrections) > 24:
+            st.caption(f"... and {len(corrections) - 24} more; `python -m skin_model audit --json` lists all.")
 for key, title, note in (
     ("conflicts", "Same image filed under different classes", "dropped from training"),
     ("duplicates", "Exact duplicates within a class", "kept once"),
@@ -113,6 +138,18 @@ for key, title, note in (
             )
         if len(groups) > 12:
             st.caption(f"... and {len(groups) - 12} more; `python -m skin_model audit --json` lists all.")
+
+st.subheader("Where the images come from")
+records, _ = training_split(report, TrainConfig())
+by_source = pd.crosstab(
+    pd.Series([domain(r) for r in records], name="acquisition source (ISIC archive: by upload block of ids)"),
+    pd.Series([r.label for r in records], name="class"),
+)
+st.dataframe(by_source, width="stretch")
+st.caption(
+    "When one source holds nearly all of a class (the oldest ISIC uploads hold nearly all nevi), the source itself "
+    "predicts the label; training weights every class evenly within each source so the model cannot lean on it."
+)
 
 st.subheader("Examples per class")
 tabs = st.tabs([f"{c} ({before[c]})" for c in CLASSES])

@@ -21,15 +21,28 @@ if predictor is not None:
     meta = predictor.metadata
     split = "test" if "test" in meta.get("metrics", {}) else "validation"
     test = meta.get("metrics", {}).get("test") or meta.get("metrics", {}).get("val", {})
+    stress = meta.get("robustness", {}).get("stress", {})
     st.subheader(f"Live model: version {predictor.version.number}")
     st.caption(
-        f"Registered {predictor.version.created}. Figures on held-out {split} images the model never trained on."
+        f"Registered {predictor.version.created}. Held-out {split} images that share no lesion with the training "
+        "images, but come from the same five sources: expect less on another clinic's camera."
     )
     cols = st.columns(4)
     cols[0].metric("Balanced accuracy", pct(test.get("balanced_accuracy")))
     cols[1].metric("Melanoma sensitivity", pct(test.get("melanoma_sensitivity")))
     cols[2].metric("Melanoma specificity", pct(test.get("melanoma_specificity")))
-    cols[3].metric("Melanoma alert at P(melanoma) ≥", f"{meta.get('alert_threshold', 0):.3g}")
+    cols[3].metric("Melanoma alert at P(melanoma) ≥", f"{predictor.threshold:.3g}")
+    shifted = [m for name, m in stress.items() if name != "none"]
+    if shifted:
+        worst = min(shifted, key=lambda m: m["melanoma_sensitivity"])
+        worst_name = next(name for name, m in stress.items() if m is worst)
+        accuracies = [m["balanced_accuracy"] for m in shifted]
+        st.caption(
+            f"The same {split} images under {len(shifted)} simulated camera conditions: balanced accuracy "
+            f"{pct(min(accuracies))} to {pct(max(accuracies))}; "
+            f"melanoma sensitivity at least {pct(worst['melanoma_sensitivity'])} ({worst_name}). "
+            "Per source and per condition: Models page."
+        )
 
 st.subheader("Pages")
 st.page_link("pages/classify.py", label="Classify: upload images and read the probabilities", icon=":material/biotech:")

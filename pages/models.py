@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from pages.common import admin_gate, page_frame
-from pages.compare import confusion_figure, metrics_table, roc_figure
+from pages.compare import confusion_figure, metrics_table, roc_figure, shift_table
 from skin_model import card
 from skin_model.errors import SkinModelError
 from skin_model.registry import Registry
@@ -55,6 +55,24 @@ for col, version in zip(cols, chosen, strict=False):
         continue
     col.markdown(f"**Version {version.number}: confusion matrix ({split})**")
     col.plotly_chart(confusion_figure(metrics[split]["confusion"]), width="stretch", key=f"cm-{version.number}")
+
+st.subheader("Away from the training conditions")
+st.caption(
+    "The held-out test split by acquisition source, and the same images under named device conditions: a cool or "
+    "warm colour cast, dim or bright exposure, washed-out colours, strong JPEG compression, a dark dermatoscope "
+    "vignette, defocus. The melanoma alert is at each version's threshold; 'refused' is the share the not-a-lesion "
+    "gate turned away (it should stay near 0 for real lesions)."
+)
+for version in chosen:
+    sources, stress = shift_table(version, "per_source"), shift_table(version, "stress")
+    if sources is None:
+        st.caption(f"Version {version.number} predates these tables (trained before the out-of-source report).")
+        continue
+    left, right = st.columns(2)
+    left.markdown(f"**Version {version.number}: per source**")
+    left.dataframe(sources, width="stretch")
+    right.markdown(f"**Version {version.number}: stress test**")
+    right.dataframe(stress, width="stretch")
 
 st.subheader("Live model")
 if admin_gate("Changing the live model"):

@@ -2,20 +2,24 @@
 
 Unreadable files, exact duplicates (by decoded pixels, so a re-saved PNG of
 a JPEG counts), the same picture filed under two classes (conflicting
-labels) and pictures in both Train and Test (leaks). :func:`usable` turns a
-report into the records training may use.
+labels), pictures in both Train and Test (leaks) and, with ISIC metadata,
+folder labels that disagree with the official diagnosis. :func:`usable`
+turns a report into the records training may use, labels resolved.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from skin_model import metadata as meta
 from skin_model.dataset import Layout, Record, find_layout, list_files
-from skin_model.errors import ImageError
+from skin_model.errors import DatasetError, ImageError
 from skin_model.images import decode
+
+POLICIES = ("official", "folder")  # official: the ISIC label wins where one exists; folder: folder labels only
 
 
 @dataclass
@@ -31,6 +35,16 @@ class AuditReport:
     duplicates: list[list[Record]] = field(default_factory=list)
     conflicts: list[list[Record]] = field(default_factory=list)
     leaks: list[list[Record]] = field(default_factory=list)
+    metadata: meta.Metadata = meta.EMPTY
+
+    def disagreements(self) -> list[tuple[Record, str]]:
+        """Readable files whose folder label the official ISIC diagnosis contradicts, with that diagnosis."""
+        found = []
+        for record in self.records:
+            info = self.metadata.info(record.path)
+            if record.path in self.hashes and not info.agrees(record.label):
+                found.append((record, info.official))
+        return found
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Images per class per source (all files found, before cleaning)."""
@@ -52,13 +66,25 @@ class AuditReport:
             "duplicates": [group(g) for g in self.duplicates],
             "conflicts": [group(g) for g in self.conflicts],
             "leaks": [group(g) for g in self.leaks],
+            "metadata": str(self.metadata.path) if self.metadata.path else None,
+            "official_label_disagreements": [
+                {"file": rel(r.path), "folder_label": r.label, "official_label": code}
+                for r, code in self.disagreements()
+            ],
+            "label_policy": "official label wins where one exists; conflicts without one are dropped"
+            if self.metadata.path
+            else "no metadata: conflicting folder labels are dropped",
             "usable": len(usable(self)),
         }
 
 
-def audit(root: Path | str | Layout) -> AuditReport:
-    """Read every image once and report the dataset's flaws."""
+def audit(root: Path | str | Layout, metadata: Path | str | None = None) -> AuditReport:
+    """Read every image once and report the dataset's flaws.
+
+    ``metadata``: an ISIC metadata CSV; by default ``<root>/metadata.csv`` when it exists.
+    """
     layout = root if isinstance(root, Layout) else find_layout(root)
+    found_metadata = meta.find(layout.root, metadata)
     records, not_images = list_files(layout)
     hashes: dict[Path, str] = {}
     sizes: Counter = Counter()
@@ -75,7 +101,7 @@ def audit(root: Path | str | Layout) -> AuditReport:
     for record in records:
         if record.path in hashes:
             groups[hashes[record.path]].append(record)
-    report = AuditReport(root=layout.root, records=records, hashes=hashes, sizes=sizes)
+    report = AuditReport(root=layout.root, records=records, hashes=hashes, sizes=sizes, metadata=found_metadata)
     report.unreadable, report.not_images = unreadable, not_images
     for members in groups.values():
         if len(members) < 2:
@@ -89,20 +115,39 @@ def audit(root: Path | str | Layout) -> AuditReport:
     return report
 
 
-def usable(report: AuditReport, drop_conflicts: bool = True) -> list[Record]:
-    """Readable records, one per content; conflicting labels dropped by default.
+def usable(report: AuditReport, policy: str = "official") -> list[Record]:
+    """Readable records, one per content, each with its resolved label, lesion and origin.
 
     Keeping one copy per content means no picture can sit in two splits. A
     picture in both Train and Test is kept in Test only, so a test score is
-    never inflated by a training copy.
+    never inflated by a training copy. Labels: with ``policy="official"`` a
+    content with an official ISIC diagnosis is kept once under it (a folder
+    label it agrees with, for BKL's two folders); contents filed under two
+    classes with no official label are dropped, as with ``policy="folder"``.
     """
-    conflicted = {report.hashes[r.path] for g in report.conflicts for r in g} if drop_conflicts else set()
-    chosen: dict[str, Record] = {}
+    if policy not in POLICIES:
+        raise DatasetError(f"label policy must be one of {', '.join(POLICIES)}; received {policy!r}")
+    groups: dict[str, list[Record]] = defaultdict(list)
     for record in report.records:
         digest = report.hashes.get(record.path)
-        if digest is None or digest in conflicted:
-            continue
-        kept = chosen.get(digest)
-        if kept is None or (record.source == "Test" and kept.source != "Test"):
-            chosen[digest] = record
-    return sorted(chosen.values(), key=lambda r: (r.source, r.label, str(r.path)))
+        if digest is not None:
+            groups[digest].append(record)
+    kept = [r for members in groups.values() if (r := _resolve(members, report.metadata, policy)) is not None]
+    return sorted(kept, key=lambda r: (r.source, r.label, str(r.path)))
+
+
+def _resolve(members: list[Record], metadata: meta.Metadata, policy: str) -> Record | None:
+    """The one record kept for a content (Test first), or None when its label cannot be trusted."""
+    members = sorted(members, key=lambda r: (r.source != "Test", str(r.path)))
+    infos = [metadata.info(r.path) for r in members]
+    official = next((i for i in infos if i.official), None) if policy == "official" else None
+    labels = {r.label for r in members}
+    if official is not None:
+        agreeing = [r for r in members if official.agrees(r.label)]
+        keep = agreeing[0] if agreeing else replace(members[0], label=meta.OFFICIAL[official.official][0])
+    elif len(labels) > 1:
+        return None
+    else:
+        keep = members[0]
+    info = next((i for i in infos if i.lesion_id or i.source), infos[0])
+    return replace(keep, lesion=info.lesion_id or f"image:{keep.path.stem}", origin=info.source or "unknown")

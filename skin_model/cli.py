@@ -43,17 +43,19 @@ def _emit(args, data, text: str) -> None:
 def cmd_audit(args) -> int:
     from skin_model.audit import audit
 
-    summary = audit(_data(args.data)).summary()
+    summary = audit(_data(args.data), args.metadata).summary()
     lines = [f"dataset {summary['root']}: {summary['images']} images, {summary['usable']} usable for training"]
     counts = summary["counts"]
     rows = [[name] + [counts.get(src, {}).get(name, 0) for src in counts] for name in CLASSES]
     lines += ["", _table(rows, ["class", *counts]), "", f"sizes: {summary['sizes']}"]
+    lines.append(f"metadata: {summary['metadata'] or 'none'}; labels: {summary['label_policy']}")
     for key, label in (
         ("unreadable", "unreadable files"),
         ("not_images", "files that are not images"),
         ("duplicates", "exact duplicate groups (same class)"),
         ("conflicts", "same image under different classes (dropped from training)"),
         ("leaks", "images in both Train and Test (kept in Test only)"),
+        ("official_label_disagreements", "folder labels the official ISIC label contradicts (official label used)"),
     ):
         lines.append(f"{label}: {len(summary[key])}")
         for item in summary[key][: args.show]:
@@ -64,10 +66,10 @@ def cmd_audit(args) -> int:
 
 def cmd_balance(args) -> int:
     from skin_model.audit import audit
-    from skin_model.train import balance_preview
+    from skin_model.splits import balance_preview
 
     config = TrainConfig(balance=BalanceConfig(strategy=args.strategy, n=args.n))
-    before, after = balance_preview(audit(_data(args.data)), config)
+    before, after = balance_preview(audit(_data(args.data), args.metadata), config)
     data = {"strategy": args.strategy, "n": args.n, "split": "train", "before": before, "after": after}
     rows = [[name, before[name], after[name]] for name in CLASSES]
     text = "training split, after the audit's cleaning\n\n" + _table(rows, ["class", "before", "after"])
@@ -88,6 +90,11 @@ def cmd_train(args) -> int:
         seed=args.seed,
         max_per_class=args.max_per_class,
         width=args.width,
+        group_by=args.group_by,
+        label_policy=args.labels,
+        weighting=args.weighting,
+        colour_constancy=args.colour_constancy,
+        device_augment=args.device_augment,
         balance=balance,
     )
     # one training at a time on this state folder, the app's jobs included; a cluster's other workers register nothing
@@ -100,6 +107,7 @@ def cmd_train(args) -> int:
             activate=args.activate,
             strategy=args.strategy,
             listener=None if args.json else TrainingConsole(),  # --json: stdout is the result alone
+            metadata=args.metadata,
         )
     if version is None:
         _emit(args, {"version": None, "chief": False}, "this worker finished; the chief registers the version")
@@ -133,12 +141,25 @@ def _headline(metrics: dict) -> dict:
 
 
 def cmd_evaluate(args) -> int:
-    from skin_model.evaluate import evaluate_folder
     from skin_model.predict import Predictor
+    from skin_model.robustness import evaluate_folder
 
     predictor = Predictor.load(args.model)
-    result = evaluate_folder(predictor, _data(args.data))
+    result = evaluate_folder(predictor, _data(args.data), args.metadata)
     rows = [[name, m["precision"], m["recall"], m["f1"], m["support"]] for name, m in result["per_class"].items()]
+    shift_headers = ["images", "bal. acc.", "mel. sens.", "mel. spec.", "mel. AUC", "refused"]
+    shift_keys = ("images", "balanced_accuracy", "melanoma_sensitivity", "melanoma_specificity", "melanoma_roc_auc")
+    tables = "".join(
+        f"\n\n{title}\n\n"
+        + _table(
+            [[name, *(m[k] for k in shift_keys), m["refused"]] for name, m in result[key].items()],
+            [label, *shift_headers],
+        )
+        for key, title, label in (
+            ("per_source", "per acquisition source", "source"),
+            ("stress", "the same images under each device condition", "condition"),
+        )
+    )
     head = (
         f"model {predictor.version.number} on {result['images']} images ({result['scope']}): "
         f"accuracy {result['accuracy']}, "
@@ -146,7 +167,7 @@ def cmd_evaluate(args) -> int:
         f"{result['melanoma_sensitivity']} / specificity {result['melanoma_specificity']} "
         f"at threshold {predictor.threshold}"
     )
-    _emit(args, result, head + "\n\n" + _table(rows, ["class", "precision", "recall", "f1", "support"]))
+    _emit(args, result, head + "\n\n" + _table(rows, ["class", "precision", "recall", "f1", "support"]) + tables)
     return 0
 
 
@@ -166,7 +187,7 @@ def cmd_predict(args) -> int:
             print(json.dumps(result.to_dict()))
         else:
             if not result.lesion_like:
-                print(f"{path}: no diagnosis, probably not a dermoscopic lesion image")
+                print(f"{path}: no diagnosis: not a dermoscopic lesion image")
                 continue
             alert = "  MELANOMA ALERT" if result.melanoma_alert else ""
             print(
@@ -234,12 +255,14 @@ def parser() -> argparse.ArgumentParser:
     a = sub.add_parser("audit", parents=[common], help="find unreadable files, duplicates, label conflicts, leaks")
     a.add_argument("--data")
     a.add_argument("--show", type=int, default=5, help="examples to list per finding")
+    a.add_argument("--metadata", help="ISIC metadata CSV (default: <data>/metadata.csv when present)")
     a.set_defaults(run=cmd_audit)
 
     b = sub.add_parser("balance", parents=[common], help="class counts before and after Augmentor balancing")
     b.add_argument("--data")
     b.add_argument("--strategy", choices=["add", "target", "none"], default="target")
     b.add_argument("--n", type=int, default=BalanceConfig.n)
+    b.add_argument("--metadata", help="ISIC metadata CSV (default: <data>/metadata.csv when present)")
     b.set_defaults(run=cmd_balance)
 
     defaults = TrainConfig()
@@ -260,6 +283,34 @@ def parser() -> argparse.ArgumentParser:
         help="tf.distribute strategy: this device, all local GPUs, or a TF_CONFIG cluster",
     )
     t.add_argument("--width", type=int, default=defaults.width, help="network width (filters of the first layer)")
+    t.add_argument("--metadata", help="ISIC metadata CSV (default: <data>/metadata.csv when present)")
+    t.add_argument(
+        "--group-by",
+        choices=["lesion", "source", "id-block"],
+        default=defaults.group_by,
+        help="what never spans two splits (lesion; or whole sources / upload blocks of ISIC ids)",
+    )
+    t.add_argument(
+        "--labels",
+        choices=["official", "folder"],
+        default=defaults.label_policy,
+        help="official: the ISIC label wins where the metadata gives one",
+    )
+    t.add_argument(
+        "--weighting",
+        choices=["class", "class-domain"],
+        default=defaults.weighting,
+        help="loss weights: per class, or per class x acquisition domain",
+    )
+    t.add_argument(
+        "--no-colour-constancy",
+        dest="colour_constancy",
+        action="store_false",
+        help="leave out the Shades-of-Gray layer",
+    )
+    t.add_argument(
+        "--no-device-augment", dest="device_augment", action="store_false", help="leave out camera-like augmentation"
+    )
     t.add_argument("--progress", type=Path, help="append JSON-lines progress to this file")
     t.add_argument("--activate", action="store_true", help="make the new version live")
     t.set_defaults(run=cmd_train)
@@ -267,6 +318,7 @@ def parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", parents=[common], help="metrics of a model on a folder of class sub-folders")
     e.add_argument("--data")
     e.add_argument("--model", type=int, help="version (default: live)")
+    e.add_argument("--metadata", help="ISIC metadata CSV (default: <data>/metadata.csv when present)")
     e.set_defaults(run=cmd_evaluate)
 
     x = sub.add_parser("export", parents=[common], help="write a model version for TensorFlow Serving")

@@ -77,6 +77,11 @@ class TrainConfig:
     alert_sensitivity: float = 0.85  # reached by the 95 % lower bound on validation
     max_per_class: int | None = None
     width: int = 12
+    group_by: str = "lesion"  # what never spans two splits: lesion, source or id-block
+    label_policy: str = "official"  # official: the ISIC label wins where metadata gives one; folder: folder names
+    weighting: str = "class-domain"  # loss weights: class, or class x acquisition domain (see splits.weights)
+    colour_constancy: bool = True  # Shades of Gray as the model's first layer
+    device_augment: bool = True  # camera-like colour, exposure, vignette, blur and JPEG augmentation
     balance: BalanceConfig = field(default_factory=BalanceConfig)
 
     def __post_init__(self) -> None:
@@ -90,6 +95,14 @@ class TrainConfig:
             raise SkinModelError(f"learning rate must be in (0, 1); received {self.learning_rate}")
         if not 0.85 <= self.alert_sensitivity < 1:
             raise SkinModelError(f"alert sensitivity must be in [0.85, 1); received {self.alert_sensitivity}")
+        choices = {
+            "group_by": ("lesion", "source", "id-block"),
+            "label_policy": ("official", "folder"),
+            "weighting": ("class", "class-domain"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise SkinModelError(f"{name} must be one of {', '.join(allowed)}; received {getattr(self, name)!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

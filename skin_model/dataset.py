@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +26,18 @@ STORAGE_SIZE = 180  # training arrays are kept at the dataset's native size
 
 @dataclass(frozen=True)
 class Record:
-    """One labelled image file; ``source`` is "Train", "Test" or "" for a bare layout."""
+    """One labelled image file.
+
+    ``source`` is the folder it came from ("Train", "Test" or "" for a bare
+    layout); ``lesion`` and ``origin`` (acquisition source, e.g.
+    ``ham10000/rosendahl``) come from the metadata once the audit resolves it.
+    """
 
     path: Path
     label: str
     source: str = ""
+    lesion: str = ""
+    origin: str = ""
 
 
 @dataclass(frozen=True)
@@ -172,33 +179,82 @@ def fingerprint(records: list[Record], hashes: dict[Path, str]) -> str:
     return digest.hexdigest()[:16]
 
 
-def split(records: list[Record], val_fraction: float, test_fraction: float, seed: int) -> dict[str, list[Record]]:
-    """Stratified random split into train/val/test.
+GROUPINGS = ("lesion", "source", "id-block")
+
+
+def group_of(record: Record, group_by: str) -> str:
+    """What must stay together in one split: a lesion, an acquisition source, or an upload block of ids."""
+    from skin_model.metadata import id_block
+
+    if group_by == "lesion":
+        return record.lesion or f"image:{record.path.stem}"
+    if group_by == "source":
+        return record.origin or "unknown"
+    if group_by == "id-block":
+        return id_block(record.path)
+    raise DatasetError(f"group-by must be one of {', '.join(GROUPINGS)}; received {group_by!r}")
+
+
+def _linked_groups(records: list[Record], group_by: str) -> dict[Path, str]:
+    """Each record's group, where groups sharing a lesion are merged: a lesion never spans two blocks' splits."""
+    parent: dict[str, str] = {}
+
+    def find(key: str) -> str:
+        while parent.setdefault(key, key) != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    for record in records:
+        a, b = find(group_of(record, group_by)), find("lesion:" + group_of(record, "lesion"))
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    return {r.path: find(group_of(r, group_by)) for r in records}
+
+
+def split(
+    records: list[Record], val_fraction: float, test_fraction: float, seed: int, group_by: str = "lesion"
+) -> dict[str, list[Record]]:
+    """Grouped, stratified split into train/val/test: no group (lesion by default) in two splits.
 
     Records must already be de-duplicated (see ``audit.usable``), so no content
-    appears in two splits. A ``Test`` source is used as the test split as is.
+    appears in two splits. Groups are dealt in a seeded order, largest first,
+    each to the split furthest below its share of the group's classes: the
+    class proportions stay close to stratified while a lesion's images, an
+    upload block or a whole source land together. A ``Test`` source is used
+    as the test split as is.
     """
     test = [r for r in records if r.source == "Test"]
     pool = [r for r in records if r.source != "Test"]
     if test:
         test_fraction = 0.0
-    by_class: dict[str, list[Record]] = defaultdict(list)
-    for record in pool:
-        by_class[record.label].append(record)
-    rng = random.Random(seed)
+    fractions = {"test": test_fraction, "val": val_fraction, "train": 1.0 - test_fraction - val_fraction}
+    groups: dict[str, list[Record]] = defaultdict(list)
+    root = _linked_groups(pool, group_by)
+    for record in sorted(pool, key=lambda r: str(r.path)):
+        groups[root[record.path]].append(record)
+    order = sorted(groups)
+    random.Random(seed).shuffle(order)
+    order.sort(key=lambda g: -len(groups[g]))  # stable: big groups first, ties in the seeded order
+    per_class = Counter(r.label for r in pool)
+    have: dict[str, Counter] = {name: Counter() for name in fractions}
     parts: dict[str, list[Record]] = {"train": [], "val": [], "test": list(test)}
-    for label in sorted(by_class):
-        items = sorted(by_class[label], key=lambda r: str(r.path))
-        rng.shuffle(items)
-        n_test = round(len(items) * test_fraction)
-        n_val = round(len(items) * val_fraction)
-        if len(items) >= 3:  # every split sees a class that has enough images
-            n_test = max(n_test, 1) if test_fraction else 0
-            n_val = max(n_val, 1) if val_fraction else 0
-        parts["test"] += items[:n_test]
-        parts["val"] += items[n_test : n_test + n_val]
-        parts["train"] += items[n_test + n_val :]
+    for key in order:
+        members = groups[key]
+        labels = Counter(r.label for r in members)
+
+        target = max(fractions, key=lambda name: _deficit(fractions[name], have[name], labels, per_class))
+        have[target].update(labels)
+        parts[target] += members
     return parts
+
+
+def _deficit(fraction: float, have: Counter, labels: Counter, per_class: Counter) -> float:
+    """How far below its share a split stands for a group's classes (the group goes where this is largest)."""
+    if fraction <= 0:
+        return float("-inf")
+    gaps = sum(n * (fraction * per_class[c] - have[c]) / per_class[c] for c, n in labels.items())
+    return gaps / sum(labels.values())
 
 
 def labels_of(records: list[Record]) -> np.ndarray:

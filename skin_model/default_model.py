@@ -7,6 +7,7 @@ Writes ``model.keras``, ``metadata.json`` and ``MODEL_CARD.md`` into
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
@@ -23,7 +24,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", required=True)
     parser.add_argument("--out", type=Path, default=Path("models/default"))
     parser.add_argument("--progress", type=Path)
+    parser.add_argument(
+        "--recalibrate",
+        action="store_true",
+        help="keep the committed weights; recompute calibration, gate, metrics and card with the current code",
+    )
     args = parser.parse_args(argv)
+    if args.recalibrate:
+        return recalibrate(args.data, args.out)
     try:
         with tempfile.TemporaryDirectory() as scratch:
             version = train.run(
@@ -39,6 +47,39 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"wrote {args.out}/{MODEL_FILE}, {METADATA_FILE} and MODEL_CARD.md")
+    return 0
+
+
+def recalibrate(data: str, out: Path) -> int:
+    """Re-derive everything after training from the committed weights (same split, same seed)."""
+    import keras
+
+    from skin_model import robustness
+    from skin_model.config import TrainConfig
+    from skin_model.splits import prepare
+
+    metadata = json.loads((out / METADATA_FILE).read_text())
+    config = TrainConfig.from_dict(metadata["config"])
+    splits = prepare(data, config)
+    if splits.fingerprints["all"] != metadata["data"]["fingerprints"]["all"]:
+        print("error: the data differ from the data the committed model was trained on", file=sys.stderr)
+        return 2
+    import skin_model.network  # noqa: F401  (custom layers)
+
+    model = keras.models.load_model(out / MODEL_FILE, compile=False, safe_mode=True)
+    metadata |= train.calibrate(model, splits, config)
+    metadata["gate"] = train.fit_gate(model, splits, config)
+    metadata["robustness"] = robustness.report(
+        model,
+        config.image_size,
+        splits.records["test"],
+        metadata["temperature"],
+        metadata["alert_threshold"],
+        metadata["gate"],
+    )
+    write_json(out / METADATA_FILE, metadata)
+    (out / "MODEL_CARD.md").write_text(card.render(metadata))
+    print(f"recalibrated {out}: temperature {metadata['temperature']}, threshold {metadata['alert_threshold']}")
     return 0
 
 

@@ -139,6 +139,11 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     return round((lo + hi) / 2, 4)
 
 
+def _known(value: float) -> float | None:
+    """Rounded, or None when undefined (no melanomas, or no other images): JSON has no NaN."""
+    return None if value != value else round(value, 4)
+
+
 def report(logits: np.ndarray, y: np.ndarray, temperature: float, threshold: float) -> dict:
     """Everything the model card, the CLI and the pages show for one split."""
     probs = softmax(logits, temperature)
@@ -170,8 +175,8 @@ def report(logits: np.ndarray, y: np.ndarray, temperature: float, threshold: flo
         "images": len(y),
         "accuracy": round(float((pred == y).mean()), 4),
         "balanced_accuracy": round(balanced_accuracy(y, pred), 4),
-        "melanoma_sensitivity": round(sens, 4),
-        "melanoma_specificity": round(spec, 4),
+        "melanoma_sensitivity": _known(sens),
+        "melanoma_specificity": _known(spec),
         "melanoma_roc_auc": per_class[MELANOMA]["roc_auc"],
         "ece_before_temperature": round(expected_calibration_error(softmax(logits), y), 4),
         "ece": round(expected_calibration_error(probs, y), 4),
@@ -179,28 +184,3 @@ def report(logits: np.ndarray, y: np.ndarray, temperature: float, threshold: flo
         "confusion": matrix.tolist(),
         "melanoma_roc": roc_curve(probs[:, MEL], is_mel),
     }
-
-
-def evaluate_folder(predictor, root) -> dict:
-    """A registered model's metrics on a labelled folder, never on images it was trained on.
-
-    A ``Test`` source is used alone when there is one. When the folder is the
-    model's own training data (same fingerprint), only its held-out test split
-    is scored.
-    """
-    from skin_model.audit import audit, usable
-    from skin_model.config import TrainConfig
-    from skin_model.dataset import fingerprint, labels_of, load_pixels
-    from skin_model.train import logits_of, training_split
-
-    found = audit(root)
-    records = usable(found)
-    scope = "all images"
-    if any(r.source == "Test" for r in records):
-        records, scope = [r for r in records if r.source == "Test"], "the Test folder"
-    elif fingerprint(records, found.hashes) == predictor.metadata.get("data", {}).get("fingerprints", {}).get("all"):
-        config = TrainConfig.from_dict(predictor.metadata["config"])
-        records, scope = training_split(found, config)[1]["test"], "the model's held-out test split"
-    y = labels_of(records)
-    logits = logits_of(predictor.keras_model, load_pixels(records))
-    return report(logits, y, predictor.temperature, predictor.threshold) | {"scope": scope}

@@ -1,23 +1,54 @@
 """The CNN, built from scratch: raw RGB pixels in, class logits out.
 
-Resizing and scaling are layers, so the saved model takes any-size uint8
-RGB and serving cannot drift from training. The output is logits; the
-predictor applies the temperature fitted on validation before softmax.
+Resizing, colour constancy and scaling are layers, so the saved model takes
+any-size uint8 RGB and the app, the CLI and the SavedModel all get them:
+serving cannot drift from training. The output is logits; the predictor
+applies the temperature fitted on validation before softmax.
 """
 
 from __future__ import annotations
 
+import math
+
 from skin_model.runtime import tensorflow
 
+tensorflow()
+import keras  # noqa: E402  (after the thread settings)
 
-def build(image_size: int, num_classes: int, width: int = 16, dropout: float = 0.3):
+
+@keras.saving.register_keras_serializable(package="skin_model")
+class ShadesOfGray(keras.layers.Layer):
+    """Colour constancy (Shades of Gray, Finlayson 2004): divide out each image's illuminant estimate.
+
+    A camera's or dermatoscope's colour cast is one gain per channel; the
+    Minkowski p-norm mean of each channel estimates it (p=6 weighs the bright
+    skin over the dark lesion), so a cool and a warm picture of one lesion
+    come out alike. Used by the top ISIC 2019 entries; here it is a layer so
+    every front end applies it (Barata et al. 2015).
+    """
+
+    def __init__(self, power: float = 6.0, **kwargs):
+        super().__init__(**kwargs)
+        self.power = power
+
+    def call(self, x):
+        ops = keras.ops
+        x = ops.maximum(ops.cast(x, "float32"), 0.0)
+        mean = ops.mean(ops.power(x / 255.0 + 1e-6, self.power), axis=(1, 2), keepdims=True)
+        illuminant = ops.power(mean, 1.0 / self.power)
+        illuminant = illuminant / (ops.sqrt(ops.sum(illuminant**2, axis=-1, keepdims=True)) + 1e-6)
+        return ops.clip(x / (illuminant * math.sqrt(3.0) + 1e-6), 0.0, 255.0)
+
+    def get_config(self) -> dict:
+        return super().get_config() | {"power": self.power}
+
+
+def build(image_size: int, num_classes: int, width: int = 16, dropout: float = 0.3, colour_constancy: bool = False):
     """A small conv / separable-conv network sized for a 2-core CPU.
 
     Full convolutions only where the feature maps are few; separable ones
     where channels grow; batch norm everywhere for stable training from scratch.
     """
-    tensorflow()
-    import keras
     from keras import layers
 
     def unit(x, filters: int, separable: bool, name: str | None = None):
@@ -28,6 +59,8 @@ def build(image_size: int, num_classes: int, width: int = 16, dropout: float = 0
 
     inputs = keras.Input(shape=(None, None, 3), name="pixels")
     x = layers.Resizing(image_size, image_size, antialias=True, name="resize")(inputs)
+    if colour_constancy:
+        x = ShadesOfGray(name="colour_constancy")(x)
     x = layers.Rescaling(1 / 127.5, offset=-1.0, name="scale")(x)
     x = layers.Conv2D(width, 3, strides=2, padding="same", use_bias=False)(x)
     x = layers.BatchNormalization()(x)
@@ -44,15 +77,16 @@ def build(image_size: int, num_classes: int, width: int = 16, dropout: float = 0
     return keras.Model(inputs, outputs, name="skin_cnn")
 
 
-def augmenter(seed: int):
+def augmenter(seed: int, device: bool = False):
     """On-the-fly augmentation for the tf.data pipeline (never inside the model).
 
     Flips and quarter turns are exact and cheap (a lesion has no "up");
-    small rotations and zooms come from the Augmentor balancing stage, so the
-    per-batch cost stays well below the network's on two cores.
+    small rotations and zooms come from the Augmentor balancing stage.
+    ``device`` adds what differs between clinics' cameras and dermatoscopes
+    (colour cast, gamma, exposure, saturation, a dark circular vignette,
+    defocus, crop scale), so none of them can stand in for a diagnosis.
     """
     tf = tensorflow()
-    import keras
     from keras import layers
 
     colour = keras.Sequential(
@@ -66,9 +100,39 @@ def augmenter(seed: int):
 
     def augment(images):
         turns = tf.random.uniform([], 0, 4, dtype=tf.int32, seed=seed + 3)
-        return tf.image.rot90(colour(images, training=True), k=turns)
+        images = tf.image.rot90(colour(images, training=True), k=turns)
+        return _device_like(images, seed + 4) if device else images
 
     return augment
+
+
+def _device_like(images, seed: int):
+    """Per-image camera conditions on a float batch in [0, 255]."""
+    tf = tensorflow()
+    n, size = tf.shape(images)[0], tf.shape(images)[1]
+    u = lambda shape, lo, hi, k: tf.random.uniform(shape, lo, hi, seed=seed + k)
+    # random resized crop: 75-100 % of the side, anywhere, back to full size
+    side = u([n, 1], 0.75, 1.0, 0)
+    corner = u([n, 2], 0.0, 1.0, 1) * (1.0 - side)
+    boxes = tf.concat([corner, corner + side], axis=1)
+    images = tf.image.crop_and_resize(images, boxes, tf.range(n), tf.stack([size, size]))
+    # colour cast (a gain per channel), exposure and gamma, saturation
+    x = images / 255.0 * u([n, 1, 1, 3], 0.8, 1.2, 2) * u([n, 1, 1, 1], 0.65, 1.35, 3)
+    x = tf.pow(tf.clip_by_value(x, 1e-4, 1.0), u([n, 1, 1, 1], 0.75, 1.35, 4))
+    grey = tf.reduce_mean(x, axis=-1, keepdims=True)
+    x = grey + (x - grey) * u([n, 1, 1, 1], 0.5, 1.3, 5)
+    # a dark circular vignette on a third of the images, of random radius and softness
+    coords = (tf.cast(tf.range(size), tf.float32) + 0.5) / tf.cast(size, tf.float32) - 0.5
+    radius = tf.sqrt(coords[None, :, None] ** 2 + coords[None, None, :] ** 2)[..., None]  # (1, H, W, 1)
+    edge = u([n, 1, 1, 1], 0.42, 0.72, 6)
+    mask = tf.sigmoid((edge - radius) / u([n, 1, 1, 1], 0.01, 0.05, 7))
+    darkness = u([n, 1, 1, 1], 0.0, 0.25, 8)
+    vignette = darkness + (1.0 - darkness) * mask
+    x = tf.where(u([n, 1, 1, 1], 0.0, 1.0, 9) < 0.33, x * vignette, x)
+    # defocus on a fifth of the images
+    blurred = tf.nn.avg_pool2d(x, 3, 1, "SAME")
+    x = tf.where(u([n, 1, 1, 1], 0.0, 1.0, 10) < 0.2, blurred, x)
+    return tf.clip_by_value(x, 0.0, 1.0) * 255.0
 
 
 def resize(images, image_size: int):

@@ -16,31 +16,38 @@ import numpy as np
 from skin_model import CLASSES, images
 from skin_model.config import MALIGNANT, MELANOMA, PRE_MALIGNANT
 from skin_model.evaluate import softmax
-from skin_model.outliers import OutlierCheck
+from skin_model.gate import Gate
+from skin_model.modelinfo import ModelInfo
 from skin_model.registry import Registry, Version
 from skin_model.runtime import tensorflow
 
 UNCERTAIN_TOP = 0.5
 UNCERTAIN_ENTROPY = 0.75  # normalised entropy, 1 = uniform over the 9 classes
-NOT_A_LESION = "probably not a dermoscopic lesion image: the result is not meaningful"
+NOT_A_LESION = "not a dermoscopic lesion image: no diagnosis is given"
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """One image's result; ``to_dict`` is the CLI's and the download's JSON."""
+    """One image's result; ``to_dict`` is the CLI's and the download's JSON.
+
+    A refused image (``lesion_like`` False: not a dermoscopic image) has no
+    probabilities, no top class, no risk group and no alert (all None/empty):
+    nothing a reader could mistake for a diagnosis.
+    """
 
     file: str
     probabilities: dict[str, float]
-    top_class: str
-    top_probability: float
-    risk_group: str
-    melanoma_probability: float
-    melanoma_alert: bool
+    top_class: str | None
+    top_probability: float | None
+    risk_group: str | None
+    melanoma_probability: float | None
+    melanoma_alert: bool | None
     alert_threshold: float
     warnings: list[str] = field(default_factory=list)
     model_version: int | None = None
     lesion_like: bool = True
-    alert_probability: float = 0.0  # the P(melanoma) compared with the threshold
+    alert_probability: float | None = None  # the P(melanoma) compared with the threshold
+    gate_score: float | None = None  # P(dermoscopic image) by the gate
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -84,16 +91,17 @@ class Predictor:
         import keras
 
         self.version = version
+        self.info = ModelInfo.parse(version.metadata, f"model version {version.number}")
         self.metadata = version.metadata
-        self.temperature = float(self.metadata.get("temperature", 1.0))
-        self.threshold = float(self.metadata.get("alert_threshold", 0.5))
+        self.temperature = self.info.temperature
+        self.threshold = self.info.alert_threshold
         features = model.get_layer("features").output
         self._net = keras.Model(model.inputs, [model.outputs[0], features])
         self._model = model
         spec = [tf.TensorSpec([None, None, None, 3], tf.float32)]
         self._forward = tf.function(lambda x: self._net(x, training=False), input_signature=spec)
         self._tta = tf.function(self._dihedral_forward, input_signature=spec)
-        self._outliers = OutlierCheck(self.metadata.get("outliers"))
+        self._gate = Gate(self.info.gate)
 
     def _dihedral_forward(self, x):
         tf = tensorflow()
@@ -133,10 +141,16 @@ class Predictor:
         p_mel = round(float(probs[mel]), 6)
         # the threshold was validated on single upright views: averaging views may only add alerts, never remove one
         p_alert = max(p_mel, round(float(views[0, mel]), 6))
+        verdict = self._gate.check(pixels, features[:1])  # the upright view: what the gate was fitted on
+        if not verdict.lesion_like:
+            return self._refused(name, threshold, verdict.score)
         warnings = images.quality(pixels).warnings()
-        lesion_like = not self._outliers.reasons(pixels, features.mean(axis=0, keepdims=True))
-        if not lesion_like:
-            warnings.append(NOT_A_LESION)
+        if verdict.unusual:
+            warnings.append(
+                "unusual imaging conditions: "
+                + ", ".join(verdict.unusual)
+                + "; the result holds less well, check the image and the camera settings"
+            )
         entropy = float(-(probs * np.log(np.clip(probs, 1e-12, 1))).sum() / np.log(len(CLASSES)))
         if probs[top] < UNCERTAIN_TOP or entropy > UNCERTAIN_ENTROPY:
             warnings.append(f"uncertain: top probability {probs[top]:.0%}, consider a second opinion or biopsy")
@@ -152,7 +166,24 @@ class Predictor:
             alert_threshold=threshold,
             warnings=warnings,
             model_version=self.version.number,
-            lesion_like=lesion_like,
+            lesion_like=True,
+            gate_score=round(verdict.score, 4),
+        )
+
+    def _refused(self, name: str, threshold: float, score: float) -> Prediction:
+        return Prediction(
+            file=name,
+            probabilities={},
+            top_class=None,
+            top_probability=None,
+            risk_group=None,
+            melanoma_probability=None,
+            melanoma_alert=None,
+            alert_threshold=threshold,
+            warnings=[NOT_A_LESION],
+            model_version=self.version.number,
+            lesion_like=False,
+            gate_score=round(score, 4),
         )
 
     def predict_bytes(self, data: bytes, name: str, tta: bool = False, threshold: float | None = None) -> Prediction:
@@ -196,6 +227,6 @@ def batch_rows(predictions: list[Prediction], when: str) -> list[dict]:
             "alert_threshold": p.alert_threshold,
             "warnings": "; ".join(p.warnings),
         }
-        row |= {f"p_{name}": value for name, value in p.probabilities.items()}
+        row |= {f"p_{name}": p.probabilities.get(name) for name in CLASSES}
         rows.append(row)
     return rows

@@ -137,6 +137,8 @@ class Registry:
         tensorflow()
         import keras
 
+        import skin_model.network  # noqa: F401  (registers the custom layers a saved model may use)
+
         try:
             return keras.models.load_model(version.model_path, compile=False, safe_mode=True)
         except Exception as error:

@@ -18,21 +18,40 @@ from skin_model.images import decode
 from skin_model.runtime import tensorflow
 
 
-def _reader(image_size: int):
-    """A tf.data map: file name -> ``(image_size, image_size, 3)`` float32 pixels, as the model resizes them."""
+def _reader(image_size: int, condition: str | None = None):
+    """A tf.data map: file name -> ``(image_size, image_size, 3)`` float32 pixels, as the model resizes them.
+
+    ``condition``: a stress-test condition (``shift.CONDITIONS``) applied to the decoded full-size pixels.
+    """
     tf = tensorflow()
     from skin_model.network import resize
+    from skin_model.shift import apply
+
+    def load(path: bytes) -> np.ndarray:
+        pixels = decode(Path(path.decode()))
+        return apply(condition, pixels) if condition else pixels
 
     def read(path):
-        pixels = tf.numpy_function(lambda p: decode(Path(p.decode())), [path], tf.uint8, stateful=False)
+        pixels = tf.numpy_function(load, [path], tf.uint8, stateful=False)
         pixels.set_shape((None, None, 3))
         return resize(pixels, image_size)
 
     return read
 
 
-def training(paths: Sequence[Path | str], labels: np.ndarray, image_size: int, batch: int, seed: int, context=None):
-    """Endless shuffled, augmented batches of this worker's shard (``context``: a tf.distribute InputContext).
+def training(
+    paths: Sequence[Path | str],
+    labels: np.ndarray,
+    weights: np.ndarray,
+    image_size: int,
+    batch: int,
+    seed: int,
+    context=None,
+    device: bool = False,
+):
+    """Endless shuffled, augmented ``(pixels, label, weight)`` batches of this worker's shard.
+
+    ``context``: a tf.distribute InputContext; ``device``: camera-like augmentation (see network.augmenter).
 
     Endless so every worker runs the same number of steps per epoch even
     when the shards differ by an image; the caller counts steps.
@@ -40,27 +59,34 @@ def training(paths: Sequence[Path | str], labels: np.ndarray, image_size: int, b
     tf = tensorflow()
     from skin_model.network import augmenter
 
-    augment = augmenter(seed)
+    augment = augmenter(seed, device)
     read = _reader(image_size)
-    names = tf.data.Dataset.from_tensor_slices(([str(p) for p in paths], np.asarray(labels, np.int32)))
+    names = tf.data.Dataset.from_tensor_slices(
+        ([str(p) for p in paths], np.asarray(labels, np.int32), np.asarray(weights, np.float32))
+    )
     if context is not None and context.num_input_pipelines > 1:
         names = names.shard(context.num_input_pipelines, context.input_pipeline_id)
     names = names.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True).repeat()
-    ds = names.map(lambda p, y: (read(p), y), num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+    ds = names.map(lambda p, y, w: (read(p), y, w), num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
     ds = ds.batch(batch, drop_remainder=True)
-    ds = ds.map(lambda x, y: (augment(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(lambda x, y, w: (augment(x), y, w), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def pixels(paths: Sequence[Path | str], image_size: int, batch: int = 64):
+def pixels(paths: Sequence[Path | str], image_size: int, batch: int = 64, condition: str | None = None):
     """Batches of resized pixels in file order, for scoring (no augmentation)."""
     tf = tensorflow()
-    read = _reader(image_size)
+    read = _reader(image_size, condition)
     ds = tf.data.Dataset.from_tensor_slices([str(p) for p in paths])
     return ds.map(read, num_parallel_calls=tf.data.AUTOTUNE).batch(batch).prefetch(tf.data.AUTOTUNE)
 
 
-def logits(model, paths: Sequence[Path | str], image_size: int, batch: int = 64) -> np.ndarray:
-    """Inference-mode logits of files, in order, without holding their pixels."""
-    out = [model(x, training=False).numpy() for x in pixels(paths, image_size, batch)]
+def logits(
+    model, paths: Sequence[Path | str], image_size: int, batch: int = 64, condition: str | None = None
+) -> np.ndarray:
+    """Inference-mode outputs of files, in order, without holding their pixels (a list for multi-output models)."""
+    out = [model(x, training=False) for x in pixels(paths, image_size, batch, condition)]
+    if isinstance(out[0] if out else None, (list, tuple)):
+        return [np.concatenate([o[i].numpy() for o in out]) for i in range(len(out[0]))]
+    out = [o.numpy() for o in out]
     return np.concatenate(out) if out else np.empty((0, int(model.outputs[0].shape[-1])), np.float32)

@@ -16,25 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from skin_model import CLASSES, audit, balance, dataset, distribute, evaluate, stream
+from skin_model import CLASSES, balance, dataset, distribute, evaluate, shift, stream
 from skin_model.config import TrainConfig
-from skin_model.errors import Cancelled, DatasetError
+from skin_model.errors import Cancelled
 from skin_model.runtime import seed_everything, tensorflow
+from skin_model.splits import Splits, prepare, subset, weights
 
-REFERENCE_IMAGES = 2000  # per split, for the not-a-lesion reference: bounded whatever the dataset size
-
-
-@dataclass(frozen=True)
-class Splits:
-    """The files and labels of each split, and the fingerprints that identify them (no pixels)."""
-
-    records: dict[str, list[dataset.Record]]
-    y: dict[str, np.ndarray]
-    fingerprints: dict[str, str]
-    audit: dict
-
-    def paths(self, name: str) -> list[Path]:
-        return [r.path for r in self.records[name]]
+GATE_IMAGES = 600  # per split, for the not-a-lesion gate: bounded whatever the dataset size
 
 
 @dataclass(frozen=True)
@@ -61,48 +49,6 @@ class ProgressLog:
         line = json.dumps(record)
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(line + "\n")
-
-
-def prepare(root: Path | str, config: TrainConfig) -> Splits:
-    """Audit, clean and split the data; pixels stay on disk until a batch needs them."""
-    report = audit.audit(root)
-    records, parts = training_split(report, config)
-    for name in ("train", "val"):
-        if len({r.label for r in parts[name]}) < 2:
-            raise DatasetError(f"{report.root}: the {name} split has fewer than 2 classes; add images")
-    y = {name: dataset.labels_of(recs) for name, recs in parts.items()}
-    prints = {name: dataset.fingerprint(recs, report.hashes) for name, recs in parts.items()}
-    prints["all"] = dataset.fingerprint(records, report.hashes)
-    summary = report.summary()
-    brief = {k: summary[k] for k in ("images", "usable", "counts")}
-    brief |= {k: len(summary[k]) for k in ("unreadable", "duplicates", "conflicts", "leaks")}
-    return Splits(records=parts, y=y, fingerprints=prints, audit=brief)
-
-
-def training_split(report: audit.AuditReport, config: TrainConfig) -> tuple[list, dict[str, list[dataset.Record]]]:
-    """The usable records and the train/val/test split that training uses, without decoding."""
-    records = audit.usable(report)
-    if config.max_per_class:
-        records = _cap_per_class(records, config.max_per_class, config.seed)
-    return records, dataset.split(records, config.val_fraction, config.test_fraction, config.seed)
-
-
-def balance_preview(report: audit.AuditReport, config: TrainConfig) -> tuple[dict[str, int], dict[str, int]]:
-    """Training-split counts per class before and after balancing (for the charts)."""
-    _, parts = training_split(report, config)
-    before = {name: sum(r.label == name for r in parts["train"]) for name in CLASSES}
-    return before, balance.counts_after(before, config.balance)
-
-
-def _cap_per_class(records: list[dataset.Record], cap: int, seed: int) -> list[dataset.Record]:
-    rng = np.random.default_rng(seed)
-    kept = []
-    for label in CLASSES:
-        items = [r for r in records if r.label == label]
-        if len(items) > cap:
-            items = [items[i] for i in sorted(rng.choice(len(items), cap, replace=False))]
-        kept += items
-    return kept
 
 
 def logits_of(model, x: np.ndarray, batch: int = 128) -> np.ndarray:
@@ -175,10 +121,10 @@ def train_step(model, optimizer, strategy, global_batch: int):
 
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)
 
-    def replica(x, y):
+    def replica(x, y, w):
         with tf.GradientTape() as tape:
             logits = model(x, training=True)
-            loss = tf.nn.compute_average_loss(loss_fn(y, logits), global_batch_size=global_batch)
+            loss = tf.nn.compute_average_loss(loss_fn(y, logits) * w, global_batch_size=global_batch)
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         hits = tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), tf.cast(y, tf.int32)), tf.float32)
@@ -214,6 +160,7 @@ def fit(
         raise Cancelled("training was cancelled; nothing was registered")
     paths = splits.paths("train") + extra.paths
     labels = np.concatenate([splits.y["train"], extra.labels])
+    loss_weights = weights(splits.records["train"], extra.labels, config.weighting)
     global_batch = config.batch_size * cluster.replicas
     learning_rate = config.learning_rate * cluster.replicas
     steps = math.ceil(len(paths) / global_batch)
@@ -230,14 +177,23 @@ def fit(
     )
 
     with cluster.strategy.scope():
-        model = build(config.image_size, len(CLASSES), width=config.width)
+        model = build(config.image_size, len(CLASSES), width=config.width, colour_constancy=config.colour_constancy)
         schedule = keras.optimizers.schedules.CosineDecay(
             0.0, decay_steps=max(steps * config.epochs - steps, 1), warmup_target=learning_rate, warmup_steps=steps
         )
         optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=1e-4)
         optimizer.build(model.trainable_variables)
     batches = cluster.strategy.distribute_datasets_from_function(
-        lambda context: stream.training(paths, labels, config.image_size, config.batch_size, config.seed, context)
+        lambda context: stream.training(
+            paths,
+            labels,
+            loss_weights,
+            config.image_size,
+            config.batch_size,
+            config.seed,
+            context,
+            config.device_augment,
+        )
     )
     step = train_step(model, optimizer, cluster.strategy, global_batch)
     tracker = Tracker(log, steps, config.epochs)
@@ -288,23 +244,55 @@ def fit(
 
 
 def calibrate(model, splits: Splits, config: TrainConfig) -> dict:
-    """Temperature and melanoma alert threshold fitted on validation; metrics of every held-out split."""
-    val_logits = stream.logits(model, splits.paths("val"), config.image_size)
-    temperature = evaluate.fit_temperature(val_logits, splits.y["val"])
-    p_mel_val = evaluate.softmax(val_logits, temperature)[:, evaluate.MEL]
-    is_mel_val = splits.y["val"] == evaluate.MEL
-    # floor, not round: rounding up could push the smallest caught melanoma below the threshold
-    threshold = math.floor(evaluate.alert_threshold(p_mel_val, is_mel_val, config.alert_sensitivity) * 1e4) / 1e4
-    metrics = {"val": evaluate.report(val_logits, splits.y["val"], temperature, threshold)}
+    """Temperature and melanoma alert threshold that hold on validation and under every stress condition.
+
+    The temperature minimises the negative log-likelihood over the clean and
+    the stressed validation images together; the threshold is the lowest of
+    the thresholds that reach the sensitivity target on each of them, so the
+    promise survives another clinic's camera.
+    """
+    y = splits.y["val"]
+    conditions = [None, *shift.CONDITIONS]
+    val = {c: stream.logits(model, splits.paths("val"), config.image_size, condition=c) for c in conditions}
+    temperature = evaluate.fit_temperature(np.concatenate(list(val.values())), np.tile(y, len(conditions)))
+    is_mel = y == evaluate.MEL
+    by_condition = {}
+    for condition, logits in val.items():
+        p_mel = evaluate.softmax(logits, temperature)[:, evaluate.MEL]
+        # floor, not round: rounding up could push the smallest caught melanoma below the threshold
+        found = evaluate.alert_threshold(p_mel, is_mel, config.alert_sensitivity)
+        by_condition[condition or "none"] = math.floor(found * 1e4) / 1e4
+    threshold = min(by_condition.values())
+    p_mel_val = evaluate.softmax(val[None], temperature)[:, evaluate.MEL]
+    clean_spec = evaluate.sensitivity_specificity(p_mel_val, is_mel, by_condition["none"])[1]
+    final_spec = evaluate.sensitivity_specificity(p_mel_val, is_mel, threshold)[1]
+    metrics = {"val": evaluate.report(val[None], y, temperature, threshold)}
     if splits.records["test"]:
         test_logits = stream.logits(model, splits.paths("test"), config.image_size)
         metrics["test"] = evaluate.report(test_logits, splits.y["test"], temperature, threshold)
     return {
         "temperature": temperature,
         "alert_threshold": threshold,
-        "operating_curve": evaluate.operating_curve(p_mel_val, is_mel_val, extra=(threshold,)),
+        "threshold_by_condition": by_condition,
+        "threshold_cost": {  # what surviving every condition costs in validation specificity
+            "clean_threshold": by_condition["none"],
+            "clean_specificity": round(clean_spec, 4),
+            "specificity": round(final_spec, 4),
+        },
+        "operating_curve": evaluate.operating_curve(p_mel_val, is_mel, extra=(threshold,)),
         "metrics": metrics,
     }
+
+
+def fit_gate(model, splits: Splits, config: TrainConfig) -> dict:
+    """The not-a-lesion gate, fitted on this model's features (see ``gate``)."""
+    from skin_model import gate, negatives, robustness
+
+    run = robustness.embedder(model, config.image_size)
+    train = dataset.Pixels(subset(splits.records["train"], GATE_IMAGES, config.seed))
+    val = dataset.Pixels(subset(splits.records["val"], GATE_IMAGES, config.seed))
+    found = negatives.generate(config.seed)
+    return gate.fit(lambda images: run(images)[1], list(train), list(val), [n.pixels for n in found])
 
 
 def run(
@@ -316,6 +304,7 @@ def run(
     should_stop=None,
     strategy: str = "default",
     listener=None,
+    metadata: Path | str | None = None,
 ):
     """The whole stage: prepare, fit, fit the out-of-distribution limit, register.
 
@@ -323,14 +312,14 @@ def run(
     train in step with the chief, which alone registers). ``listener`` is
     called with every progress event, written to a file or not (the CLI's display).
     """
-    from skin_model.outliers import fit_reference
+    from skin_model import robustness
     from skin_model.registry import Registry
 
     cluster = distribute.cluster(strategy)
     log = ProgressLog(progress if cluster.is_chief else None, listener)
     log.write("prepare", data=str(root))
     try:
-        splits = prepare(root, config)
+        splits = prepare(root, config, metadata)
         if should_stop and should_stop():
             raise Cancelled("training was cancelled; nothing was registered")
         result = fit(splits, config, progress, should_stop, cluster, listener)
@@ -340,18 +329,18 @@ def run(
     if not cluster.is_chief:
         return None
     metadata = dict(result.metadata, data=dict(result.metadata["data"], root=str(Path(root).resolve())))
-    reference = {name: _subset(splits.records[name], REFERENCE_IMAGES, config.seed) for name in ("train", "val")}
-    metadata["outliers"] = fit_reference(
-        result.model, dataset.Pixels(reference["train"]), dataset.Pixels(reference["val"])
-    )
+    log.write("gate")
+    metadata["gate"] = fit_gate(result.model, splits, config)
+    if splits.records["test"]:
+        log.write("stress")
+        metadata["robustness"] = robustness.report(
+            result.model,
+            config.image_size,
+            splits.records["test"],
+            metadata["temperature"],
+            metadata["alert_threshold"],
+            metadata["gate"],
+        )
     version = (registry or Registry()).register(result.model, metadata, activate=activate)
     log.write("registered", version=version.number, live=activate)
     return version
-
-
-def _subset(records: list[dataset.Record], cap: int, seed: int) -> list[dataset.Record]:
-    """At most ``cap`` records, a seeded sample: the not-a-lesion reference needs a sample, not every image."""
-    if len(records) <= cap:
-        return records
-    keep = np.random.default_rng(seed).choice(len(records), cap, replace=False)
-    return [records[i] for i in sorted(keep)]

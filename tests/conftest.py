@@ -56,6 +56,30 @@ def encode_pixels(pixels: np.ndarray, fmt: str = "JPEG", **options) -> bytes:
     return buffer.getvalue()
 
 
+def lesion_like_images(n: int, seed: int, size: int = 120) -> list[np.ndarray]:
+    """Dermoscopy-like pictures: a brown, textured lesion on skin of varied tone, filling the frame."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    out = []
+    for _ in range(n):
+        skin = np.array([rng.uniform(190, 240), rng.uniform(140, 190), rng.uniform(120, 170)])
+        lesion = np.array([rng.uniform(60, 150), rng.uniform(35, 90), rng.uniform(20, 70)])
+        cy, cx, radius = rng.uniform(0.4, 0.6), rng.uniform(0.4, 0.6), rng.uniform(0.15, 0.35)
+        distance = np.hypot(yy - cy, xx - cx) / radius + 0.25 * np.sin(
+            7 * np.arctan2(yy - cy, xx - cx) + rng.uniform(0, 9)
+        )
+        inside = np.clip(1.2 - distance, 0, 1)[..., None]
+        pixels = skin * (1 - inside) + lesion * inside + rng.normal(0, 8, (size, size, 3))
+        out.append(np.clip(pixels, 0, 255).astype(np.uint8))
+    return out
+
+
+@pytest.fixture(scope="session")
+def lesion_images() -> Callable[..., list[np.ndarray]]:
+    """``lesion_images(n, seed)``: generated dermoscopy-like pictures (see ``lesion_like_images``)."""
+    return lesion_like_images
+
+
 @pytest.fixture
 def blob() -> Callable[..., np.ndarray]:
     """Factory: ``blob(label, seed, size=48)`` gives the pixels of one synthetic lesion."""
@@ -187,8 +211,23 @@ def live_tiny_model(tiny_model):
     """The tiny model registered in this test's SKIN_HOME registry and made live."""
     from skin_model.registry import Registry
 
-    metadata = {"temperature": 1.0, "alert_threshold": 0.5, "image_size": 32}
-    return Registry().register(tiny_model, metadata, activate=True)
+    return Registry().register(tiny_model, servable_metadata(tiny_model), activate=True)
+
+
+@pytest.fixture(scope="session")
+def servable() -> Callable[..., dict]:
+    """``servable(model)``: metadata a Predictor accepts for an untrained model."""
+    return servable_metadata
+
+
+def servable_metadata(model) -> dict:
+    """Servable metadata for an untrained model: temperature 1, threshold 0.5, a gate that refuses nothing."""
+    from skin_model.gate import STAT_NAMES
+
+    width = int(model.get_layer("features").output.shape[-1]) + len(STAT_NAMES)
+    ranges = {k: [-1e9, 1e9] for k in ("cast_blue_red", "dark_corners", "brightness", "saturation")}
+    gate = {"mean": [0.0] * width, "scale": [1.0] * width, "weights": [0.0] * width, "bias": 1.0, "threshold": 0.5}
+    return {"temperature": 1.0, "alert_threshold": 0.5, "image_size": 32, "gate": gate | {"unusual_ranges": ranges}}
 
 
 @pytest.fixture

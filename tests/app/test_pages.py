@@ -47,14 +47,14 @@ def test_classify_shows_result_for_an_image_and_one_line_for_a_bad_file(live_tin
     assert 0.0 <= float(table["melanoma_probability"][0]) <= 1.0
 
 
-def test_classify_alert_and_risk_line_follow_the_threshold_slider(tiny_model, blob, encode):
+def test_classify_alert_and_risk_line_follow_the_threshold_slider(tiny_model, blob, encode, servable):
     from skin_model.registry import Registry
 
     curve = [  # validated thresholds the slider offers: always alert, never alert
         {"threshold": 0.0, "sensitivity": 1.0, "specificity": 0.0},
         {"threshold": 1.0, "sensitivity": 0.7, "specificity": 1.0},
     ]
-    metadata = {"temperature": 1.0, "alert_threshold": 0.5, "image_size": 32, "operating_curve": curve}
+    metadata = servable(tiny_model) | {"operating_curve": curve}
     Registry().register(tiny_model, metadata, activate=True)
     at = open_page("pages/classify.py")
     at.file_uploader[0].set_value([("lesion.png", encode(blob("melanoma", 2, size=120), "PNG"), "image/png")])

@@ -53,7 +53,7 @@ def type_folder(at: AppTest, page: str, text: str) -> AppTest:
 
 
 @pytest.mark.parametrize("page", ["pages/dataset.py", "pages/retrain.py"])
-def test_a_nul_byte_in_the_dataset_folder_gets_the_one_line_refusal(page, tmp_path, monkeypatch):
+def test_a_nul_byte_in_the_dataset_folder_gets_the_one_line_refusal(page, tmp_path, monkeypatch, live_tiny_model):
     monkeypatch.setenv("SKIN_ADMIN_PASSWORD", "right")
     at = open_page(page)
     if page == "pages/retrain.py":
@@ -65,7 +65,7 @@ def test_a_nul_byte_in_the_dataset_folder_gets_the_one_line_refusal(page, tmp_pa
 
 
 @pytest.mark.parametrize("page", ["pages/dataset.py", "pages/retrain.py"])
-def test_a_typed_folder_with_markdown_is_shown_as_typed(page, tmp_path, monkeypatch):
+def test_a_typed_folder_with_markdown_is_shown_as_typed(page, tmp_path, monkeypatch, live_tiny_model):
     monkeypatch.setenv("SKIN_ADMIN_PASSWORD", "right")
     at = open_page(page)
     if page == "pages/retrain.py":
@@ -121,7 +121,9 @@ def test_the_upload_widget_accepts_every_type_the_decoder_does_gif_included(live
     assert list(at.dataframe[0].value["file"]) == ["lesion.gif"]
 
 
-def test_one_sessions_failed_sign_ins_do_not_lock_out_another_session_from_the_same_address(monkeypatch):
+def test_one_sessions_failed_sign_ins_do_not_lock_out_another_session_from_the_same_address(
+    monkeypatch, live_tiny_model
+):
     from skin_model import auth
 
     monkeypatch.setenv("SKIN_ADMIN_PASSWORD", "right")

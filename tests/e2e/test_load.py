@@ -48,8 +48,10 @@ def percent(text: str) -> float:
 def shown(page) -> tuple[str, dict[str, float]]:
     """What one session renders: the headline ("Nevus: 61.2%" or "No diagnosis") and each class's bar."""
     chart = page.locator(".js-plotly-plot").first
-    chart.locator("text.bartext").first.wait_for()
+    chart.locator("text.bartext").first.or_(page.get_by_text("No diagnosis")).first.wait_for()
     wait_idle(page)
+    if page.get_by_text("No diagnosis").count():  # refused: no probabilities at all
+        return "No diagnosis", {}
     labels = chart.locator(".yaxislayer-above text").all_text_contents()
     bars = [percent(t) for t in chart.locator("text.bartext").all_text_contents()]
     heading = page.locator("h3").filter(has_text="%")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -10,9 +11,10 @@ import pytest
 from skin_model import CLASSES
 from skin_model.audit import audit, usable
 from skin_model.config import BalanceConfig, TrainConfig, data_dir
-from skin_model.evaluate import evaluate_folder
 from skin_model.predict import Predictor
 from skin_model.registry import Registry
+from skin_model.robustness import evaluate_folder
+from skin_model.splits import training_split
 
 DATA = data_dir()  # read at import: the autouse fixture clears SKIN_DATA_DIR for unit tests
 
@@ -61,8 +63,36 @@ def test_usable_real_records_never_share_content(report):
     hashes = [report.hashes[r.path] for r in records]
 
     assert len(hashes) == len(set(hashes))
-    conflicted = {report.hashes[r.path] for group in report.conflicts for r in group}
-    assert not conflicted & set(hashes)
+
+
+def test_the_audit_lists_the_102_folder_labels_the_official_labels_contradict(report):
+    found = report.summary()["official_label_disagreements"]
+
+    assert len(found) == 102
+    pairs = Counter((d["folder_label"], d["official_label"]) for d in found)
+    assert pairs == {("nevus", "AK"): 76, ("seborrheic keratosis", "MEL"): 26}
+
+
+def test_official_labels_win_and_unresolved_conflicts_are_dropped(report):
+    records = usable(report)
+    kept = {report.hashes[r.path] for r in records}
+
+    assert all(report.metadata.info(r.path).agrees(r.label) for r in records)
+    for group in report.conflicts:
+        official = next(
+            (report.metadata.info(r.path).official for r in group if report.metadata.info(r.path).official), ""
+        )
+        assert (report.hashes[group[0].path] in kept) == bool(official)
+
+
+def test_no_lesion_lands_in_two_splits_of_the_default_training_split(report):
+    parts = training_split(report, TrainConfig())[1]
+
+    lesions = {name: {r.lesion for r in part} for name, part in parts.items()}
+    assert not lesions["train"] & lesions["val"] and not lesions["train"] & lesions["test"]
+    assert not lesions["val"] & lesions["test"]
+    several = Counter(r.lesion for part in parts.values() for r in part if not r.lesion.startswith("image:"))
+    assert sum(n > 1 for n in several.values()) > 200  # the real set does have lesions with several images
 
 
 def test_a_short_real_training_registers_a_live_version(trained):
@@ -96,6 +126,7 @@ def test_the_predictor_classifies_a_real_image_file(trained):
 
     result = Predictor.load(registry=registry).predict_file(path, tta=True)
 
+    assert result.lesion_like
     assert result.model_version == version.number
     assert sum(result.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
     assert result.top_class in CLASSES

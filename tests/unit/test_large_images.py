@@ -114,7 +114,7 @@ def run_child(code: str, *args: str) -> dict:
     return json.loads(child.stdout.strip().splitlines()[-1])
 
 
-def test_a_7000_pixel_rgba_png_is_classified_within_300_mb_above_a_small_image(huge_png):
+def test_a_7000_pixel_rgba_png_is_classified_within_300_mb_above_a_small_image(huge_png, live_tiny_model):
     measured = run_child(HUGE_PNG_CHILD, str(huge_png))
     assert measured["shape"] == [1024, 1024, 3]
     assert measured["growth_mb"] < HUGE_PNG_BOUND_MB, measured

@@ -7,7 +7,7 @@ import pytest
 
 from skin_model import CLASSES
 from skin_model.explain import gradcam, overlay
-from skin_model.predict import Predictor, grouped_risk, risk_group
+from skin_model.predict import Predictor, batch_rows, grouped_risk, risk_group
 
 
 @pytest.fixture
@@ -149,3 +149,42 @@ def test_the_risk_group_sums_probabilities_and_is_never_benign_under_an_alert():
     probs[CLASSES.index("nevus")], probs[CLASSES.index("melanoma")] = 0.9, 0.1
     assert grouped_risk(probs, melanoma_alert=False) == "benign"
     assert grouped_risk(probs, melanoma_alert=True) == "malignant"
+
+
+def refusing_predictor(tiny_model, servable):
+    from skin_model.registry import Registry
+
+    metadata = servable(tiny_model)
+    metadata["gate"] = dict(metadata["gate"], threshold=0.99)  # the gate's score is 0.73 for every image
+    version = Registry().register(tiny_model, metadata, activate=True)
+    return Predictor.load(version.number)
+
+
+def test_a_refused_image_has_no_probabilities_risk_group_or_alert(tiny_model, servable, lesion):
+    result = refusing_predictor(tiny_model, servable).predict(lesion, tta=True, threshold=0.0)
+
+    assert not result.lesion_like
+    assert result.probabilities == {} and result.top_class is None and result.risk_group is None
+    assert result.melanoma_alert is None and result.melanoma_probability is None
+    assert result.to_dict()["melanoma_alert"] is None
+
+
+def test_a_refused_row_in_the_downloads_has_empty_alert_and_probabilities(tiny_model, servable, lesion):
+    result = refusing_predictor(tiny_model, servable).predict(lesion, threshold=0.0)
+
+    (row,) = batch_rows([result], "now")
+
+    assert row["melanoma_alert"] is None and row["risk_group"] is None and row["p_melanoma"] is None
+
+
+@pytest.mark.parametrize("missing", ["temperature", "alert_threshold", "gate"])
+def test_a_version_without_its_calibration_or_gate_is_refused_with_one_line(tiny_model, servable, missing):
+    from skin_model.errors import RegistryError
+    from skin_model.registry import Registry
+
+    metadata = servable(tiny_model)
+    del metadata[missing]
+    version = Registry().register(tiny_model, metadata)
+
+    with pytest.raises(RegistryError, match=f"model version {version.number}: its metadata has no {missing}"):
+        Predictor.load(version.number)

@@ -10,8 +10,10 @@ import pytest
 
 from skin_model import CLASSES, train
 from skin_model.config import BalanceConfig, TrainConfig
+from skin_model.gate import STAT_NAMES
 from skin_model.predict import Predictor
 from skin_model.registry import Registry
+from skin_model.shift import CONDITIONS
 
 pytestmark = pytest.mark.slow
 
@@ -51,14 +53,28 @@ def test_metadata_has_validation_metrics_and_a_calibrated_alert(trained):
     assert [row["threshold"] for row in metadata["operating_curve"]][:2] == [0.01, 0.02]
 
 
-def test_metadata_has_the_reference_of_the_not_a_lesion_check(trained):
-    reference = trained["version"].metadata["outliers"]
+def test_metadata_has_the_not_a_lesion_gate_fitted_on_this_model(trained):
+    gate = trained["version"].metadata["gate"]
 
-    assert len(reference["mean"]) == 16 * CONFIG.width
-    assert len(reference["components"]) == len(reference["variances"]) <= 32
-    assert reference["feature_limit"] > 0
-    for low, high in reference["image_ranges"].values():
-        assert low <= high
+    assert len(gate["weights"]) == len(gate["mean"]) == 16 * CONFIG.width + len(STAT_NAMES)
+    assert 0.0 < gate["threshold"] <= 0.5
+    assert gate["negatives"] > 100 and 0.0 <= gate["negatives_refused"] <= 1.0
+
+
+def test_the_threshold_is_the_lowest_over_validation_and_every_stress_condition(trained):
+    metadata = trained["version"].metadata
+
+    assert set(metadata["threshold_by_condition"]) == {"none", *CONDITIONS}
+    assert metadata["alert_threshold"] == min(metadata["threshold_by_condition"].values())
+
+
+def test_metadata_has_per_source_and_stress_tables_of_the_test_split(trained):
+    robustness = trained["version"].metadata["robustness"]
+    test_images = trained["version"].metadata["metrics"]["test"]["images"]
+
+    assert set(robustness["stress"]) == {"none", *CONDITIONS}
+    assert all(m["images"] == test_images and 0 <= m["refused"] <= 1 for m in robustness["stress"].values())
+    assert sum(m["images"] for m in robustness["per_source"].values()) == test_images
 
 
 def test_metadata_records_two_epochs_of_history_and_the_config(trained):

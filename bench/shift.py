@@ -1,0 +1,219 @@
+"""``make bench-shift``: what each recipe change does away from the training conditions.
+
+Two measurements, each a real training run on the shared data:
+
+- ``recipes``: the same grouped split and seed, one change at a time (class
+  weights -> class x domain weights -> + colour constancy -> + camera-like
+  augmentation); each scored on the grouped test split, per source and under
+  every stress condition.
+- ``holdout``: leave one acquisition source or upload block out of training
+  entirely (validation comes from the other sources), then score on it: the
+  closest this data gets to "another clinic".
+- ``gate``: the live model's not-a-lesion gate refitted with one kind of
+  negative left out, then tried on that kind: how it does on non-lesion
+  pictures it has never seen.
+
+Results go to ``bench/shift_results.json`` (one entry per run, kept between
+invocations) and the "Out-of-source" section of ``bench/RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from bench.report import put_section
+from skin_model import audit, dataset, robustness, splits
+from skin_model.config import TrainConfig
+from skin_model.splits import Splits, domain
+from skin_model.train import calibrate, fit, fit_gate
+
+HERE = Path(__file__).resolve().parent
+RESULTS_JSON = HERE / "shift_results.json"
+
+RECIPES = {  # each adds one change to the one before
+    "class weights (the previous recipe)": {
+        "weighting": "class",
+        "colour_constancy": False,
+        "device_augment": False,
+    },
+    "+ class x domain weights": {"weighting": "class-domain", "colour_constancy": False, "device_augment": False},
+    "+ colour constancy layer": {"weighting": "class-domain", "colour_constancy": True, "device_augment": False},
+    "+ camera-like augmentation (the default)": {
+        "weighting": "class-domain",
+        "colour_constancy": True,
+        "device_augment": True,
+    },
+}
+
+
+def holdout_splits(root: str, config: TrainConfig, held_out: str) -> Splits:
+    """Train and validate on every other domain; test on ``held_out`` alone."""
+    report = audit.audit(root)
+    records = audit.usable(report, config.label_policy)
+    test = [r for r in records if domain(r) == held_out or r.origin == held_out]
+    if not test:
+        raise SystemExit(f"no images in {held_out!r}; domains: {sorted({domain(r) for r in records})}")
+    rest = [r for r in records if r not in set(test)]
+    parts = dataset.split(rest, config.val_fraction, 0.0, config.seed, config.group_by)
+    parts["test"] = test
+    y = {name: dataset.labels_of(recs) for name, recs in parts.items()}
+    prints = {name: dataset.fingerprint(recs, report.hashes) for name, recs in parts.items()}
+    return Splits(records=parts, y=y, fingerprints=prints, audit={})
+
+
+def score(splits_: Splits, config: TrainConfig) -> dict:
+    """Train, calibrate and gate as ``train.run`` does, then the robustness report of the test split."""
+    started = time.time()
+    result = fit(splits_, config)
+    meta = calibrate(result.model, splits_, config)
+    gate = fit_gate(result.model, splits_, config)
+    robust = robustness.report(
+        result.model, config.image_size, splits_.records["test"], meta["temperature"], meta["alert_threshold"], gate
+    )
+    stressed = [m for name, m in robust["stress"].items() if name != "none"]
+    test = meta["metrics"]["test"]
+    return {
+        "minutes": round((time.time() - started) / 60, 1),
+        "seconds_per_epoch": result.metadata["training"]["seconds_per_epoch"],
+        "best_epoch": result.metadata["training"]["best_epoch"],
+        "val_balanced_accuracy": meta["metrics"]["val"]["balanced_accuracy"],
+        "test": {k: test[k] for k in ("images", "balanced_accuracy", "melanoma_sensitivity", "melanoma_specificity")}
+        | {"melanoma_roc_auc": test["melanoma_roc_auc"], "ece": test["ece"]},
+        "alert_threshold": meta["alert_threshold"],
+        "stress_worst_balanced_accuracy": min(m["balanced_accuracy"] for m in stressed),
+        "stress_worst_melanoma_sensitivity": min(m["melanoma_sensitivity"] or 0.0 for m in stressed),
+        "stress_most_refused": max(m["refused"] for m in stressed),
+        "negatives_refused": gate["negatives_refused"],
+        "per_source": robust["per_source"],
+        "stress": robust["stress"],
+    }
+
+
+def gate_leave_one_out(root: str) -> dict:
+    """Per negative kind: the share refused by a gate fitted without that kind (the live model's features)."""
+    from skin_model import gate, negatives
+    from skin_model.predict import Predictor
+
+    predictor = Predictor.load()
+    config = TrainConfig.from_dict(predictor.metadata["config"])
+    prepared = splits.prepare(root, config)
+    run = robustness.embedder(predictor.keras_model, config.image_size)
+    embed = lambda images: run(images)[1]
+    train = list(dataset.Pixels(splits.subset(prepared.records["train"], 600, config.seed)))
+    val = list(dataset.Pixels(splits.subset(prepared.records["val"], 600, config.seed)))
+    found = negatives.generate(config.seed)
+    out = {}
+    for base in sorted({n.base for n in found}):
+        kept = [n.pixels for n in found if n.base != base]
+        left_out = [n.pixels for n in found if n.base == base]
+        checker = gate.Gate(gate.fit(embed, train, val, kept))
+        refused = [not checker.check(p, embed([p])).lesion_like for p in left_out]
+        out[base] = round(sum(refused) / len(refused), 3)
+        print(base, out[base], flush=True)
+    return {"model_version": predictor.version.number, "refused_when_unseen": out}
+
+
+def load() -> dict:
+    return json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
+
+
+def save(results: dict) -> None:
+    RESULTS_JSON.write_text(json.dumps(results, indent=2) + "\n")
+    put_section("Out-of-source", render(results))
+
+
+def _f(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def render(results: dict) -> str:
+    lines = [
+        "## Out-of-source: recipe changes and a held-out source (`make bench-shift`)",
+        "",
+        "Every number is on images the model never saw, split by lesion (no lesion in two splits) after the official "
+        "ISIC labels replaced contradicted folder labels. 'Stress' is the test split under each named device "
+        "condition of `skin_model/shift.py`; the worst condition is shown. One run per row on 2 CPU cores, same seed.",
+        "",
+    ]
+    recipes = {k: v for k, v in results.items() if k.startswith("recipe: ")}
+    if recipes:
+        lines += [
+            "| recipe (each row adds one change) | epochs | val bal. acc. | test bal. acc. | test mel. AUC | "
+            "test mel. sens. / spec. at alert | worst stress bal. acc. | worst stress mel. sens. | "
+            "oldest ISIC block (isic-0k) bal. acc. | s/epoch |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for name, r in recipes.items():
+            old = r["per_source"].get("isic_archive/isic-0k", {})
+            lines.append(
+                f"| {name[8:]} | {r['epochs']} | {_f(r['val_balanced_accuracy'])} | "
+                f"{_f(r['test']['balanced_accuracy'])} | "
+                f"{_f(r['test']['melanoma_roc_auc'])} | {_f(r['test']['melanoma_sensitivity'])} / "
+                f"{_f(r['test']['melanoma_specificity'])} | {_f(r['stress_worst_balanced_accuracy'])} | "
+                f"{_f(r['stress_worst_melanoma_sensitivity'])} | {_f(old.get('balanced_accuracy'))} | "
+                f"{r['seconds_per_epoch']} |"
+            )
+    if "gate" in results:
+        unseen = results["gate"]["refused_when_unseen"]
+        lines += [
+            "",
+            "**Not-a-lesion gate on kinds of picture it never saw** "
+            f"(model version {results['gate']['model_version']}; "
+            "the gate refitted without each kind, then shown that kind): share refused, "
+            f"{sum(v == 1.0 for v in unseen.values())} of {len(unseen)} kinds refused entirely.",
+            "",
+            "| kind | refused |",
+            "|---|---|",
+            *(f"| {kind} | {share:.0%} |" for kind, share in unseen.items()),
+        ]
+    holdouts = {k: v for k, v in results.items() if k.startswith("holdout: ")}
+    for name, r in holdouts.items():
+        t = r["test"]
+        lines += [
+            "",
+            f"**Leave-source-out: {name[9:]}** ({r['recipe']}, {r['epochs']} epochs). Trained and validated without "
+            f"it, then scored on its {t['images']} images: balanced accuracy {_f(t['balanced_accuracy'])}, melanoma "
+            f"sensitivity {_f(t['melanoma_sensitivity'])} / specificity {_f(t['melanoma_specificity'])} at the alert "
+            f"({r['alert_threshold']}), melanoma AUC {_f(t['melanoma_roc_auc'])}, refused as not a lesion "
+            f"{_f(r['stress']['none']['refused'])}; worst stress condition: balanced accuracy "
+            f"{_f(r['stress_worst_balanced_accuracy'])}, refused {_f(r['stress_most_refused'])}.",
+        ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=["recipes", "holdout", "gate"])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--only", help="run just this recipe (a prefix of its name)")
+    parser.add_argument("--domain", default="ham10000/vidir_modern", help="the source or block to hold out")
+    args = parser.parse_args(argv)
+    results = load()
+    base = TrainConfig(epochs=args.epochs)
+    if args.what == "recipes":
+        prepared = splits.prepare(args.data, base)
+        for name, change in RECIPES.items():
+            if args.only and not name.startswith(args.only):
+                continue
+            results[f"recipe: {name}"] = score(prepared, replace(base, **change)) | {"epochs": args.epochs}
+            save(results)
+            print(name, json.dumps(results[f"recipe: {name}"]["test"]), flush=True)
+    elif args.what == "gate":
+        results["gate"] = gate_leave_one_out(args.data)
+        save(results)
+    else:
+        held = holdout_splits(args.data, base, args.domain)
+        out = score(held, base) | {"epochs": args.epochs, "recipe": "default recipe"}
+        results[f"holdout: {args.domain}"] = out
+        save(results)
+        print(json.dumps(out["test"]), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

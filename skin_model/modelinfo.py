@@ -1,0 +1,65 @@
+"""The record every registered version must carry before it may serve a clinician.
+
+One reader for what the predictor relies on: a version whose metadata lacks
+its temperature, alert threshold or gate is refused with one line, never run
+at a silent default (1.0 / 0.5 / no gate).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from skin_model import CLASSES
+from skin_model.errors import RegistryError
+
+GATE_KEYS = ("mean", "scale", "weights", "bias", "threshold", "unusual_ranges")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What serving needs, validated; ``raw`` keeps the rest (history, metrics) for pages and cards."""
+
+    image_size: int
+    temperature: float
+    alert_threshold: float
+    gate: dict
+    operating_curve: list[dict]
+    raw: dict
+
+    @classmethod
+    def parse(cls, metadata: dict, where: str = "model version") -> ModelInfo:
+        """Check ``metadata``; ``where`` names the version in the error ("model version 3")."""
+
+        def need(key: str, kind: type | tuple[type, ...]):
+            if key not in metadata:
+                raise RegistryError(f"{where}: its metadata has no {key}; it cannot be served (retrain it)")
+            value = metadata[key]
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise RegistryError(f"{where}: {key} must be {_name(kind)}; received {value!r}")
+            return value
+
+        classes = metadata.get("classes", list(CLASSES))
+        if list(classes) != list(CLASSES):
+            raise RegistryError(f"{where}: trained for classes {classes}, not the nine this app shows")
+        temperature = float(need("temperature", (int, float)))
+        threshold = float(need("alert_threshold", (int, float)))
+        if not temperature > 0:
+            raise RegistryError(f"{where}: temperature must be positive; received {temperature}")
+        if not 0 <= threshold <= 1:
+            raise RegistryError(f"{where}: alert threshold must be in [0, 1]; received {threshold}")
+        gate = need("gate", dict)
+        missing = [k for k in GATE_KEYS if k not in gate]
+        if missing:
+            raise RegistryError(f"{where}: its not-a-lesion gate lacks {', '.join(missing)} (retrain it)")
+        return cls(
+            image_size=int(need("image_size", int)),
+            temperature=temperature,
+            alert_threshold=threshold,
+            gate=gate,
+            operating_curve=list(metadata.get("operating_curve") or []),
+            raw=metadata,
+        )
+
+
+def _name(kind: type | tuple[type, ...]) -> str:
+    return "a mapping" if kind is dict else "a number"

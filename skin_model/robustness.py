@@ -1,0 +1,118 @@
+"""How a version does away from its training conditions: per acquisition source and under stress.
+
+The numbers a clinic should believe are these, not the pooled test score:
+the held-out test images broken down by where they were acquired, and the
+same images under each named device condition (``shift.CONDITIONS``), each
+with the melanoma alert at the version's threshold and the gate's refusals.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from skin_model import evaluate, shift
+from skin_model.dataset import Record, labels_of
+from skin_model.errors import DatasetError
+from skin_model.gate import Gate, stats_vector
+from skin_model.images import decode
+from skin_model.runtime import tensorflow
+from skin_model.splits import domain
+
+
+def two_heads(model):
+    """The model with its pooled features as a second output."""
+    import keras
+
+    return keras.Model(model.inputs, [model.outputs[0], model.get_layer("features").output])
+
+
+def embedder(model, image_size: int):
+    """Images of any size -> ``(logits, features)``, through the model's own resize (as the app feeds it)."""
+    tf = tensorflow()
+    from skin_model.network import resize
+
+    net = two_heads(model)
+
+    def run(images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        batch = tf.concat([resize(tf.constant(p[None]), image_size) for p in images], axis=0)
+        logits, features = net(batch, training=False)
+        return logits.numpy(), features.numpy()
+
+    return run
+
+
+def outputs(run, images: list[np.ndarray], batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    parts = [run(images[i : i + batch]) for i in range(0, len(images), batch)]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def scored(metrics: dict, refused: np.ndarray) -> dict:
+    """The headline of a metrics report, with the gate's refusal rate."""
+    keys = ("images", "balanced_accuracy", "melanoma_sensitivity", "melanoma_specificity", "melanoma_roc_auc", "ece")
+    return {k: metrics[k] for k in keys} | {"refused": round(float(refused.mean()), 4) if len(refused) else None}
+
+
+def report(
+    model, image_size: int, records: list[Record], temperature: float, threshold: float, gate: dict | None
+) -> dict:
+    """Per-source and stress tables for held-out ``records`` (the test split)."""
+    y = labels_of(records)
+    clean = [decode(Path(r.path)) for r in records]
+    run = embedder(model, image_size)
+    checker = Gate(gate) if gate else None
+
+    def measure(images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        logits, features = outputs(run, images)
+        if checker is None:
+            return logits, np.zeros(len(images), bool)
+        stats = np.stack([stats_vector(p) for p in images])
+        return logits, checker.scores(features, stats) < checker.threshold
+
+    logits, refused = measure(clean)
+    by_source = defaultdict(list)
+    for i, record in enumerate(records):
+        by_source[domain(record)].append(i)
+    sources = {
+        name: scored(evaluate.report(logits[idx], y[idx], temperature, threshold), refused[idx])
+        for name, idx in sorted(by_source.items())
+    }
+    stress = {"none": scored(evaluate.report(logits, y, temperature, threshold), refused)}
+    for name in shift.CONDITIONS:
+        stress_logits, stress_refused = measure([shift.apply(name, p) for p in clean])
+        stress[name] = scored(evaluate.report(stress_logits, y, temperature, threshold), stress_refused)
+    return {"per_source": sources, "stress": stress}
+
+
+def evaluate_folder(predictor, root: Path | str, metadata: Path | str | None = None) -> dict:
+    """A registered model's metrics on a labelled folder, never on images it was trained on.
+
+    A ``Test`` source is used alone when there is one. When the folder is the
+    model's own training data (same fingerprint), only its held-out test split
+    is scored. Files reach the model as uploads do: the app's decoder, then
+    the model's own resize. Adds the per-source and stress tables.
+    """
+    from skin_model.audit import audit, usable
+    from skin_model.config import TrainConfig
+    from skin_model.dataset import fingerprint
+    from skin_model.splits import training_split
+
+    found = audit(root, metadata)
+    info = predictor.metadata
+    config = TrainConfig.from_dict(info["config"])
+    records = usable(found, config.label_policy)
+    scope = "all images"
+    if any(r.source == "Test" for r in records):
+        records, scope = [r for r in records if r.source == "Test"], "the Test folder"
+    elif fingerprint(records, found.hashes) == info["data"]["fingerprints"]["all"]:
+        records, scope = training_split(found, config)[1]["test"], "the model's held-out test split"
+    if not records:
+        raise DatasetError(f"{root}: no usable labelled images to evaluate")
+    y = labels_of(records)
+    logits, _ = outputs(embedder(predictor.keras_model, config.image_size), [decode(Path(r.path)) for r in records])
+    shift_tables = report(
+        predictor.keras_model, config.image_size, records, predictor.temperature, predictor.threshold, info["gate"]
+    )
+    return evaluate.report(logits, y, predictor.temperature, predictor.threshold) | {"scope": scope} | shift_tables

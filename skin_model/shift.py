@@ -1,0 +1,64 @@
+"""Named, deterministic imaging conditions for the shift stress test.
+
+Another clinic's camera changes colour, exposure, optics and compression,
+not the lesion. Each condition here is a pure function of the pixels (no
+randomness), so the stress table of two model versions compares like with
+like. The strengths sit at the edge of what real dermoscopy shows: the
+oldest ISIC uploads have a cool cast and a dark circular vignette.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+Condition = Callable[[np.ndarray], np.ndarray]
+
+
+def _gain(r: float, g: float, b: float) -> Condition:
+    return lambda x: np.clip(x.astype(np.float32) * np.array([r, g, b], np.float32), 0, 255).astype(np.uint8)
+
+
+def _desaturate(x: np.ndarray) -> np.ndarray:
+    f = x.astype(np.float32)
+    grey = f.mean(axis=-1, keepdims=True)
+    return np.clip(grey + 0.35 * (f - grey), 0, 255).astype(np.uint8)
+
+
+def _jpeg(x: np.ndarray) -> np.ndarray:
+    buffer = io.BytesIO()
+    Image.fromarray(x).save(buffer, format="JPEG", quality=10)
+    return np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
+
+
+def _vignette(x: np.ndarray) -> np.ndarray:
+    """Black outside the inscribed circle, with a soft rim: an older contact dermatoscope."""
+    h, w = x.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    r = np.hypot((yy + 0.5 - h / 2) / (h / 2), (xx + 0.5 - w / 2) / (w / 2))
+    mask = np.clip((1.02 - r) / 0.08, 0, 1)[..., None]
+    return (x.astype(np.float32) * mask).astype(np.uint8)
+
+
+def _blur(x: np.ndarray) -> np.ndarray:
+    return np.asarray(Image.fromarray(x).filter(ImageFilter.GaussianBlur(radius=max(x.shape[:2]) / 90)))
+
+
+CONDITIONS: dict[str, Condition] = {
+    "cool cast": _gain(0.82, 0.95, 1.18),
+    "warm cast": _gain(1.15, 1.0, 0.8),
+    "dim": _gain(0.55, 0.55, 0.55),
+    "bright": _gain(1.45, 1.45, 1.45),
+    "desaturated": _desaturate,
+    "strong JPEG": _jpeg,
+    "dark vignette": _vignette,
+    "defocus": _blur,
+}
+
+
+def apply(name: str, pixels: np.ndarray) -> np.ndarray:
+    """One condition applied to ``(H, W, 3)`` uint8 pixels."""
+    return CONDITIONS[name](pixels)

@@ -1,0 +1,95 @@
+"""The gate refuses what is not dermoscopy and never refuses a lesion for its camera."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from skin_model import gate, negatives, shift
+from skin_model.gate import Gate
+
+
+@pytest.fixture(scope="module")
+def negative_set():
+    return negatives.generate(seed=3, per_photo=3, per_kind=6)
+
+
+def test_the_negatives_are_real_photographs_and_drawings_from_installed_packages(negative_set):
+    bases = {n.base for n in negative_set}
+
+    assert set(negatives.PHOTOS) | set(negatives.SYNTHETIC) == bases
+    assert all(
+        n.pixels.dtype == np.uint8 and n.pixels.shape == (negatives.SIZE, negatives.SIZE, 3) for n in negative_set
+    )
+    assert len({n.pixels.tobytes() for n in negative_set}) == len(negative_set)  # no two alike
+
+
+def test_logistic_regression_separates_separable_points():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(-2, 1, (100, 3)), rng.normal(2, 1, (100, 3))])
+    y = np.concatenate([np.zeros(100), np.ones(100)])
+
+    weights, bias = gate.fit_logistic(x, y, l2=0.1)
+
+    assert ((x @ weights + bias > 0) == y.astype(bool)).mean() > 0.97
+
+
+def test_stats_are_finite_for_degenerate_images():
+    for pixels in (np.zeros((1, 1, 3), np.uint8), np.full((50, 50, 3), 255, np.uint8)):
+        assert all(np.isfinite(v) for v in gate.image_stats(pixels).values())
+
+
+@pytest.fixture(scope="module")
+def fitted(negative_set, lesion_images):
+    """A gate fitted on generated lesions (features: colour histograms) and the generated negatives."""
+    train, val = lesion_images(80, seed=1), lesion_images(100, seed=2)
+    reference = gate.fit(colour_features, train, val, [n.pixels for n in negative_set])
+    return reference, val
+
+
+def colour_features(images: list[np.ndarray]) -> np.ndarray:
+    """A stand-in for the network's pooled features: coarse colour histograms."""
+    return np.stack(
+        [np.histogramdd(p.reshape(-1, 3), bins=3, range=[(0, 256)] * 3)[0].ravel() / p[..., 0].size for p in images]
+    )
+
+
+def verdicts(reference, images):
+    checker = Gate(reference)
+    return [checker.check(p, colour_features([p])) for p in images]
+
+
+def test_every_fitting_negative_is_refused(fitted):
+    reference, _ = fitted
+
+    assert reference["negatives_refused"] == 1.0
+
+
+def test_new_negatives_of_every_kind_are_refused(fitted):
+    reference, _ = fitted
+    unseen = negatives.generate(seed=99, per_photo=1, per_kind=3)
+
+    refused = [not v.lesion_like for v in verdicts(reference, [n.pixels for n in unseen])]
+
+    assert np.mean(refused) >= 0.95
+
+
+@pytest.mark.parametrize("condition", [None, *shift.CONDITIONS])
+def test_at_most_one_percent_of_validation_lesions_are_refused_under_any_condition(fitted, condition):
+    reference, val = fitted
+    shown = [shift.apply(condition, p) if condition else p for p in val]
+
+    refused = [not v.lesion_like for v in verdicts(reference, shown)]
+
+    assert np.mean(refused) <= 0.01
+
+
+def test_unusual_conditions_are_named_without_refusing(fitted):
+    reference, val = fitted
+
+    cool = verdicts(reference, [shift.apply("cool cast", val[0])])[0]
+    vignette = verdicts(reference, [shift.apply("dark vignette", val[1])])[0]
+
+    assert cool.lesion_like and "cool (blue) colour cast" in cool.unusual
+    assert vignette.lesion_like and "dark vignette at the corners" in vignette.unusual
+    assert verdicts(reference, [val[2]])[0].unusual == []
