@@ -114,7 +114,11 @@ def live_predictor() -> Predictor | None:
         st.error("No previously approved model passes its checksum; ask an administrator to make one live.")
         return None
     st.warning(f"Using model version {fallback.number}, the last approved live version that passes its checksum.")
-    return _predictor(fallback.number, fallback.metadata.get("sha256", ""))
+    try:
+        return _predictor(fallback.number, fallback.metadata.get("sha256", ""))
+    except SkinModelError as error:
+        st.error(f"Model version {fallback.number} cannot be used either: {error}")
+        return None
 
 
 def admin_password() -> str | None:

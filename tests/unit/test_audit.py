@@ -66,12 +66,6 @@ def test_usable_drops_both_copies_of_a_conflicting_picture(report, flawed_datase
     assert not kept & set(flawed_dataset.conflict)
 
 
-def test_usable_keeps_a_conflict_when_asked_not_to_drop_it(report, flawed_dataset):
-    kept = {r.path for r in usable(report, drop_conflicts=False)}
-
-    assert len(kept & set(flawed_dataset.conflict)) == 1
-
-
 def test_usable_keeps_one_copy_of_a_duplicated_picture(report, flawed_dataset):
     kept = {r.path for r in usable(report)}
 

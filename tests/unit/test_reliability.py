@@ -47,11 +47,11 @@ def test_a_tampered_model_file_is_refused_by_checksum(live_tiny_model):
         registry.activate(live_tiny_model.number)
 
 
-def test_the_app_falls_back_to_the_last_good_version_when_the_live_file_is_corrupt(tiny_model):
+def test_the_app_falls_back_to_the_last_good_version_when_the_live_file_is_corrupt(tiny_model, servable):
     registry = Registry()
-    good = registry.register(tiny_model, {"temperature": 1.0, "alert_threshold": 0.5}, activate=True)
-    never_live = registry.register(tiny_model, {"temperature": 1.0, "alert_threshold": 0.5})
-    bad = registry.register(tiny_model, {"temperature": 1.0, "alert_threshold": 0.5}, activate=True)
+    good = registry.register(tiny_model, servable(tiny_model), activate=True)
+    never_live = registry.register(tiny_model, servable(tiny_model))
+    bad = registry.register(tiny_model, servable(tiny_model), activate=True)
     bad.model_path.write_bytes(b"not a keras file")
     at = AppTest.from_file(APP, default_timeout=120).run()
     assert not at.exception
