@@ -52,14 +52,17 @@ train-default: $(RUNTIME)
 bench: $(DEV)
 	$(PY) -m bench.run --data $(SKIN_DATA_DIR)
 
-## Cold start, upload-to-result latency, and ten concurrent sessions during training; appends to bench/RESULTS.md.
+## Cold start, first upload after fresh starts, upload-to-result latency, and ten concurrent sessions during
+## training; appends to bench/RESULTS.md (`--no-training` skips the last, the longest).
 bench-app: $(DEV) browser
 	$(PY) -m bench.app --data $(SKIN_DATA_DIR)
 
-## Training memory on 2,000 vs 20,000 generated images (~15 min), and the SavedModel export vs Keras on the real set.
+## Training memory on 2,000 vs 20,000 generated images (~15 min), the SavedModel export vs Keras on the real set,
+## and peak memory of one prediction per kind of large upload (~2 min).
 bench-scale: $(DEV)
 	$(PY) -m bench.stream
 	$(PY) -m bench.export --data $(SKIN_DATA_DIR)
+	$(PY) -m bench.upload_memory
 
 ## Out-of-source: one recipe change at a time, then a source left out of training (~15 min a run on 2 cores).
 bench-shift: $(DEV)

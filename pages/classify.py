@@ -4,7 +4,6 @@ Uploads stay in memory; nothing is written to disk unless the user presses
 "Save this image for review", which stores a metadata-free PNG of the pixels.
 """
 
-import io
 import json
 import time
 
@@ -12,15 +11,15 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages.common import live_predictor, page_frame, pct
+from pages.common import literal, live_predictor, page_frame, pct
 from skin_model import explain
 from skin_model.errors import SkinModelError
-from skin_model.images import decode, save_for_review
+from skin_model.images import FORMAT_NAMES, UPLOAD_TYPES, decode, save_for_review
 from skin_model.predict import alert_options, batch_rows, operating_point
+from skin_model.spreadsheet import to_csv
 
 page_frame()
 
-TYPES = ["jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp"]
 RISK_COLOURS = {"malignant": "#c0392b", "pre-malignant": "#d68910", "benign": "#1e8449"}
 
 st.title("Classify a lesion")
@@ -54,8 +53,7 @@ if source == "Camera":
     files = [shot] if shot else []
 else:
     files = (
-        st.file_uploader("Dermoscopic images (JPEG, PNG, BMP, TIFF, WebP)", type=TYPES, accept_multiple_files=True)
-        or []
+        st.file_uploader(f"Dermoscopic images ({FORMAT_NAMES})", type=UPLOAD_TYPES, accept_multiple_files=True) or []
     )
 
 if not files:
@@ -91,7 +89,7 @@ for index, upload in enumerate(files):
             pixels = decode(upload.getvalue(), name=name)
             result = predictor.predict(pixels, name=name, tta=use_tta, threshold=threshold)
         except SkinModelError as error:
-            st.error(f"{error}")
+            st.error(literal(error))
             continue
         results.append(result)
         left, right = st.columns([1, 2])
@@ -100,7 +98,11 @@ for index, upload in enumerate(files):
             if use_cam and result.lesion_like:
                 cam = explain.gradcam(predictor.keras_model, pixels, predictor.class_index(result.top_class))
                 shown = explain.overlay(pixels, cam)
-            st.image(shown, caption=name + (" (Grad-CAM)" if use_cam and result.lesion_like else ""), width="stretch")
+            st.image(
+                shown,
+                caption=literal(name) + (" (Grad-CAM)" if use_cam and result.lesion_like else ""),
+                width="stretch",
+            )
             if st.button(
                 "Save this image for review",
                 key=f"save-{index}",
@@ -110,7 +112,7 @@ for index, upload in enumerate(files):
                 try:
                     st.success(f"Saved as {save_for_review(pixels).name}: pixels only, no metadata.")
                 except SkinModelError as error:
-                    st.error(str(error))
+                    st.error(literal(error))
         with right:
             if not result.lesion_like:
                 st.error(
@@ -154,10 +156,8 @@ if results:
         ]
     ]
     st.dataframe(table, hide_index=True, width="stretch")
-    buffer = io.StringIO()
-    pd.DataFrame(rows).to_csv(buffer, index=False)
     cols = st.columns(2)
-    cols[0].download_button("Download CSV", buffer.getvalue(), file_name="skin-results.csv", mime="text/csv")
+    cols[0].download_button("Download CSV", to_csv(rows), file_name="skin-results.csv", mime="text/csv")
     cols[1].download_button(
         "Download JSON",
         json.dumps(

@@ -6,8 +6,14 @@ computation stays in ``skin_model``; this file only adapts it to Streamlit.
 
 from __future__ import annotations
 
+import logging
+import re
+import secrets
+import threading
 import time
 
+import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
 
 from skin_model import auth
@@ -46,6 +52,18 @@ def frame() -> None:
         )
 
 
+def literal(text: object) -> str:
+    """Text exactly as given, for Streamlit's markdown (errors, captions): a code span, never parsed.
+
+    File names, typed paths and messages quoting them come from users. As markdown, a name like
+    ``![t](http://host/x.png)`` becomes an image the browser fetches, a link or bold text; escaping
+    every mark is not enough, as a bare ``http://`` or ``www.`` still becomes a link (GFM autolinks).
+    """
+    text = str(text)
+    fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)  # longer than any run of backticks inside
+    return f"{fence} {text} {fence}"  # CommonMark drops one space on each side
+
+
 def page_frame() -> None:
     """Draw the frame unless ``streamlit_app.py`` already did in this run.
 
@@ -60,8 +78,23 @@ def page_frame() -> None:
 
 @st.cache_resource(max_entries=1, show_spinner="Loading the model...")
 def _predictor(number: int, sha: str) -> Predictor:
-    """One model per process, keyed on the live version so a switch reloads it."""
-    return Predictor.load(number)
+    """One model per process, keyed on the live version so a switch reloads it; warmed up off the page."""
+    predictor = Predictor.load(number)
+    threading.Thread(target=warm_up, args=(predictor,), name="warm-up", daemon=True).start()
+    return predictor
+
+
+def warm_up(predictor: Predictor) -> None:
+    """Pay the first-time costs of a process before the first upload does: about 0.9 s on 2 cores.
+
+    The first prediction traces the model (TensorFlow) and the first chart loads Plotly's validators;
+    later ones take milliseconds. Runs on a thread, so the page that loaded the model is not held up.
+    """
+    try:
+        predictor.predict(np.full((256, 256, 3), 128, np.uint8), name="warm-up")
+        go.Figure(go.Bar(x=[50.0], y=["warm-up"], orientation="h")).to_json()
+    except Exception as error:  # only the first upload is slower; it reports any real problem itself
+        logging.getLogger(__name__).warning("warm-up failed: %s", error)
 
 
 def live_predictor() -> Predictor | None:
@@ -72,7 +105,7 @@ def live_predictor() -> Predictor | None:
         registry.verify(version)
         return _predictor(version.number, version.metadata.get("sha256", ""))
     except SkinModelError as error:
-        st.error(f"The live model cannot be used: {error}")
+        st.error(f"The live model cannot be used: {literal(error)}")
     try:
         fallback = registry.last_good_live()
     except SkinModelError:
@@ -96,10 +129,19 @@ def admin_password() -> str | None:
     return auth.password_from_env() or secret or None
 
 
-def client_address() -> str:
-    """Who is signing in, for the per-client throttle: the connection's IP, or "localhost" (Streamlit gives none)."""
+CLIENT_KEY = "sign_in_client"  # session_state: a random id of this browser session, for the sign-in throttle
+
+
+def client_id() -> str:
+    """Who is signing in, for the per-client throttle: this browser session and its address.
+
+    Behind a reverse proxy every browser arrives from the proxy's address (on one machine, from
+    127.0.0.1); keyed on the address alone, one user's typos would lock out everyone, the admin too.
+    """
     address = st.context.ip_address
-    return address if isinstance(address, str) and address else "localhost"
+    address = address if isinstance(address, str) and address else "localhost"  # Streamlit may give none
+    session = st.session_state.setdefault(CLIENT_KEY, secrets.token_hex(8))
+    return f"{address} {session}"
 
 
 ADMIN_KEY = "admin_active"  # session_state: when the signed-in admin last ran a page (epoch seconds)
@@ -146,7 +188,7 @@ def admin_gate(action: str) -> bool:
         given = st.text_input("Admin password", type="password")
         if st.form_submit_button("Sign in"):
             try:
-                auth.check(given, admin_password(), client=client_address())
+                auth.check(given, admin_password(), client=client_id())
                 st.session_state[ADMIN_KEY] = time.time()
                 st.rerun()
             except SkinModelError as error:

@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages.common import page_frame
+from pages.common import literal, page_frame
 from skin_model import CLASSES
 from skin_model.audit import AuditReport, audit
 from skin_model.balance import sample
@@ -40,7 +40,7 @@ try:
     root = user_folder(root_text)
     report = cached_audit(str(root.resolve()), folder_stamp(root) if root.is_dir() else 0.0)
 except SkinModelError as error:
-    st.error(str(error))
+    st.error(literal(error))
     st.stop()
 
 summary = report.summary()
@@ -103,7 +103,7 @@ cols[2].metric("Conflicting labels", len(summary["conflicts"]))
 cols[3].metric("Train/Test leaks", len(summary["leaks"]))
 cols[4].metric("Corrected by official label", len(summary["official_label_disagreements"]))
 for item in summary["unreadable"]:
-    st.error(f"{item['file']}: {item['reason']}")
+    st.error(literal(f"{item['file']}: {item['reason']}"))
 corrections = report.disagreements()
 if corrections:
     with st.expander(
@@ -117,7 +117,7 @@ if corrections:
             st.image(
                 [str(r.path) for r, _ in chunk],
                 width=110,
-                caption=[f"{r.path.name}: {r.label} -> {code}" for r, code in chunk],
+                caption=[literal(f"{r.path.name}: {r.label} -> {code}") for r, code in chunk],
             )
         if len(corrections) > 24:
             st.caption(f"... and {len(corrections) - 24} more; `python -m skin_model audit --json` lists all.")
@@ -134,7 +134,7 @@ for key, title, note in (
             st.image(
                 [str(r.path) for r in group],
                 width=110,
-                caption=[f"{r.source or 'Train'}/{r.label}/{r.path.name}" for r in group],
+                caption=[literal(f"{r.source or 'Train'}/{r.label}/{r.path.name}") for r in group],
             )
         if len(groups) > 12:
             st.caption(f"... and {len(groups) - 12} more; `python -m skin_model audit --json` lists all.")

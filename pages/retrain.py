@@ -9,7 +9,7 @@ import os
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages.common import admin_gate, is_admin, page_frame, pct
+from pages.common import admin_gate, is_admin, literal, page_frame, pct
 from pages.compare import confusion_figure, metrics_table
 from skin_model import jobs
 from skin_model.config import BalanceConfig, TrainConfig
@@ -84,11 +84,11 @@ def job_panel() -> None:
         try:
             jobs.cancel(job)
         except SkinModelError as error:
-            st.error(str(error))
+            st.error(literal(error))
         st.rerun(scope="fragment")
     if job.state in ("FAILED", "KILLED", "INTERRUPTED"):
         st.error(
-            f"The job ended {job.state.lower()}: {job.status.get('error', 'no reason recorded')}. "
+            f"The job ended {job.state.lower()}: {literal(job.status.get('error', 'no reason recorded'))}. "
             "The live model is unchanged."
         )
     with st.expander("Log"):
@@ -103,7 +103,7 @@ def finished_view(job: jobs.Job) -> None:
         new = registry.get(job.status["version"])
         live = registry.live()
     except SkinModelError as error:
-        st.error(str(error))
+        st.error(literal(error))
         return
     st.success(f"Training finished: registered model version {new.number}.")
     left, right = st.columns(2)
@@ -127,7 +127,7 @@ def finished_view(job: jobs.Job) -> None:
         try:
             registry.activate(new.number)
         except SkinModelError as error:
-            st.error(str(error))
+            st.error(literal(error))
             return
         st.rerun()
 
@@ -159,6 +159,6 @@ if submitted and admin:
         job = jobs.start(user_folder(data_root), config)
         st.toast(f"Started job {job.id}")
     except SkinModelError as error:
-        st.error(str(error))
+        st.error(literal(error))
 
 job_panel()

@@ -1,13 +1,14 @@
 """Admin password check: constant-time, throttled per client, never logged.
 
-The throttle lives on disk so opening a new browser session does not reset
-it. Failures are counted per client (a salted hash of its IP address, so no
-address is stored): after ``MAX_FAILURES`` wrong passwords that client is
-refused for ``LOCKOUT_S`` seconds, and nobody else is. A global ceiling is
-the backstop against guessing from many addresses: after
-``GLOBAL_MAX_FAILURES`` failures within ``GLOBAL_WINDOW_S`` every sign-in
-waits for the window to end. One client alone stays below that ceiling (at
-most 5 failures a minute is 75 a window), so it cannot lock the admin out.
+The throttle lives on disk, shared by every session and process. Failures are
+counted per client (a salted hash of what the page passes: the browser session
+and its address, so no address is stored): after ``MAX_FAILURES`` wrong
+passwords that client is refused for ``LOCKOUT_S`` seconds, and nobody else
+is, behind a reverse proxy too, where every browser has the proxy's address.
+A global ceiling is the backstop against guessing from many clients, or from
+new sessions (a reload is one): after ``GLOBAL_MAX_FAILURES`` failures within
+``GLOBAL_WINDOW_S`` every sign-in waits for the window to end. One client
+alone stays below that ceiling (at most 5 failures a minute is 75 a window).
 A sign-in lasts ``SKIN_ADMIN_SESSION_MINUTES`` (default 30) without activity.
 """
 
@@ -79,7 +80,7 @@ def client_key(client: str) -> str:
 def check(given: str, expected: str | None, *, client: str) -> None:
     """Pass silently for the right password; AuthError with one line otherwise.
 
-    ``client`` identifies who is signing in (the page passes the IP address).
+    ``client`` identifies who is signing in (the page passes its browser session and address).
     """
     if not expected:
         raise AuthError("admin actions are disabled: set SKIN_ADMIN_PASSWORD to enable them")

@@ -79,6 +79,7 @@ def cmd_balance(args) -> int:
 
 def cmd_train(args) -> int:
     from skin_model import jobs, train
+    from skin_model.console import TrainingConsole
 
     balance = BalanceConfig(strategy=args.balance, n=args.n, seed=args.seed)
     config = TrainConfig(
@@ -105,6 +106,7 @@ def cmd_train(args) -> int:
             progress=args.progress,
             activate=args.activate,
             strategy=args.strategy,
+            listener=None if args.json else TrainingConsole(),  # --json: stdout is the result alone
             metadata=args.metadata,
         )
     if version is None:

@@ -75,10 +75,14 @@ def user_folder(text: str) -> Path:
 
     if not text.strip():
         raise DatasetError("no dataset folder given")
-    resolved = Path(text.strip()).expanduser().resolve()
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text.strip())  # a NUL or newline stays visible
+    try:
+        resolved = Path(text.strip()).expanduser().resolve()
+    except (ValueError, OSError, RuntimeError) as error:  # a NUL byte, an unknown ~user, a symlink loop
+        raise DatasetError(f"{shown}: not a usable folder ({error})") from None
     allowed = allowed_data_root()
     if allowed is not None and not resolved.is_relative_to(allowed):
-        raise DatasetError(f"{text.strip()}: outside the allowed data folder {allowed} (SKIN_DATA_ROOT)")
+        raise DatasetError(f"{shown}: outside the allowed data folder {allowed} (SKIN_DATA_ROOT)")
     return resolved
 
 

@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Iterator
@@ -213,6 +214,8 @@ def start(data_root: Path | str, config: TrainConfig, activate: bool = False) ->
                 cwd=REPO_ROOT,
                 env=_worker_env(),
             )
+        # wait for it on a thread: however the worker ends (even SIGKILL), it is reaped at once, not left a zombie
+        threading.Thread(target=process.wait, name=f"reap-{job_id}", daemon=True).start()
         write_json(_lock_path(), {"job": job_id, "pid": process.pid, "time": time.time()})
     except BaseException:
         _release(job_id)

@@ -33,17 +33,20 @@ class TrainResult:
 
 
 class ProgressLog:
-    """Appends JSON lines (one per event) that the app tails; flushed at once."""
+    """Appends JSON lines (one per event) that the app tails; flushed at once. ``listener`` also gets each event."""
 
-    def __init__(self, path: Path | None):
-        self.path = path
+    def __init__(self, path: Path | None, listener=None):
+        self.path, self.listener = path, listener
         if path:
             path.parent.mkdir(parents=True, exist_ok=True)
 
     def write(self, event: str, **fields) -> None:
+        record = {"event": event, "time": round(time.time(), 3), **fields}
+        if self.listener:
+            self.listener(record)
         if not self.path:
             return
-        line = json.dumps({"event": event, "time": round(time.time(), 3), **fields})
+        line = json.dumps(record)
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(line + "\n")
 
@@ -136,7 +139,7 @@ def train_step(model, optimizer, strategy, global_batch: int):
 
 
 def fit(
-    splits: Splits, config: TrainConfig, progress: Path | None = None, should_stop=None, cluster=None
+    splits: Splits, config: TrainConfig, progress: Path | None = None, should_stop=None, cluster=None, listener=None
 ) -> TrainResult:
     """Train on prepared splits; return the best model and its metadata (not yet registered).
 
@@ -150,7 +153,7 @@ def fit(
 
     cluster = cluster or distribute.cluster("default")
     seed_everything(config.seed)
-    log = ProgressLog(progress if cluster.is_chief else None)
+    log = ProgressLog(progress if cluster.is_chief else None, listener)
     started = time.time()
     extra = balance.balance(splits.records["train"], config.balance, splits.fingerprints["train"])
     if should_stop and should_stop():
@@ -300,24 +303,26 @@ def run(
     registry=None,
     should_stop=None,
     strategy: str = "default",
+    listener=None,
     metadata: Path | str | None = None,
 ):
     """The whole stage: prepare, fit, fit the out-of-distribution limit, register.
 
     Returns the new version; on a cluster's non-chief workers, None (they
-    train in step with the chief, which alone registers).
+    train in step with the chief, which alone registers). ``listener`` is
+    called with every progress event, written to a file or not (the CLI's display).
     """
     from skin_model import robustness
     from skin_model.registry import Registry
 
     cluster = distribute.cluster(strategy)
-    log = ProgressLog(progress if cluster.is_chief else None)
+    log = ProgressLog(progress if cluster.is_chief else None, listener)
     log.write("prepare", data=str(root))
     try:
         splits = prepare(root, config, metadata)
         if should_stop and should_stop():
             raise Cancelled("training was cancelled; nothing was registered")
-        result = fit(splits, config, progress, should_stop, cluster)
+        result = fit(splits, config, progress, should_stop, cluster, listener)
     except Cancelled:
         log.write("cancelled")
         raise

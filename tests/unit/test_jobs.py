@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -193,3 +194,18 @@ def test_the_training_lock_is_released_when_command_line_training_ends(clean_dat
     with jobs.training_lock(), pytest.raises(jobs.JobError, match="command-line training"):
         jobs.start(clean_dataset.root, QUICK_TO_CANCEL)
     assert not jobs._lock_path().exists()
+
+
+def is_zombie(pid: int) -> bool:
+    try:
+        return jobs._stat_fields(Path(f"/proc/{pid}/stat").read_text())[0] == "Z"
+    except OSError:
+        return False  # gone: reaped
+
+
+def test_a_killed_worker_leaves_no_zombie_once_its_status_is_read(clean_dataset):
+    job = jobs.start(clean_dataset.root, LONG)
+    pid = wait_for(lambda: jobs.refresh(job).status.get("pid"), what="the worker to start")
+    os.kill(pid, signal.SIGKILL)
+    assert wait_for(lambda: finished(job), what="the job to be seen as ended").state == "INTERRUPTED"
+    assert not is_zombie(pid)
