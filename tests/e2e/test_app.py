@@ -74,6 +74,7 @@ def test_dataset_page_shows_balance_before_and_after(app_server, page):
     legend = chart.locator(".legendtext").all_text_contents()
     assert legend == ["before balancing", "after balancing"]
     assert chart.locator("g.trace.bars").count() == 2
+    page.get_by_text("Conflicting labels").first.wait_for()  # the audit section renders after the chart
     assert page.get_by_text("Conflicting labels").count() == 1
 
 
