@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import re
+
 from skin_model import CLASSES
 
 
 def pct(value) -> str:
     """A share as a percentage; "n/a" when unknown (None or NaN)."""
     return "n/a" if value is None or value != value else f"{value:.1%}"
+
+
+def _code(text: object) -> str:
+    """A typed path as a markdown code span: shown as typed, never parsed as links or images."""
+    text = str(text)
+    fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)
+    return f"{fence} {text} {fence}"
 
 
 def _count(value) -> str:
@@ -60,7 +69,7 @@ def render(metadata: dict) -> str:
         "on dermoscopic images of 9 ISIC diagnoses.",
         "",
         "## Data",
-        f"- Source: {data.get('root', 'n/a')} (fingerprint `{data.get('fingerprints', {}).get('all', 'n/a')}`).",
+        f"- Source: {_code(data.get('root', 'n/a'))} (fingerprint `{data.get('fingerprints', {}).get('all', 'n/a')}`).",
         f"- Audit: {audit.get('images', '?')} files, {audit.get('usable', '?')} usable; "
         f"{audit.get('official_label_disagreements', 0)} folder labels corrected to the official ISIC label "
         f"(labels: `{config.get('label_policy')}`); images filed under two classes without an official label "

@@ -1,0 +1,36 @@
+"""The model card says where the numbers come from, shows the shift tables and never parses a typed path."""
+
+from __future__ import annotations
+
+from skin_model import card
+
+ROW = {
+    "images": 10,
+    "balanced_accuracy": 0.5,
+    "melanoma_sensitivity": 0.9,
+    "melanoma_specificity": None,
+    "melanoma_roc_auc": None,
+    "ece": 0.1,
+    "refused": 0.0,
+}
+
+
+def test_a_typed_data_folder_is_shown_as_typed_not_as_markdown():
+    text = card.render({"data": {"root": "![t](http://127.0.0.1:9/beacon.png) **B**"}})
+
+    assert "` ![t](http://127.0.0.1:9/beacon.png) **B** `" in text
+
+
+def test_per_source_and_stress_tables_and_the_threshold_cost_are_shown():
+    metadata = {
+        "robustness": {"per_source": {"isic_archive/isic-0k": ROW}, "stress": {"none": ROW, "dark vignette": ROW}},
+        "threshold_cost": {"clean_threshold": 0.06, "clean_specificity": 0.54, "specificity": 0.38},
+        "gate": {"threshold": 0.14, "negatives_refused": 0.978, "negatives": 926},
+    }
+
+    text = card.render(metadata)
+
+    assert "| isic_archive/isic-0k | 10 | 50.0% | 90.0% | n/a | n/a | 0.0% |" in text
+    assert "| dark vignette | 10 |" in text
+    assert "would be 0.06" in text and "costs specificity 16.0%" in text
+    assert "Refuses 97.8% of its 926 fitting negatives" in text
