@@ -7,7 +7,6 @@ computation stays in ``skin_model``; this file only adapts it to Streamlit.
 from __future__ import annotations
 
 import logging
-import re
 import secrets
 import threading
 import time
@@ -17,7 +16,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from skin_model import auth
-from skin_model.card import pct  # noqa: F401 - re-exported for the pages
+from skin_model.card import literal, pct  # noqa: F401 - re-exported for the pages
 from skin_model.errors import SkinModelError
 from skin_model.predict import Predictor
 from skin_model.registry import Registry
@@ -50,18 +49,6 @@ def frame() -> None:
             "Decision support only, not a diagnosis. Every result must be interpreted by a dermatologist "
             "together with the clinical context; biopsy when in doubt."
         )
-
-
-def literal(text: object) -> str:
-    """Text exactly as given, for Streamlit's markdown (errors, captions): a code span, never parsed.
-
-    File names, typed paths and messages quoting them come from users. As markdown, a name like
-    ``![t](http://host/x.png)`` becomes an image the browser fetches, a link or bold text; escaping
-    every mark is not enough, as a bare ``http://`` or ``www.`` still becomes a link (GFM autolinks).
-    """
-    text = str(text)
-    fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)  # longer than any run of backticks inside
-    return f"{fence} {text} {fence}"  # CommonMark drops one space on each side
 
 
 def page_frame() -> None:

@@ -12,11 +12,16 @@ def pct(value) -> str:
     return "n/a" if value is None or value != value else f"{value:.1%}"
 
 
-def _code(text: object) -> str:
-    """A typed path as a markdown code span: shown as typed, never parsed as links or images."""
+def literal(text: object) -> str:
+    """Text exactly as given, for markdown (the card, the pages' errors and captions): a code span, never parsed.
+
+    File names, typed paths and messages quoting them come from users. As markdown, a name like
+    ``![t](http://host/x.png)`` becomes an image the browser fetches, a link or bold text; escaping
+    every mark is not enough, as a bare ``http://`` or ``www.`` still becomes a link (GFM autolinks).
+    """
     text = str(text)
-    fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)
-    return f"{fence} {text} {fence}"
+    fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)  # longer than any run of backticks inside
+    return f"{fence} {text} {fence}"  # CommonMark drops one space on each side
 
 
 def _count(value) -> str:
@@ -69,7 +74,8 @@ def render(metadata: dict) -> str:
         "on dermoscopic images of 9 ISIC diagnoses.",
         "",
         "## Data",
-        f"- Source: {_code(data.get('root', 'n/a'))} (fingerprint `{data.get('fingerprints', {}).get('all', 'n/a')}`).",
+        f"- Source: {literal(data.get('root', 'n/a'))} "
+        f"(fingerprint `{data.get('fingerprints', {}).get('all', 'n/a')}`).",
         f"- Audit: {audit.get('images', '?')} files, {audit.get('usable', '?')} usable; "
         f"{audit.get('official_label_disagreements', 0)} folder labels corrected to the official ISIC label "
         f"(labels: `{config.get('label_policy')}`); images filed under two classes without an official label "
