@@ -34,19 +34,23 @@ from skin_model.train import calibrate, fit, fit_gate
 HERE = Path(__file__).resolve().parent
 RESULTS_JSON = HERE / "shift_results.json"
 
-RECIPES = {  # each adds one change to the one before
+RECIPES = {  # each adds one change to the one before, except the last (an alternative to the one before it)
     "class weights (the previous recipe)": {
         "weighting": "class",
         "colour_constancy": False,
-        "device_augment": False,
+        "normalise_exposure": False,
+        "device_augment": "none",
     },
-    "+ class x domain weights": {"weighting": "class-domain", "colour_constancy": False, "device_augment": False},
-    "+ colour constancy layer": {"weighting": "class-domain", "colour_constancy": True, "device_augment": False},
-    "+ camera-like augmentation (the default)": {
+    "+ class x domain weights": {
         "weighting": "class-domain",
-        "colour_constancy": True,
-        "device_augment": True,
+        "colour_constancy": False,
+        "normalise_exposure": False,
+        "device_augment": "none",
     },
+    "+ colour constancy layer": {"colour_constancy": True, "normalise_exposure": False, "device_augment": "none"},
+    "+ exposure constancy": {"colour_constancy": True, "normalise_exposure": True, "device_augment": "none"},
+    "+ mild camera-like augmentation (the default)": {"device_augment": "mild"},
+    "strong camera-like augmentation instead of mild": {"device_augment": "strong"},
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from skin_model import CLASSES
+from skin_model.config import augment_strength
 
 
 def pct(value) -> str:
@@ -59,9 +60,16 @@ def render(metadata: dict) -> str:
     gate = metadata.get("gate", {})
     robust = metadata.get("robustness", {})
     recipe = [
-        "Shades-of-Gray colour constancy layer" if config.get("colour_constancy") else None,
-        "camera-like augmentation (colour cast, exposure, gamma, saturation, vignette, defocus, crops)"
-        if config.get("device_augment")
+        (
+            "Shades-of-Gray colour and exposure constancy layer"
+            if config.get("normalise_exposure")
+            else "Shades-of-Gray colour constancy layer"
+        )
+        if config.get("colour_constancy")
+        else None,
+        f"{augment_strength(config.get('device_augment'))} camera-like augmentation "
+        "(colour cast, exposure, saturation, vignette, defocus; crops and gamma when strong)"
+        if augment_strength(config.get("device_augment")) != "none"
         else None,
         "loss weights balanced over class x acquisition domain"
         if config.get("weighting") == "class-domain"

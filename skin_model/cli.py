@@ -94,6 +94,7 @@ def cmd_train(args) -> int:
         label_policy=args.labels,
         weighting=args.weighting,
         colour_constancy=args.colour_constancy,
+        normalise_exposure=args.normalise_exposure,
         device_augment=args.device_augment,
         balance=balance,
     )
@@ -309,7 +310,16 @@ def parser() -> argparse.ArgumentParser:
         help="leave out the Shades-of-Gray layer",
     )
     t.add_argument(
-        "--no-device-augment", dest="device_augment", action="store_false", help="leave out camera-like augmentation"
+        "--no-exposure-constancy",
+        dest="normalise_exposure",
+        action="store_false",
+        help="let the colour-constancy layer keep each image's brightness",
+    )
+    t.add_argument(
+        "--device-augment",
+        choices=["none", "mild", "strong"],
+        default=defaults.device_augment,
+        help="camera-like augmentation (colour cast, exposure, vignette, defocus; crops and gamma when strong)",
     )
     t.add_argument("--progress", type=Path, help="append JSON-lines progress to this file")
     t.add_argument("--activate", action="store_true", help="make the new version live")

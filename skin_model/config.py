@@ -63,6 +63,13 @@ class BalanceConfig:
             raise SkinModelError(f"rotation must be between 0 and 25 degrees; received {self.rotate}")
 
 
+def augment_strength(value: object) -> str:
+    """Camera-like augmentation of a saved config: versions before strengths stored a bool (on = "strong")."""
+    if isinstance(value, bool):
+        return "strong" if value else "none"
+    return str(value or "none")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides a trained model; saved beside every version."""
@@ -81,7 +88,8 @@ class TrainConfig:
     label_policy: str = "official"  # official: the ISIC label wins where metadata gives one; folder: folder names
     weighting: str = "class-domain"  # loss weights: class, or class x acquisition domain (see splits.weights)
     colour_constancy: bool = True  # Shades of Gray as the model's first layer
-    device_augment: bool = True  # camera-like colour, exposure, vignette, blur and JPEG augmentation
+    normalise_exposure: bool = True  # that layer also brings every image to one brightness
+    device_augment: str = "mild"  # camera-like augmentation: none, mild or strong (see network.CAMERAS)
     balance: BalanceConfig = field(default_factory=BalanceConfig)
 
     def __post_init__(self) -> None:
@@ -99,6 +107,7 @@ class TrainConfig:
             "group_by": ("lesion", "source", "id-block"),
             "label_policy": ("official", "folder"),
             "weighting": ("class", "class-domain"),
+            "device_augment": ("none", "mild", "strong"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -110,5 +119,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
         data = dict(data)
+        data.setdefault("normalise_exposure", False)  # versions from before the setting had no exposure step
+        data["device_augment"] = augment_strength(data.get("device_augment", "none"))
         balance = BalanceConfig(**data.pop("balance", {}))
         return cls(balance=balance, **data)

@@ -270,10 +270,14 @@ def latest() -> Job | None:
 
 
 def work(job_dir: Path) -> int:
-    """The worker process body: train, register, record the outcome."""
+    """The worker process body: train, register, record the outcome (at a priority below the app's)."""
+    from skin_model.runtime import worker_threads, yield_cpu
+
+    priority = yield_cpu()  # before TensorFlow starts a thread: its pools inherit it
+    worker_threads()
     from skin_model import train
 
-    status = _set_status(job_dir, state="RUNNING", pid=os.getpid(), started=time.time())
+    status = _set_status(job_dir, state="RUNNING", pid=os.getpid(), started=time.time(), priority=priority)
     cancel_flag = job_dir / "cancel"
     try:
         config = TrainConfig.from_dict(status["config"])

@@ -9,6 +9,7 @@ applies the temperature fitted on validation before softmax.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from skin_model.runtime import tensorflow
 
@@ -25,25 +26,43 @@ class ShadesOfGray(keras.layers.Layer):
     skin over the dark lesion), so a cool and a warm picture of one lesion
     come out alike. Used by the top ISIC 2019 entries; here it is a layer so
     every front end applies it (Barata et al. 2015).
+
+    ``exposure`` also divides out the illuminant's brightness, bringing it to
+    that level (0.68: the median skin on the shared data), so a dim or an
+    over-exposed camera gives the same input too. Without it (the first
+    versions) only the cast is removed.
     """
 
-    def __init__(self, power: float = 6.0, **kwargs):
+    def __init__(self, power: float = 6.0, exposure: float | None = None, **kwargs):
         super().__init__(**kwargs)
         self.power = power
+        self.exposure = exposure
 
     def call(self, x):
         ops = keras.ops
         x = ops.maximum(ops.cast(x, "float32"), 0.0)
         mean = ops.mean(ops.power(x / 255.0 + 1e-6, self.power), axis=(1, 2), keepdims=True)
         illuminant = ops.power(mean, 1.0 / self.power)
+        if self.exposure is not None:
+            return ops.clip(x * (self.exposure / (illuminant + 1e-3)), 0.0, 255.0)
         illuminant = illuminant / (ops.sqrt(ops.sum(illuminant**2, axis=-1, keepdims=True)) + 1e-6)
         return ops.clip(x / (illuminant * math.sqrt(3.0) + 1e-6), 0.0, 255.0)
 
     def get_config(self) -> dict:
-        return super().get_config() | {"power": self.power}
+        return super().get_config() | {"power": self.power, "exposure": self.exposure}
 
 
-def build(image_size: int, num_classes: int, width: int = 16, dropout: float = 0.3, colour_constancy: bool = False):
+EXPOSURE = 0.68  # the Shades-of-Gray illuminant level the exposure-normalising layer brings every image to
+
+
+def build(
+    image_size: int,
+    num_classes: int,
+    width: int = 16,
+    dropout: float = 0.3,
+    colour_constancy: bool = False,
+    normalise_exposure: bool = False,
+):
     """A small conv / separable-conv network sized for a 2-core CPU.
 
     Full convolutions only where the feature maps are few; separable ones
@@ -60,7 +79,7 @@ def build(image_size: int, num_classes: int, width: int = 16, dropout: float = 0
     inputs = keras.Input(shape=(None, None, 3), name="pixels")
     x = layers.Resizing(image_size, image_size, antialias=True, name="resize")(inputs)
     if colour_constancy:
-        x = ShadesOfGray(name="colour_constancy")(x)
+        x = ShadesOfGray(exposure=EXPOSURE if normalise_exposure else None, name="colour_constancy")(x)
     x = layers.Rescaling(1 / 127.5, offset=-1.0, name="scale")(x)
     x = layers.Conv2D(width, 3, strides=2, padding="same", use_bias=False)(x)
     x = layers.BatchNormalization()(x)
@@ -77,14 +96,40 @@ def build(image_size: int, num_classes: int, width: int = 16, dropout: float = 0
     return keras.Model(inputs, outputs, name="skin_cnn")
 
 
-def augmenter(seed: int, device: bool = False):
+@dataclass(frozen=True)
+class Camera:
+    """How far camera-like augmentation goes: uniform ranges, and the share of images given a vignette or blur."""
+
+    crop: float  # smallest crop side, as a share of the image
+    cast: float  # per-channel gain within 1 +- cast
+    exposure: float  # overall gain within 1 +- exposure
+    gamma: tuple[float, float]
+    saturation: tuple[float, float]
+    vignette: float
+    defocus: float
+
+
+CAMERAS = {
+    # no crops, no gamma, gentle colour: the colour a melanoma is diagnosed by stays (chosen by bench.shift)
+    "mild": Camera(
+        crop=1.0, cast=0.1, exposure=0.2, gamma=(1.0, 1.0), saturation=(0.75, 1.15), vignette=0.33, defocus=0.2
+    ),
+    # the first robust recipe: strong enough to blur the colour cues themselves
+    "strong": Camera(
+        crop=0.75, cast=0.2, exposure=0.35, gamma=(0.75, 1.35), saturation=(0.5, 1.3), vignette=0.33, defocus=0.2
+    ),
+}
+
+
+def augmenter(seed: int, device: str = "none"):
     """On-the-fly augmentation for the tf.data pipeline (never inside the model).
 
     Flips and quarter turns are exact and cheap (a lesion has no "up");
     small rotations and zooms come from the Augmentor balancing stage.
-    ``device`` adds what differs between clinics' cameras and dermatoscopes
-    (colour cast, gamma, exposure, saturation, a dark circular vignette,
-    defocus, crop scale), so none of them can stand in for a diagnosis.
+    ``device`` (a key of ``CAMERAS``, or "none") adds what differs between
+    clinics' cameras and dermatoscopes (colour cast, exposure, saturation, a
+    dark circular vignette, defocus; crops and gamma when strong), so none of
+    them can stand in for a diagnosis.
     """
     tf = tensorflow()
     from keras import layers
@@ -97,41 +142,43 @@ def augmenter(seed: int, device: bool = False):
         ],
         name="augment",
     )
+    camera = CAMERAS.get(device)
 
     def augment(images):
         turns = tf.random.uniform([], 0, 4, dtype=tf.int32, seed=seed + 3)
         images = tf.image.rot90(colour(images, training=True), k=turns)
-        return _device_like(images, seed + 4) if device else images
+        return _device_like(images, camera, seed + 4) if camera else images
 
     return augment
 
 
-def _device_like(images, seed: int):
+def _device_like(images, camera: Camera, seed: int):
     """Per-image camera conditions on a float batch in [0, 255]."""
     tf = tensorflow()
     n, size = tf.shape(images)[0], tf.shape(images)[1]
     u = lambda shape, lo, hi, k: tf.random.uniform(shape, lo, hi, seed=seed + k)
-    # random resized crop: 75-100 % of the side, anywhere, back to full size
-    side = u([n, 1], 0.75, 1.0, 0)
-    corner = u([n, 2], 0.0, 1.0, 1) * (1.0 - side)
-    boxes = tf.concat([corner, corner + side], axis=1)
-    images = tf.image.crop_and_resize(images, boxes, tf.range(n), tf.stack([size, size]))
+    if camera.crop < 1.0:  # random resized crop, anywhere, back to full size
+        side = u([n, 1], camera.crop, 1.0, 0)
+        corner = u([n, 2], 0.0, 1.0, 1) * (1.0 - side)
+        boxes = tf.concat([corner, corner + side], axis=1)
+        images = tf.image.crop_and_resize(images, boxes, tf.range(n), tf.stack([size, size]))
     # colour cast (a gain per channel), exposure and gamma, saturation
-    x = images / 255.0 * u([n, 1, 1, 3], 0.8, 1.2, 2) * u([n, 1, 1, 1], 0.65, 1.35, 3)
-    x = tf.pow(tf.clip_by_value(x, 1e-4, 1.0), u([n, 1, 1, 1], 0.75, 1.35, 4))
+    x = images / 255.0 * u([n, 1, 1, 3], 1 - camera.cast, 1 + camera.cast, 2)
+    x = x * u([n, 1, 1, 1], 1 - camera.exposure, 1 + camera.exposure, 3)
+    if camera.gamma != (1.0, 1.0):
+        x = tf.pow(tf.clip_by_value(x, 1e-4, 1.0), u([n, 1, 1, 1], *camera.gamma, 4))
     grey = tf.reduce_mean(x, axis=-1, keepdims=True)
-    x = grey + (x - grey) * u([n, 1, 1, 1], 0.5, 1.3, 5)
-    # a dark circular vignette on a third of the images, of random radius and softness
+    x = grey + (x - grey) * u([n, 1, 1, 1], *camera.saturation, 5)
+    # a dark circular vignette, of random radius and softness
     coords = (tf.cast(tf.range(size), tf.float32) + 0.5) / tf.cast(size, tf.float32) - 0.5
     radius = tf.sqrt(coords[None, :, None] ** 2 + coords[None, None, :] ** 2)[..., None]  # (1, H, W, 1)
     edge = u([n, 1, 1, 1], 0.42, 0.72, 6)
     mask = tf.sigmoid((edge - radius) / u([n, 1, 1, 1], 0.01, 0.05, 7))
     darkness = u([n, 1, 1, 1], 0.0, 0.25, 8)
     vignette = darkness + (1.0 - darkness) * mask
-    x = tf.where(u([n, 1, 1, 1], 0.0, 1.0, 9) < 0.33, x * vignette, x)
-    # defocus on a fifth of the images
+    x = tf.where(u([n, 1, 1, 1], 0.0, 1.0, 9) < camera.vignette, x * vignette, x)
     blurred = tf.nn.avg_pool2d(x, 3, 1, "SAME")
-    x = tf.where(u([n, 1, 1, 1], 0.0, 1.0, 10) < 0.2, blurred, x)
+    x = tf.where(u([n, 1, 1, 1], 0.0, 1.0, 10) < camera.defocus, blurred, x)
     return tf.clip_by_value(x, 0.0, 1.0) * 255.0
 
 

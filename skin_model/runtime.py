@@ -30,6 +30,42 @@ def tensorflow():
     return tf
 
 
+PRIORITIES = ("idle", "low", "normal")
+
+
+def yield_cpu() -> str:
+    """Make this process (and every thread it starts later) give way to the app: ``$SKIN_WORKER_PRIORITY``.
+
+    ``idle`` (the default) is Linux's SCHED_IDLE class: the trainer runs only on cycles no normal process
+    wants, so a clinician's upload preempts it at once, and alone it runs at full speed. ``low`` is nice 19
+    (where SCHED_IDLE is missing); ``normal`` competes on equal terms. Threads inherit the setting, so it
+    must run before TensorFlow starts its pools. Returns what was applied.
+    """
+    wanted = os.environ.get("SKIN_WORKER_PRIORITY", "idle").strip().lower() or "idle"
+    if wanted not in PRIORITIES:
+        wanted = "idle"
+    if wanted == "idle" and hasattr(os, "SCHED_IDLE"):
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            return "idle"
+        except OSError:
+            wanted = "low"
+    if wanted in ("idle", "low"):
+        os.nice(19 - os.nice(0))
+        return "low"
+    return "normal"
+
+
+def worker_threads() -> None:
+    """A training worker's TensorFlow threads: ``$SKIN_WORKER_THREADS`` when set, else as the app (all cores).
+
+    At idle priority the worker's threads never hold a core the app asks for, so all cores train fastest
+    (bench/RESULTS.md compares 1 and 2 on 2 cores); set 1 to leave a core free even at normal priority.
+    """
+    if os.environ.get("SKIN_WORKER_THREADS"):
+        os.environ["SKIN_THREADS"] = os.environ["SKIN_WORKER_THREADS"]
+
+
 def seed_everything(seed: int, deterministic: bool = False) -> None:
     """Fix Python, NumPy and TensorFlow seeds (and optionally op determinism)."""
     tf = tensorflow()

@@ -47,11 +47,11 @@ def training(
     batch: int,
     seed: int,
     context=None,
-    device: bool = False,
+    device: str = "none",
 ):
     """Endless shuffled, augmented ``(pixels, label, weight)`` batches of this worker's shard.
 
-    ``context``: a tf.distribute InputContext; ``device``: camera-like augmentation (see network.augmenter).
+    ``context``: a tf.distribute InputContext; ``device``: camera-like augmentation strength (see network.augmenter).
 
     Endless so every worker runs the same number of steps per epoch even
     when the shards differ by an image; the caller counts steps.

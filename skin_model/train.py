@@ -177,7 +177,13 @@ def fit(
     )
 
     with cluster.strategy.scope():
-        model = build(config.image_size, len(CLASSES), width=config.width, colour_constancy=config.colour_constancy)
+        model = build(
+            config.image_size,
+            len(CLASSES),
+            width=config.width,
+            colour_constancy=config.colour_constancy,
+            normalise_exposure=config.normalise_exposure,
+        )
         schedule = keras.optimizers.schedules.CosineDecay(
             0.0, decay_steps=max(steps * config.epochs - steps, 1), warmup_target=learning_rate, warmup_steps=steps
         )

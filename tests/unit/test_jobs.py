@@ -72,6 +72,36 @@ def test_cancel_stops_the_worker_and_registers_nothing(clean_dataset):
     assert registry_state() == before
 
 
+def thread_priorities(pid: int) -> set[tuple[int, int]]:
+    """(scheduling policy, nice) of every thread of a process: a thread started early could escape the setting."""
+    found = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        fields = (task / "stat").read_text().rsplit(")", 1)[-1].split()
+        found.add((os.sched_getscheduler(int(task.name)), int(fields[16])))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [(None, {(os.SCHED_IDLE, 0)}), ("low", {(os.SCHED_OTHER, 19)})],
+    ids=["default-idle", "low"],
+)
+def test_the_worker_and_all_its_threads_run_below_the_app(clean_dataset, monkeypatch, setting, expected):
+    if setting:
+        monkeypatch.setenv("SKIN_WORKER_PRIORITY", setting)
+    job = jobs.start(clean_dataset.root, LONG)
+    try:
+        wait_for(lambda: training_steps(job), what="the worker to train")
+        pid = jobs.refresh(job).status["pid"]
+        assert len(list(Path(f"/proc/{pid}/task").iterdir())) > 2  # TensorFlow's pools are running
+        assert thread_priorities(pid) == expected
+        assert jobs.refresh(job).status["priority"] == (setting or "idle")
+        assert os.sched_getscheduler(0) == os.SCHED_OTHER and os.nice(0) == 0  # the starter is untouched
+    finally:
+        jobs.cancel(job)
+        wait_for(lambda: finished(job), what="the cancel")
+
+
 def test_two_simultaneous_starts_start_exactly_one_job(clean_dataset):
     barrier = threading.Barrier(2)
     started, refused = [], []

@@ -1,0 +1,79 @@
+"""The model's own input layers and the camera-like augmentation: what they promise, on generated images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from skin_model import network
+from skin_model.config import TrainConfig
+from skin_model.errors import SkinModelError
+from skin_model.runtime import tensorflow
+from skin_model.shift import CONDITIONS
+
+
+def layer_output(layer, pixels: np.ndarray) -> np.ndarray:
+    return np.asarray(layer(pixels[None].astype(np.float32)))[0]
+
+
+@pytest.fixture(scope="module")
+def lesion(lesion_images) -> np.ndarray:
+    return lesion_images(1, seed=3, size=96)[0]
+
+
+@pytest.mark.parametrize("condition", ["cool cast", "warm cast", "dim"])
+def test_colour_and_exposure_constancy_undoes_a_cast_and_dimming(lesion, condition):
+    layer = network.ShadesOfGray(exposure=network.EXPOSURE)
+    clean, shifted = layer_output(layer, lesion), layer_output(layer, CONDITIONS[condition](lesion))
+    untouched = np.abs(lesion.astype(np.float32) - CONDITIONS[condition](lesion)).mean()
+    assert np.abs(clean - shifted).mean() < 0.15 * untouched  # most of the shift is gone
+
+
+def test_colour_constancy_without_exposure_keeps_brightness_as_the_first_versions_did(lesion):
+    layer = network.ShadesOfGray()
+    dim = layer_output(layer, CONDITIONS["dim"](lesion))
+    assert dim.mean() < 0.7 * layer_output(layer, lesion).mean()
+    assert network.ShadesOfGray.from_config(layer.get_config()).exposure is None
+
+
+def test_the_exposure_setting_survives_saving(tmp_path, lesion):
+    import keras
+
+    model = network.build(64, 9, width=4, colour_constancy=True, normalise_exposure=True)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras", compile=False, safe_mode=True)
+    assert loaded.get_layer("colour_constancy").exposure == network.EXPOSURE
+    np.testing.assert_allclose(loaded(lesion[None]), model(lesion[None]), atol=1e-5)
+
+
+@pytest.mark.parametrize("strength", ["mild", "strong"])
+def test_camera_augmentation_varies_colour_but_keeps_shape_and_range(lesion, strength):
+    tf = tensorflow()
+    batch = tf.constant(np.repeat(lesion[None], 16, axis=0), tf.float32)
+    out = np.asarray(network.augmenter(seed=5, device=strength)(batch))
+    assert out.shape == batch.shape and out.min() >= 0 and out.max() <= 255
+    channel_means = out.mean(axis=(1, 2))
+    assert channel_means.std(axis=0).min() > 2  # images differ in colour, not only by flips
+
+
+def test_mild_augmentation_changes_colour_less_than_strong(lesion):
+    tf = tensorflow()
+    batch = tf.constant(np.repeat(lesion[None], 64, axis=0), tf.float32)
+    spread = {
+        s: np.asarray(network.augmenter(seed=5, device=s)(batch)).mean(axis=(1, 2)).std(axis=0).mean()
+        for s in ("mild", "strong")
+    }
+    assert spread["mild"] < spread["strong"]
+
+
+def test_versions_saved_before_strengths_and_exposure_read_as_what_they_were():
+    old = TrainConfig().to_dict() | {"device_augment": True}
+    old.pop("normalise_exposure")
+    config = TrainConfig.from_dict(old)
+    assert config.device_augment == "strong" and config.normalise_exposure is False
+    assert TrainConfig.from_dict(old | {"device_augment": False}).device_augment == "none"
+
+
+def test_an_unknown_augmentation_strength_is_refused():
+    with pytest.raises(SkinModelError, match="device_augment"):
+        TrainConfig(device_augment="extreme")
