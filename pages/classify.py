@@ -11,13 +11,14 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages.common import literal, live_predictor, page_frame, pct
+from pages.common import literal, live_predictor, page_frame, pct, record_timing
 from skin_model import explain
 from skin_model.errors import SkinModelError
 from skin_model.images import FORMAT_NAMES, UPLOAD_TYPES, decode, save_for_review
 from skin_model.predict import alert_options, batch_rows, operating_point
 from skin_model.spreadsheet import to_csv
 
+started = time.perf_counter()
 page_frame()
 
 RISK_COLOURS = {"malignant": "#c0392b", "pre-malignant": "#d68910", "benign": "#1e8449"}
@@ -167,3 +168,5 @@ if results:
         file_name="skin-results.json",
         mime="application/json",
     )
+
+record_timing(started, len(files))  # the last element above has been sent

@@ -6,7 +6,9 @@ computation stays in ``skin_model``; this file only adapts it to Streamlit.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import secrets
 import threading
 import time
@@ -114,6 +116,24 @@ def admin_password() -> str | None:
     except Exception:
         secret = None
     return auth.password_from_env() or secret or None
+
+
+def record_timing(started: float, images: int) -> None:
+    """Append the server's share of one classification to ``$SKIN_TIMINGS`` (JSON lines), when set.
+
+    ``started`` is when this script run began: the rerun an upload triggers. Streamlit sends each element
+    as the script draws it, so the end of the run is when the last result left the server. No file name,
+    no pixels: only the time, the count and the seconds.
+    """
+    path = os.environ.get("SKIN_TIMINGS")
+    if not path:
+        return
+    line = json.dumps({"time": time.time(), "images": images, "server_s": round(time.perf_counter() - started, 4)})
+    try:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+    except OSError as error:
+        logging.getLogger(__name__).warning("could not record a timing: %s", error)
 
 
 CLIENT_KEY = "sign_in_client"  # session_state: a random id of this browser session, for the sign-in throttle

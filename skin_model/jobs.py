@@ -265,8 +265,15 @@ def all_jobs() -> list[Job]:
 
 
 def latest() -> Job | None:
-    jobs = all_jobs()
-    return jobs[0] if jobs else None
+    """The newest job, read alone: the Retrain page polls it every two seconds for every admin session.
+
+    Job ids start with their UTC start time, so the newest is the greatest name; older jobs' status files
+    are not opened.
+    """
+    if not jobs_dir().exists():
+        return None
+    newest = max((p for p in jobs_dir().iterdir() if (p / "status.json").exists()), key=lambda p: p.name, default=None)
+    return refresh(Job(newest, _read_json(newest / "status.json") or {})) if newest else None
 
 
 def work(job_dir: Path) -> int:

@@ -239,3 +239,12 @@ def test_a_killed_worker_leaves_no_zombie_once_its_status_is_read(clean_dataset)
     os.kill(pid, signal.SIGKILL)
     assert wait_for(lambda: finished(job), what="the job to be seen as ended").state == "INTERRUPTED"
     assert not is_zombie(pid)
+
+
+def test_latest_is_the_newest_job_even_among_many_finished_ones(skin_home):
+    for job_id in ("20261101-090000-001001", "20261128-101500-002002", "20261115-120000-003003"):
+        (jobs.jobs_dir() / job_id).mkdir(parents=True)
+        (jobs.jobs_dir() / job_id / "status.json").write_text(f'{{"id": "{job_id}", "state": "FINISHED"}}')
+    (jobs.jobs_dir() / "20261130-000000-000000").mkdir()  # a folder without a status is not a job
+    newest = jobs.latest()
+    assert newest is not None and newest.id == "20261128-101500-002002" and newest.state == "FINISHED"
