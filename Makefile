@@ -23,11 +23,12 @@ $(DEV): $(RUNTIME) requirements-dev.txt
 run: $(RUNTIME)
 	$(VENV)/bin/streamlit run streamlit_app.py --server.port $(PORT)
 
-## Debian's chromium drives the end-to-end tests (Playwright cannot download browsers here).
+## Debian's chromium drives the end-to-end tests (Playwright cannot download browsers here); poppler's
+## pdftotext and pdftoppm read the PDF reports back in the tests.
 browser:
-	@command -v chromium >/dev/null || { \
+	@command -v chromium >/dev/null && command -v pdftotext >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium poppler-utils >/dev/null; }
 
 ## The whole suite: unit, integration (real data when SKIN_DATA_DIR exists) and browser tests.
 test: $(DEV) browser

@@ -6,13 +6,15 @@ Uploads stay in memory; nothing is written to disk unless the user presses
 
 import json
 import time
+from functools import partial
 
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
 from pages.common import literal, live_predictor, page_frame, pct, record_timing
-from skin_model import explain
+from skin_model import explain, report, similar
+from skin_model.config import data_dir
 from skin_model.errors import SkinModelError
 from skin_model.images import FORMAT_NAMES, UPLOAD_TYPES, decode, save_for_review
 from skin_model.predict import alert_options, batch_rows, operating_point
@@ -32,6 +34,11 @@ with st.sidebar:
     st.subheader("Options")
     use_tta = st.toggle("Test-time augmentation (8 views)", help="Averages flips and rotations; slower, steadier.")
     use_cam = st.toggle("Grad-CAM overlay", help="Shows where the network looked for its top class.")
+    show_similar = st.toggle(
+        "Similar training images",
+        value=True,
+        help=f"The {similar.DEFAULT_K} training images nearest in the network's features, with their diagnoses.",
+    )
     options = alert_options(predictor.metadata)
     threshold = st.select_slider(
         "Melanoma alert threshold",
@@ -82,23 +89,39 @@ def probability_chart(probabilities: dict[str, float]) -> go.Figure:
     return fig
 
 
-results = []
+def similar_cases(neighbours: list[similar.Neighbour]) -> None:
+    """Thumbnails from the dataset folder when it is here; otherwise each image's public ISIC page."""
+    st.markdown(f"**Similar training images**: {similar.summary(neighbours)}")
+    root = data_dir()
+    for column, n in zip(st.columns(len(neighbours)), neighbours, strict=True):
+        found = similar.local_file(n, root)
+        label = f"{n.diagnosis} · distance {n.distance:.2f}"
+        if found is not None:
+            column.image(str(found), caption=label, width="stretch")
+        else:
+            link = f"[{n.image}]({n.url})" if n.url else f"`{n.image}`"
+            column.markdown(f"{link}  \n{label}")
+
+
+results, pages = [], []
 for index, upload in enumerate(files):
     name = upload.name
     with st.container(border=True):
         try:
             pixels = decode(upload.getvalue(), name=name)
-            result = predictor.predict(pixels, name=name, tta=use_tta, threshold=threshold)
+            k = similar.DEFAULT_K if show_similar else 0
+            result = predictor.predict(pixels, name=name, tta=use_tta, threshold=threshold, similar=k)
         except SkinModelError as error:
             st.error(literal(error))
             continue
         results.append(result)
         left, right = st.columns([1, 2])
         with left:
-            shown = pixels
+            shown, overlay = pixels, None
             if use_cam and result.lesion_like:
                 cam = explain.gradcam(predictor.keras_model, pixels, predictor.class_index(result.top_class))
-                shown = explain.overlay(pixels, cam)
+                shown = overlay = explain.overlay(pixels, cam)
+            pages.append(report.Page(pixels, result, overlay))
             st.image(
                 shown,
                 caption=literal(name) + (" (Grad-CAM)" if use_cam and result.lesion_like else ""),
@@ -139,6 +162,8 @@ for index, upload in enumerate(files):
             for warning in result.warnings:
                 st.warning(warning)
             st.plotly_chart(probability_chart(result.probabilities), width="stretch", key=f"chart-{index}")
+        if result.similar:
+            similar_cases(result.similar)
 
 if results:
     st.subheader("Summary")
@@ -157,9 +182,22 @@ if results:
         ]
     ]
     st.dataframe(table, hide_index=True, width="stretch")
-    cols = st.columns(2)
-    cols[0].download_button("Download CSV", to_csv(rows), file_name="skin-results.csv", mime="text/csv")
-    cols[1].download_button(
+    reference = st.text_input(
+        "Case reference for the PDF (optional)",
+        max_chars=120,
+        help="Printed on the report only; never stored or logged. Do not type patient names or identifiers.",
+    )
+    cols = st.columns(3)
+    cols[0].download_button(
+        "Download PDF report",
+        partial(report.render, pages, predictor.metadata, reference),  # built only when pressed
+        file_name="skin-report.pdf",
+        mime="application/pdf",
+        icon=":material/picture_as_pdf:",
+        on_click="ignore",
+    )
+    cols[1].download_button("Download CSV", to_csv(rows), file_name="skin-results.csv", mime="text/csv")
+    cols[2].download_button(
         "Download JSON",
         json.dumps(
             {"model_version": predictor.version.number, "time": when, "results": [r.to_dict() for r in results]},

@@ -172,14 +172,54 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _non_negative(text: str) -> int:
+    """argparse type: a whole number of at least 0 (argparse words the error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, received {text!r}") from None
+    if not 0 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1000, received {value}")
+    return value
+
+
+def cmd_report(args) -> int:
+    from skin_model import explain, images, report
+    from skin_model.predict import Predictor
+
+    predictor = Predictor.load(args.model)
+    pages = []
+    for path in args.images:
+        try:
+            pixels = images.decode(Path(path))
+        except SkinModelError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        result = predictor.predict(pixels, name=str(path), similar=args.similar)
+        cam = None
+        if args.gradcam and result.lesion_like:
+            heat = explain.gradcam(predictor.keras_model, pixels, predictor.class_index(result.top_class))
+            cam = explain.overlay(pixels, heat)
+        pages.append(report.Page(pixels, result, cam))
+    data = report.render(pages, predictor.metadata, args.case_reference)
+    try:
+        args.output.write_bytes(data)
+    except OSError as error:
+        print(f"error: could not write {args.output}: {error.strerror}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.output}: {len(pages)} page(s), model version {predictor.version.number}")
+    return 0
+
+
 def cmd_predict(args) -> int:
+    from skin_model import similar
     from skin_model.predict import Predictor
 
     predictor = Predictor.load(args.model)
     failed = 0
     for path in args.images:
         try:
-            result = predictor.predict_file(Path(path), tta=args.tta)
+            result = predictor.predict_file(Path(path), tta=args.tta, similar=args.similar)
         except SkinModelError as error:
             failed += 1
             print(f"error: {error}", file=sys.stderr)
@@ -197,6 +237,10 @@ def cmd_predict(args) -> int:
             )
             for warning in result.warnings:
                 print(f"  warning: {warning}")
+            if result.similar is not None:
+                print(f"  {similar.summary(result.similar) or 'no similar training images: this version has no index'}")
+                for n in result.similar:
+                    print(f"    {n.image}  {n.diagnosis}  distance {n.distance:.3f}  ({n.source})")
     return 1 if failed else 0
 
 
@@ -341,7 +385,23 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("images", nargs="+")
     r.add_argument("--model", type=int, help="version (default: live)")
     r.add_argument("--tta", action="store_true", help="average over 8 flips and rotations")
+    r.add_argument(
+        "--similar",
+        type=_non_negative,
+        default=0,
+        metavar="K",
+        help="add the K most similar training images with their diagnoses (0: none)",
+    )
     r.set_defaults(run=cmd_predict)
+
+    rp = sub.add_parser("report", parents=[common], help="a printable PDF report, one page per image")
+    rp.add_argument("images", nargs="+")
+    rp.add_argument("-o", "--output", type=Path, required=True, help="the PDF to write")
+    rp.add_argument("--model", type=int, help="version (default: live)")
+    rp.add_argument("--similar", type=_non_negative, default=6, metavar="K", help="similar training images (0: none)")
+    rp.add_argument("--gradcam", action="store_true", help="add the Grad-CAM overlay beside each image")
+    rp.add_argument("--case-reference", help="printed on every page, never stored (no patient identifiers)")
+    rp.set_defaults(run=cmd_report)
 
     m = sub.add_parser("models", parents=[common], help="list versions or make one live")
     m.add_argument("action", nargs="?", choices=["list", "activate"], default="list")

@@ -1,6 +1,6 @@
 """``make train-default``: train with the default settings and commit-ready files.
 
-Writes ``model.keras``, ``metadata.json`` and ``MODEL_CARD.md`` into
+Writes ``model.keras``, ``similar.npz``, ``metadata.json`` and ``MODEL_CARD.md`` into
 ``models/default``, which a fresh registry imports as version 1.
 """
 
@@ -16,7 +16,8 @@ from pathlib import Path
 from skin_model import card, train
 from skin_model.config import TrainConfig
 from skin_model.errors import SkinModelError
-from skin_model.registry import METADATA_FILE, MODEL_FILE, Registry, write_json
+from skin_model.registry import METADATA_FILE, MODEL_FILE, Registry, sha256, write_json
+from skin_model.similar import INDEX_FILE
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             args.out.mkdir(parents=True, exist_ok=True)
             shutil.copy2(version.model_path, args.out / MODEL_FILE)
+            for name in version.metadata.get("files", {}):
+                shutil.copy2(version.path / name, args.out / name)
             metadata = dict(version.metadata)
             metadata["data"] = dict(metadata["data"], root="ISIC 9-class training set (shared/data/isic9)")
             write_json(args.out / METADATA_FILE, metadata)
@@ -77,6 +80,8 @@ def recalibrate(data: str, out: Path) -> int:
         metadata["alert_threshold"],
         metadata["gate"],
     )
+    (out / INDEX_FILE).write_bytes(train.similar_index(model, splits, config, data))
+    metadata["files"] = {INDEX_FILE: sha256(out / INDEX_FILE)}
     write_json(out / METADATA_FILE, metadata)
     (out / "MODEL_CARD.md").write_text(card.render(metadata))
     print(f"recalibrated {out}: temperature {metadata['temperature']}, threshold {metadata['alert_threshold']}")

@@ -20,6 +20,7 @@ from skin_model.gate import Gate
 from skin_model.modelinfo import ModelInfo
 from skin_model.registry import Registry, Version
 from skin_model.runtime import tensorflow
+from skin_model.similar import INDEX_FILE, Index, Neighbour
 
 UNCERTAIN_TOP = 0.5
 UNCERTAIN_ENTROPY = 0.75  # normalised entropy, 1 = uniform over the 9 classes
@@ -48,9 +49,15 @@ class Prediction:
     lesion_like: bool = True
     alert_probability: float | None = None  # the P(melanoma) compared with the threshold
     gate_score: float | None = None  # P(dermoscopic image) by the gate
+    similar: list[Neighbour] | None = None  # None: not asked for; refused images get none
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        if self.similar is None:
+            data.pop("similar")
+        else:
+            data["similar"] = [n.to_dict() for n in self.similar]
+        return data
 
 
 def risk_group(name: str) -> str:
@@ -102,6 +109,9 @@ class Predictor:
         self._forward = tf.function(lambda x: self._net(x, training=False), input_signature=spec)
         self._tta = tf.function(self._dihedral_forward, input_signature=spec)
         self._gate = Gate(self.info.gate)
+        found = version.artefact(INDEX_FILE)
+        where = f"model version {version.number}: {INDEX_FILE}"
+        self.index = Index.from_bytes(found.read_bytes(), where) if found else None
 
     def _dihedral_forward(self, x):
         tf = tensorflow()
@@ -129,9 +139,14 @@ class Predictor:
         return logits.numpy(), features.numpy()
 
     def predict(
-        self, pixels: np.ndarray, name: str = "image", tta: bool = False, threshold: float | None = None
+        self,
+        pixels: np.ndarray,
+        name: str = "image",
+        tta: bool = False,
+        threshold: float | None = None,
+        similar: int = 0,
     ) -> Prediction:
-        """Classify decoded RGB pixels (see ``images.decode``)."""
+        """Classify decoded RGB pixels (see ``images.decode``); ``similar``: how many similar training images."""
         logits, features = self.logits_features(pixels, tta)
         views = softmax(logits, self.temperature)
         probs = views.mean(axis=0)
@@ -143,7 +158,7 @@ class Predictor:
         p_alert = max(p_mel, round(float(views[0, mel]), 6))
         verdict = self._gate.check(pixels, features[:1])  # the upright view: what the gate was fitted on
         if not verdict.lesion_like:
-            return self._refused(name, threshold, verdict.score)
+            return self._refused(name, threshold, verdict.score, asked=similar > 0)
         warnings = images.quality(pixels).warnings()
         if verdict.unusual:
             warnings.append(
@@ -168,9 +183,14 @@ class Predictor:
             model_version=self.version.number,
             lesion_like=True,
             gate_score=round(verdict.score, 4),
+            similar=self.similar_cases(features[0], similar) if similar > 0 else None,
         )
 
-    def _refused(self, name: str, threshold: float, score: float) -> Prediction:
+    def similar_cases(self, feature: np.ndarray, k: int) -> list[Neighbour]:
+        """The ``k`` nearest indexed training images (none when this version has no index)."""
+        return self.index.nearest(feature, k) if self.index is not None else []
+
+    def _refused(self, name: str, threshold: float, score: float, asked: bool = False) -> Prediction:
         return Prediction(
             file=name,
             probabilities={},
@@ -184,13 +204,14 @@ class Predictor:
             model_version=self.version.number,
             lesion_like=False,
             gate_score=round(score, 4),
+            similar=[] if asked else None,
         )
 
-    def predict_bytes(self, data: bytes, name: str, tta: bool = False, threshold: float | None = None) -> Prediction:
-        return self.predict(images.decode(data, name=name), name=name, tta=tta, threshold=threshold)
+    def predict_bytes(self, data: bytes, name: str, **options) -> Prediction:
+        return self.predict(images.decode(data, name=name), name=name, **options)
 
-    def predict_file(self, path: Path, tta: bool = False, threshold: float | None = None) -> Prediction:
-        return self.predict(images.decode(path), name=str(path), tta=tta, threshold=threshold)
+    def predict_file(self, path: Path, **options) -> Prediction:
+        return self.predict(images.decode(path), name=str(path), **options)
 
 
 def alert_options(metadata: dict, min_sensitivity: float = 0.70) -> list[float]:

@@ -46,6 +46,10 @@ class Version:
     def created(self) -> str:
         return self.metadata.get("created", "")
 
+    def artefact(self, name: str) -> Path | None:
+        """A file registered beside the model (e.g. the similar-cases index), or None when it has none."""
+        return self.path / name if name in self.metadata.get("files", {}) else None
+
 
 def sha256(path: Path) -> str:
     digest = hashlib.sha256()
@@ -123,11 +127,15 @@ class Registry:
         return self.get(number)
 
     def verify(self, version: Version) -> None:
-        """Refuse a model file that is missing or whose checksum changed since registration."""
+        """Refuse a model file (or a file registered with it) that is missing or changed since registration."""
         if not version.model_path.is_file():
             raise RegistryError(f"model version {version.number}: {MODEL_FILE} is missing")
         if sha256(version.model_path) != version.metadata.get("sha256"):
             raise RegistryError(f"model version {version.number}: checksum mismatch, the model file was modified")
+        for name, digest in version.metadata.get("files", {}).items():
+            path = version.path / name
+            if not path.is_file() or sha256(path) != digest:
+                raise RegistryError(f"model version {version.number}: {name} is missing or was modified")
 
     def load(self, version: Version):
         """The Keras model of a verified version, loaded in safe mode."""
@@ -145,13 +153,16 @@ class Registry:
             raise RegistryError(f"model version {version.number} could not be loaded: {error}") from None
 
     # -- writing ---------------------------------------------------------
-    def register(self, model, metadata: dict, activate: bool = False) -> Version:
-        """Write a new immutable version (temporary folder, then rename)."""
+    def register(self, model, metadata: dict, activate: bool = False, files: dict[str, bytes] | None = None) -> Version:
+        """Write a new immutable version (temporary folder, then rename), with ``files`` checksummed beside it."""
         self._seed()  # the committed default stays version 1 even if a job registers first
         self.root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=self.root, prefix=".staging-"))
         try:
             model.save(staging / MODEL_FILE)
+            for name, data in (files or {}).items():
+                (staging / name).write_bytes(data)
+            metadata = dict(metadata, files={name: sha256(staging / name) for name in files or {}})
             return self._commit(staging, metadata, activate)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -241,6 +252,10 @@ class Registry:
             staging = Path(tempfile.mkdtemp(dir=self.root, prefix=".staging-"))
             try:
                 shutil.copy2(self.seed_dir / MODEL_FILE, staging / MODEL_FILE)
+                for name, digest in metadata.get("files", {}).items():
+                    shutil.copy2(self.seed_dir / name, staging / name)
+                    if sha256(staging / name) != digest:
+                        raise RegistryError(f"{self.seed_dir}: the committed {name} does not match its checksum")
                 write_json(staging / METADATA_FILE, dict(metadata, sha256=sha256(staging / MODEL_FILE), version=1))
                 os.rename(staging, self.root / "1")
             except BaseException:

@@ -301,6 +301,16 @@ def fit_gate(model, splits: Splits, config: TrainConfig) -> dict:
     return gate.fit(lambda images: run(images)[1], list(train), list(val), [n.pixels for n in found])
 
 
+def similar_index(model, splits: Splits, config: TrainConfig, root: Path | str) -> bytes:
+    """The similar-cases index of a version: every image it was trained and validated on (see ``similar``)."""
+    from skin_model import robustness, similar
+
+    run = robustness.embedder(model, config.image_size)
+    records = splits.records["train"] + splits.records["val"]
+    index = similar.build(lambda images: run(images)[1], records, Path(root), dataset.Pixels(records))
+    return index.to_bytes()
+
+
 def run(
     root: Path | str,
     config: TrainConfig,
@@ -320,6 +330,7 @@ def run(
     """
     from skin_model import robustness
     from skin_model.registry import Registry
+    from skin_model.similar import INDEX_FILE
 
     cluster = distribute.cluster(strategy)
     log = ProgressLog(progress if cluster.is_chief else None, listener)
@@ -347,6 +358,8 @@ def run(
             metadata["alert_threshold"],
             metadata["gate"],
         )
-    version = (registry or Registry()).register(result.model, metadata, activate=activate)
+    log.write("index")
+    files = {INDEX_FILE: similar_index(result.model, splits, config, root)}
+    version = (registry or Registry()).register(result.model, metadata, activate=activate, files=files)
     log.write("registered", version=version.number, live=activate)
     return version

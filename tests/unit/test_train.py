@@ -164,3 +164,17 @@ def test_a_cancel_before_training_stops_after_the_audit_and_writes_nothing(clean
 
     assert registry.versions() == []
     assert not (tmp_path / "cache").exists()
+
+
+def test_the_version_carries_a_checksummed_index_of_its_training_and_validation_images(trained):
+    from skin_model.similar import INDEX_FILE, Index
+
+    version = trained["version"]
+    path = version.artefact(INDEX_FILE)
+    assert path is not None and path.is_file()
+    index = Index.from_bytes(path.read_bytes())
+    start = next(e for e in trained["events"] if e["event"] == "start")
+    assert len(index) == start["originals"] + start["val_images"]  # every original image, no augmented copy
+    assert all(p.startswith("Train/") and not p.startswith("/") for p in index.paths)
+    assert set(index.diagnoses) <= set(CLASSES)
+    trained["registry"].verify(version)
