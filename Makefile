@@ -7,7 +7,7 @@ DEV := $(VENV)/.dev-installed
 PORT ?= 8501
 export SKIN_DATA_DIR ?= $(abspath ../shared/data/isic9)
 
-.PHONY: run test test-fast lint format browser train-default bench bench-app bench-scale bench-shift clean
+.PHONY: run test test-fast lint format browser train-default bench bench-app bench-scale bench-shift bench-similar clean
 
 $(RUNTIME): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -69,6 +69,10 @@ bench-scale: $(DEV)
 bench-shift: $(DEV)
 	$(PY) -m bench.shift recipes --data $(SKIN_DATA_DIR)
 	$(PY) -m bench.shift holdout --data $(SKIN_DATA_DIR) --domain ham10000/vidir_modern
+
+## Retrieval of similar cases (live index, then 10,000 and 100,000 generated images) and the PDF report's cost.
+bench-similar: $(DEV)
+	$(PY) -m bench.similar
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache  # never var/: it holds the registry and the live model

@@ -107,12 +107,21 @@ class Camera:
     saturation: tuple[float, float]
     vignette: float
     defocus: float
+    jpeg: float = 0.0  # share of images re-encoded as JPEG at quality 10-70
 
 
 CAMERAS = {
-    # no crops, no gamma, gentle colour: the colour a melanoma is diagnosed by stays (chosen by bench.shift)
+    # no crops, no gamma, gentle colour cast; washed-out colour and JPEG blocks as older cameras give
+    # (chosen by bench.shift: the strong recipe lost melanoma AUC, no augmentation collapsed under stress)
     "mild": Camera(
-        crop=1.0, cast=0.1, exposure=0.2, gamma=(1.0, 1.0), saturation=(0.75, 1.15), vignette=0.33, defocus=0.2
+        crop=1.0,
+        cast=0.1,
+        exposure=0.2,
+        gamma=(1.0, 1.0),
+        saturation=(0.4, 1.15),
+        vignette=0.33,
+        defocus=0.2,
+        jpeg=0.2,
     ),
     # the first robust recipe: strong enough to blur the colour cues themselves
     "strong": Camera(
@@ -179,7 +188,17 @@ def _device_like(images, camera: Camera, seed: int):
     x = tf.where(u([n, 1, 1, 1], 0.0, 1.0, 9) < camera.vignette, x * vignette, x)
     blurred = tf.nn.avg_pool2d(x, 3, 1, "SAME")
     x = tf.where(u([n, 1, 1, 1], 0.0, 1.0, 10) < camera.defocus, blurred, x)
-    return tf.clip_by_value(x, 0.0, 1.0) * 255.0
+    x = tf.clip_by_value(x, 0.0, 1.0)
+    if camera.jpeg > 0:  # another camera's compression (blocks, lost fine detail), coded only where chosen
+        chosen = tf.where(u([n], 0.0, 1.0, 12) < camera.jpeg)[:, 0]
+        quality = tf.cast(u([tf.size(chosen)], 10.0, 70.0, 11), tf.int32)
+        coded = tf.map_fn(
+            lambda args: tf.image.adjust_jpeg_quality(args[0], args[1]),
+            (tf.gather(x, chosen), quality),
+            fn_output_signature=tf.float32,
+        )
+        x = tf.tensor_scatter_nd_update(x, chosen[:, None], tf.reshape(coded, tf.shape(tf.gather(x, chosen))))
+    return x * 255.0
 
 
 def resize(images, image_size: int):

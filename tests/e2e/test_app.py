@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -50,6 +52,33 @@ def test_upload_shows_nine_probabilities_and_a_top_diagnosis(app_server, page, t
     assert abs(float(top_pct.strip().rstrip("%")) - max(percents)) < 0.2
     assert page.get_by_text("Risk group").count() >= 1
     assert page.get_by_role("button", name="Download CSV").count() == 1
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext (poppler-utils) is installed by `make test`")
+def test_similar_cases_are_shown_and_the_pdf_report_downloads_from_the_page(app_server, page, tmp_path):
+    image = tmp_path / "Jane Doe 1970-01-01.png"  # a file name that names a patient must not reach the PDF
+    Image.fromarray(lesion(7, 180)).save(image)
+    open_page(page, app_server["url"] + "/classify")
+    page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(image))
+    wait_idle(page)
+    refused = page.get_by_text("No diagnosis").count() > 0
+    if not refused:  # the data folder here is a tiny generated one: each case links to its ISIC page instead
+        assert page.get_by_text(re.compile(r"most similar training image")).count() == 1
+        links = page.locator("a[href^='https://api.isic-archive.com/images/ISIC_']")
+        assert links.count() == 6
+    page.get_by_label("Case reference for the PDF (optional)").fill("ward 3 / case 8")
+    page.get_by_label("Case reference for the PDF (optional)").press("Enter")
+    wait_idle(page)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download PDF report").click()
+    pdf = tmp_path / "report.pdf"
+    download.value.save_as(pdf)
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    assert "Skin lesion decision-support report" in text and "model version 1" in text
+    assert "ward 3 / case 8" in text
+    assert ("No diagnosis" in text) if refused else ("Top diagnosis:" in text and "Melanoma alert:" in text)
+    assert "Jane Doe" not in text
+    assert not list(app_server["home"].rglob("*.pdf"))  # built in memory, never stored
 
 
 def test_unreadable_upload_gets_one_line_and_the_batch_goes_on(app_server, page, tmp_path):
