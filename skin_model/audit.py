@@ -9,7 +9,6 @@ turns a report into the records training may use, labels resolved.
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 from skin_model import metadata as meta
 from skin_model.dataset import Layout, Record, find_layout, list_files
 from skin_model.errors import DatasetError, ImageError
-from skin_model.images import decode
+from skin_model.images import decode, pixel_hash
 
 POLICIES = ("official", "folder")  # official: the ISIC label wins where one exists; folder: folder labels only
 
@@ -96,7 +95,7 @@ def audit(root: Path | str | Layout, metadata: Path | str | None = None) -> Audi
             unreadable.append((record.path, str(error).split(": ", 1)[-1]))
             continue
         sizes[(pixels.shape[1], pixels.shape[0])] += 1
-        hashes[record.path] = hashlib.sha256(pixels.tobytes() + str(pixels.shape).encode()).hexdigest()
+        hashes[record.path] = pixel_hash(pixels)
     groups: dict[str, list[Record]] = defaultdict(list)
     for record in records:
         if record.path in hashes:

@@ -172,6 +172,55 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_cases(args) -> int:
+    from skin_model import cases
+
+    if args.action == "add":
+        return _add_case(args)
+    if args.action == "remove":
+        found = cases.remove(args.target or "")
+        _emit(args, found.to_dict(), f"removed case {found.id} ({found.diagnosis})")
+        return 0
+    if args.action == "export":
+        if not args.target:
+            raise SkinModelError("cases export needs a folder: cases export DIR")
+        count = cases.export(Path(args.target))
+        _emit(args, {"exported": count, "folder": args.target}, f"exported {count} case(s) to {args.target}")
+        return 0
+    found = cases.all_cases()
+    rows = [[c.id, c.diagnosis, c.confirmed_by, c.time, c.note] for c in found]
+    text = _table(rows, ["id", "diagnosis", "confirmed by", "time", "note"]) if found else "no confirmed cases yet"
+    _emit(args, [c.to_dict() for c in found], text)
+    return 0
+
+
+def _add_case(args) -> int:
+    """Store one confirmed case with the live version's prediction; refused when the dataset already has it."""
+    from skin_model import cases, images
+    from skin_model.audit import audit
+    from skin_model.predict import Predictor
+
+    if not args.target or not args.diagnosis or not args.confirmed_by:
+        raise SkinModelError("cases add needs FILE --diagnosis CLASS --confirmed-by histopathology|follow-up|consensus")
+    pixels = images.decode(Path(args.target))
+    root = Path(args.data) if args.data else data_dir()
+    known = cases.dataset_hashes(audit(root)) if root is not None else None
+    try:
+        predictor = Predictor.load()
+        result = predictor.predict(pixels, name="case")
+        version, prediction = predictor.version.number, _case_prediction(result)
+    except SkinModelError:
+        version, prediction = None, None  # no usable live model: the case is still worth keeping
+    case = cases.add(pixels, args.diagnosis, args.confirmed_by, args.note or "", prediction, version, known)
+    _emit(args, case.to_dict(), f"added case {case.id}: {case.diagnosis} ({case.confirmed_by})")
+    return 0
+
+
+def _case_prediction(result) -> dict:
+    keys = ("lesion_like", "top_class", "top_probability", "melanoma_probability", "melanoma_alert")
+    return {k: getattr(result, k) for k in keys} | {"alert_threshold": result.alert_threshold}
+
+
 def _non_negative(text: str) -> int:
     """argparse type: a whole number of at least 0 (argparse words the error)."""
     try:
@@ -402,6 +451,15 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--gradcam", action="store_true", help="add the Grad-CAM overlay beside each image")
     rp.add_argument("--case-reference", help="printed on every page, never stored (no patient identifiers)")
     rp.set_defaults(run=cmd_report)
+
+    c = sub.add_parser("cases", parents=[common], help="confirmed cases: add, list, remove, export")
+    c.add_argument("action", choices=["add", "list", "remove", "export"])
+    c.add_argument("target", nargs="?", help="add: the image file; remove: the case id; export: a new folder")
+    c.add_argument("--diagnosis", choices=CLASSES, metavar="CLASS", help="the confirmed diagnosis (one of the 9)")
+    c.add_argument("--confirmed-by", choices=["histopathology", "follow-up", "consensus"])
+    c.add_argument("--note", help="optional; never a patient name or identifier")
+    c.add_argument("--data", help="dataset to check for the same image (default: SKIN_DATA_DIR)")
+    c.set_defaults(run=cmd_cases)
 
     m = sub.add_parser("models", parents=[common], help="list versions or make one live")
     m.add_argument("action", nargs="?", choices=["list", "activate"], default="list")

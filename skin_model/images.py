@@ -9,6 +9,7 @@ orientation applied, any mode turned into 8-bit RGB, metadata dropped.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import secrets
 import threading
@@ -201,6 +202,11 @@ def quality(pixels: np.ndarray) -> Quality:
         return Quality(width=width, height=height, brightness=float(g.mean()), sharpness=0.0)
     lap = -4 * g[1:-1, 1:-1] + g[:-2, 1:-1] + g[2:, 1:-1] + g[1:-1, :-2] + g[1:-1, 2:]
     return Quality(width=width, height=height, brightness=float(g.mean()), sharpness=float(lap.var()))
+
+
+def pixel_hash(pixels: np.ndarray) -> str:
+    """The identity of an image by its decoded pixels: the same picture in another file or format matches."""
+    return hashlib.sha256(pixels.tobytes() + str(pixels.shape).encode()).hexdigest()
 
 
 def to_png(pixels: np.ndarray) -> bytes:

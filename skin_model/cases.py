@@ -1,0 +1,189 @@
+"""Confirmed cases: lesions this clinic photographed and later confirmed, kept to retrain on and to audit with.
+
+Only an explicit add stores an image: a new PNG of the pixels (no EXIF, no
+file name) under ``SKIN_HOME/cases/``, with one record in ``cases.json``:
+id, pixel hash, diagnosis, how it was confirmed (HAM10000's ``dx_type``
+words), an optional note, the time, and the live version's prediction at
+that moment. The same pixels never enter twice, as a case or when the
+dataset already holds them. Every change happens under one lock and is
+written atomically, so two sessions adding at once lose nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import secrets
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from skin_model import CLASSES
+from skin_model.config import skin_home
+from skin_model.dataset import Record
+from skin_model.errors import SkinModelError
+from skin_model.images import pixel_hash, to_png
+from skin_model.metadata import OFFICIAL
+from skin_model.registry import file_lock, write_atomic, write_json
+
+CONFIRMATIONS = ("histopathology", "follow-up", "consensus")
+SOURCE = "clinic"  # the acquisition source cases train and are scored under
+DX_TYPE = {"histopathology": "histo", "follow-up": "follow_up", "consensus": "consensus"}  # HAM10000's words
+NOTE_LIMIT = 300
+
+
+class CaseError(SkinModelError):
+    """A case cannot be added, found or exported."""
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    pixel_hash: str
+    diagnosis: str
+    confirmed_by: str
+    note: str
+    time: str
+    model_version: int | None = None
+    prediction: dict | None = None  # the live version's top class, P(melanoma) and alert when it was added
+
+    @property
+    def file(self) -> str:
+        return f"{self.id}.png"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def folder() -> Path:
+    return skin_home() / "cases"
+
+
+def _index() -> Path:
+    return folder() / "cases.json"
+
+
+def _lock():
+    return file_lock(folder() / ".lock")
+
+
+def all_cases() -> list[Case]:
+    """Every case, oldest first (an unreadable record file is one clear error, never an empty list)."""
+    path = _index()
+    if not path.exists():
+        return []
+    try:
+        return [Case(**row) for row in json.loads(path.read_text(encoding="utf-8"))]
+    except (OSError, ValueError, TypeError) as error:
+        raise CaseError(f"{path} cannot be read ({error}); restore it from a backup") from None
+
+
+def add(
+    pixels: np.ndarray,
+    diagnosis: str,
+    confirmed_by: str,
+    note: str = "",
+    prediction: dict | None = None,
+    model_version: int | None = None,
+    dataset: dict[str, str] | None = None,
+) -> Case:
+    """Store one confirmed case; refused (CaseError, nothing written) when it is invalid or already known.
+
+    ``dataset`` maps pixel hashes of the training data to their file (see ``dataset_hashes``).
+    """
+    if diagnosis not in CLASSES:
+        raise CaseError(f"diagnosis must be one of: {', '.join(CLASSES)}; received {diagnosis!r}")
+    if confirmed_by not in CONFIRMATIONS:
+        raise CaseError(f"confirmation must be one of: {', '.join(CONFIRMATIONS)}; received {confirmed_by!r}")
+    note = " ".join((note or "").split())
+    if len(note) > NOTE_LIMIT:
+        raise CaseError(f"the note is {len(note)} characters; keep it under {NOTE_LIMIT}")
+    digest = pixel_hash(pixels)
+    if dataset and digest in dataset:
+        raise CaseError(f"this image is already in the dataset as {dataset[digest]}")
+    with _lock():
+        cases = all_cases()
+        same = next((c for c in cases if c.pixel_hash == digest), None)
+        if same is not None:
+            raise CaseError(f"this image is already confirmed case {same.id} ({same.diagnosis}, {same.time[:10]})")
+        case = Case(
+            id=time.strftime("case-%Y%m%d-%H%M%S", time.gmtime()) + f"-{secrets.token_hex(3)}",
+            pixel_hash=digest,
+            diagnosis=diagnosis,
+            confirmed_by=confirmed_by,
+            note=note,
+            time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            model_version=model_version,
+            prediction=prediction,
+        )
+        try:
+            write_atomic(folder() / case.file, to_png(pixels))
+            write_json(_index(), [c.to_dict() for c in [*cases, case]])
+        except OSError as error:
+            (folder() / case.file).unlink(missing_ok=True)
+            raise CaseError(f"could not store the case in {folder()} ({error.strerror or error})") from None
+    return case
+
+
+def remove(case_id: str) -> Case:
+    with _lock():
+        cases = all_cases()
+        found = next((c for c in cases if c.id == case_id), None)
+        if found is None:
+            raise CaseError(f"no confirmed case {case_id!r}; see `python -m skin_model cases list`")
+        write_json(_index(), [c.to_dict() for c in cases if c.id != case_id])
+        (folder() / found.file).unlink(missing_ok=True)
+    return found
+
+
+def image_path(case: Case) -> Path:
+    return folder() / case.file
+
+
+def records(cases: Iterable[Case]) -> list[Record]:
+    """Cases as training records: their own source, each its own lesion (so the grouped split keeps it whole)."""
+    return [
+        Record(path=image_path(c), label=c.diagnosis, source="Train", lesion=c.id, origin=SOURCE)
+        for c in cases
+        if image_path(c).is_file()
+    ]
+
+
+def fingerprint(cases: Iterable[Case]) -> str:
+    """Which cases, by pixels: two versions trained on the same cases share it."""
+    return hashlib.sha256("\n".join(sorted(c.pixel_hash for c in cases)).encode()).hexdigest()[:16]
+
+
+def dataset_hashes(report) -> dict[str, str]:
+    """Pixel hash -> file (relative to the data root) from an audit report: what a new case may not repeat."""
+    return {digest: path.relative_to(report.root).as_posix() for path, digest in report.hashes.items()}
+
+
+def export(dest: Path) -> int:
+    """Write every case in the ISIC layout (``Train/<class>/<id>.png``) with a ``metadata.csv`` like the shared one.
+
+    Refuses a folder that already has files, so nothing of another export or dataset is overwritten.
+    """
+    cases = all_cases()
+    if dest.exists() and any(dest.iterdir()):
+        raise CaseError(f"{dest} is not empty; export into a new folder")
+    code = {names[0]: key for key, names in OFFICIAL.items()} | {"seborrheic keratosis": "BKL"}
+    rows = io.StringIO()
+    writer = csv.writer(rows)
+    writer.writerow(["image", "isic2019_diagnosis", "lesion_id", "source", "dx_type", "age", "sex", "site"])
+    try:
+        for c in cases:
+            target = dest / "Train" / c.diagnosis / c.file
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(image_path(c).read_bytes())
+            writer.writerow([c.id, code[c.diagnosis], c.id, SOURCE, DX_TYPE[c.confirmed_by], "", "", ""])
+        dest.mkdir(parents=True, exist_ok=True)
+        (dest / "metadata.csv").write_text(rows.getvalue(), encoding="utf-8")
+    except OSError as error:
+        raise CaseError(f"could not export to {dest} ({error.strerror or error})") from None
+    return len(cases)

@@ -1,0 +1,153 @@
+"""Confirmed cases: add, refuse duplicates, remove, export in the ISIC layout, concurrent adds lose nothing."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from skin_model import cases, metadata
+from skin_model.audit import audit
+from skin_model.cli import main
+from skin_model.config import REPO_ROOT
+from skin_model.dataset import find_layout
+from skin_model.images import decode, pixel_hash
+
+
+@pytest.fixture
+def three(lesion_images) -> list[np.ndarray]:
+    return lesion_images(3, seed=21, size=64)
+
+
+def test_an_added_case_is_a_metadata_free_png_and_a_record(three, skin_home):
+    case = cases.add(three[0], "melanoma", "histopathology", note="  raised,\n irregular  ", model_version=3)
+
+    stored = cases.image_path(case)
+    assert stored.parent == skin_home / "cases" and stored.suffix == ".png"
+    assert np.array_equal(decode(stored), three[0])
+    assert not Image.open(stored).info  # no EXIF, no text chunks
+    assert case.note == "raised, irregular" and case.model_version == 3
+    assert cases.all_cases() == [case]
+
+
+@pytest.mark.parametrize(
+    ("diagnosis", "confirmed", "note", "message"),
+    [
+        ("melanoma in situ", "histopathology", "", "diagnosis must be one of"),
+        ("melanoma", "gut feeling", "", "confirmation must be one of"),
+        ("melanoma", "consensus", "x" * 400, "keep it under"),
+    ],
+)
+def test_an_invalid_case_is_refused_and_nothing_is_stored(three, skin_home, diagnosis, confirmed, note, message):
+    with pytest.raises(cases.CaseError, match=message):
+        cases.add(three[0], diagnosis, confirmed, note)
+    assert cases.all_cases() == []
+    assert not list(skin_home.glob("cases/*.png"))
+
+
+def test_the_same_pixels_are_refused_naming_the_case_even_from_another_format(three, skin_home, encode, tmp_path):
+    first = cases.add(three[1], "nevus", "follow-up")
+    again = decode(encode(three[1], "PNG"), name="again.png")  # another file, same picture
+    with pytest.raises(cases.CaseError, match=f"already confirmed case {first.id}"):
+        cases.add(again, "melanoma", "histopathology")
+    assert len(cases.all_cases()) == 1
+
+
+def test_an_image_already_in_the_dataset_is_refused_naming_its_file(clean_dataset):
+    report = audit(clean_dataset.root)
+    path = next(iter(report.hashes))
+    with pytest.raises(cases.CaseError, match="already in the dataset as Train/"):
+        cases.add(decode(path), "nevus", "consensus", dataset=cases.dataset_hashes(report))
+    assert cases.all_cases() == []
+
+
+def test_remove_deletes_the_record_and_the_image(three):
+    kept, gone = cases.add(three[0], "nevus", "follow-up"), cases.add(three[1], "melanoma", "histopathology")
+    assert cases.remove(gone.id) == gone
+    assert cases.all_cases() == [kept]
+    assert not cases.image_path(gone).exists() and cases.image_path(kept).exists()
+    with pytest.raises(cases.CaseError, match="no confirmed case"):
+        cases.remove(gone.id)
+
+
+def test_export_writes_the_isic_layout_and_a_metadata_file_the_data_layer_reads(three, tmp_path):
+    added = [
+        cases.add(three[0], "melanoma", "histopathology"),
+        cases.add(three[1], "seborrheic keratosis", "consensus"),
+        cases.add(three[2], "nevus", "follow-up"),
+    ]
+    out = tmp_path / "export"
+    assert cases.export(out) == 3
+
+    layout = find_layout(out)  # the folder is a dataset like the shared one
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == sorted(
+        f"Train/{c.diagnosis}/{c.id}.png" for c in added
+    )
+    read = metadata.read(out / "metadata.csv")
+    assert read.images[added[0].id].official == "MEL" and read.images[added[0].id].dx_type == "histo"
+    assert read.images[added[1].id].official == "BKL" and read.images[added[1].id].source == "clinic"
+    assert read.images[added[2].id].dx_type == "follow_up"
+    assert {r.label for r in audit(layout).records} == {"melanoma", "seborrheic keratosis", "nevus"}
+    with open(out / "metadata.csv", newline="") as handle:
+        assert next(csv.reader(handle))[:5] == ["image", "isic2019_diagnosis", "lesion_id", "source", "dx_type"]
+    with pytest.raises(cases.CaseError, match="not empty"):
+        cases.export(out)
+
+
+def test_cases_train_as_their_own_source_each_its_own_lesion(three):
+    added = [cases.add(p, "melanoma", "histopathology") for p in three]
+    records = cases.records(added)
+    assert [r.origin for r in records] == ["clinic"] * 3
+    assert len({r.lesion for r in records}) == 3
+    assert cases.fingerprint(added) == cases.fingerprint(list(reversed(added)))
+    assert cases.fingerprint(added[:2]) != cases.fingerprint(added)
+
+
+ADD_MANY = """
+import sys
+import numpy as np
+from skin_model import cases
+worker = int(sys.argv[1])
+for i in range(8):
+    pixels = np.full((24, 24, 3), (worker * 16 + i) % 256, np.uint8)
+    pixels[0, 0] = (worker, i, 7)
+    cases.add(pixels, "nevus", "follow-up", note=f"worker {worker} image {i}")
+"""
+
+
+def test_two_processes_adding_at_once_lose_nothing(skin_home):
+    env = {"SKIN_HOME": str(skin_home), "PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"}
+    workers = [subprocess.Popen([sys.executable, "-c", ADD_MANY, str(w)], env=env, cwd=REPO_ROOT) for w in range(3)]
+    assert [w.wait(timeout=120) for w in workers] == [0, 0, 0]
+    found = cases.all_cases()
+    assert len(found) == 24 and len({c.id for c in found}) == 24
+    assert all(cases.image_path(c).is_file() for c in found)
+
+
+def test_cli_add_list_remove_export(capsys, three, encode, tmp_path, live_tiny_model):
+    image = tmp_path / "lesion.jpg"
+    image.write_bytes(encode(three[0], "PNG"))
+
+    assert (
+        main(["cases", "add", str(image), "--diagnosis", "melanoma", "--confirmed-by", "histopathology", "--json"]) == 0
+    )
+    added = json.loads(capsys.readouterr().out)
+    assert added["prediction"]["top_class"] and added["model_version"] == live_tiny_model.number
+    assert added["pixel_hash"] == pixel_hash(decode(image))
+
+    assert main(["cases", "add", str(image), "--diagnosis", "nevus", "--confirmed-by", "consensus"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "already confirmed case" in err[0]
+
+    assert main(["cases", "list", "--json"]) == 0
+    assert [c["id"] for c in json.loads(capsys.readouterr().out)] == [added["id"]]
+    assert main(["cases", "export", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "Train" / "melanoma" / f"{added['id']}.png").is_file()
+    capsys.readouterr()
+    assert main(["cases", "remove", added["id"]]) == 0
+    assert "no confirmed cases yet" in (main(["cases", "list"]) == 0 and capsys.readouterr().out)
