@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.render_only:
         put_head(render(json.loads((HERE / "results.json").read_text())))
         return 0
-    config = TrainConfig(seed=args.seed)
+    config = TrainConfig(seed=args.seed, cases=False)
     out = HERE
     if args.quick:
         config = TrainConfig(seed=args.seed, epochs=1, max_per_class=30, balance=BalanceConfig(n=40))

@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--domain", default="ham10000/vidir_modern", help="the source or block to hold out")
     args = parser.parse_args(argv)
     results = load()
-    base = TrainConfig(epochs=args.epochs)
+    base = TrainConfig(epochs=args.epochs, cases=False)  # the shared data alone: rows compare like with like
     if args.what == "recipes":
         prepared = splits.prepare(args.data, base)
         for name, change in RECIPES.items():

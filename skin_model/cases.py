@@ -145,13 +145,50 @@ def image_path(case: Case) -> Path:
     return folder() / case.file
 
 
-def records(cases: Iterable[Case]) -> list[Record]:
-    """Cases as training records: their own source, each its own lesion (so the grouped split keeps it whole)."""
+def records(cases: Iterable[Case], where: Path | None = None) -> list[Record]:
+    """Cases as training records: their own source, each its own lesion (so the grouped split keeps it whole).
+
+    ``where``: the folder holding their images (a job's snapshot); by default the cases folder.
+    """
+    base = where or folder()
     return [
-        Record(path=image_path(c), label=c.diagnosis, source="Train", lesion=c.id, origin=SOURCE)
+        Record(path=base / c.file, label=c.diagnosis, source="Train", lesion=c.id, origin=SOURCE)
         for c in cases
-        if image_path(c).is_file()
+        if (base / c.file).is_file()
     ]
+
+
+def snapshot(dest: Path) -> list[Case]:
+    """Copy today's cases into ``dest`` for one training run: cases added or removed later change nothing in it."""
+    dest.mkdir(parents=True, exist_ok=True)
+    with _lock():
+        taken = []
+        for c in all_cases():
+            try:
+                (dest / c.file).write_bytes(image_path(c).read_bytes())
+            except FileNotFoundError:
+                continue
+            taken.append(c)
+    write_json(dest / "cases.json", [c.to_dict() for c in taken])
+    return taken
+
+
+def load_snapshot(where: Path) -> list[Case]:
+    """The cases a job copied when it started (see ``snapshot``)."""
+    try:
+        return [Case(**row) for row in json.loads((where / "cases.json").read_text(encoding="utf-8"))]
+    except (OSError, ValueError, TypeError) as error:
+        raise CaseError(f"the job's snapshot of the cases cannot be read ({error})") from None
+
+
+def summary(cases: list[Case], splits_records: dict[str, list[Record]]) -> dict:
+    """What a version records about its cases: how many, which (by pixels), and which it learned from."""
+    learned = {r.lesion for name in ("train", "val") for r in splits_records.get(name, []) if r.origin == SOURCE}
+    return {
+        "count": len(cases),
+        "fingerprint": fingerprint(cases) if cases else None,
+        "learned_from": sorted(c.pixel_hash for c in cases if c.id in learned),
+    }
 
 
 def fingerprint(cases: Iterable[Case]) -> str:

@@ -96,6 +96,7 @@ def cmd_train(args) -> int:
         colour_constancy=args.colour_constancy,
         normalise_exposure=args.normalise_exposure,
         device_augment=args.device_augment,
+        cases=args.cases,
         balance=balance,
     )
     # one training at a time on this state folder, the app's jobs included; a cluster's other workers register nothing
@@ -413,6 +414,9 @@ def parser() -> argparse.ArgumentParser:
         choices=["none", "mild", "strong"],
         default=defaults.device_augment,
         help="camera-like augmentation (colour cast, exposure, vignette, defocus; crops and gamma when strong)",
+    )
+    t.add_argument(
+        "--no-cases", dest="cases", action="store_false", help="leave the clinic's confirmed cases out of training"
     )
     t.add_argument("--progress", type=Path, help="append JSON-lines progress to this file")
     t.add_argument("--activate", action="store_true", help="make the new version live")

@@ -90,6 +90,7 @@ class TrainConfig:
     colour_constancy: bool = True  # Shades of Gray as the model's first layer
     normalise_exposure: bool = True  # that layer also brings every image to one brightness
     device_augment: str = "mild"  # camera-like augmentation: none, mild or strong (see network.CAMERAS)
+    cases: bool = True  # the clinic's confirmed cases join the training data (see cases.py)
     balance: BalanceConfig = field(default_factory=BalanceConfig)
 
     def __post_init__(self) -> None:
@@ -120,6 +121,7 @@ class TrainConfig:
     def from_dict(cls, data: dict) -> TrainConfig:
         data = dict(data)
         data.setdefault("normalise_exposure", False)  # versions from before the setting had no exposure step
+        data.setdefault("cases", False)  # nor confirmed cases
         data["device_augment"] = augment_strength(data.get("device_augment", "none"))
         balance = BalanceConfig(**data.pop("balance", {}))
         return cls(balance=balance, **data)

@@ -36,7 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory() as scratch:
             version = train.run(
-                args.data, TrainConfig(), progress=args.progress, registry=Registry(Path(scratch), seed_dir=None)
+                args.data,
+                TrainConfig(cases=False),  # the shared data alone, never this machine's confirmed cases
+                progress=args.progress,
+                registry=Registry(Path(scratch), seed_dir=None),
             )
             args.out.mkdir(parents=True, exist_ok=True)
             shutil.copy2(version.model_path, args.out / MODEL_FILE)

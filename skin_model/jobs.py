@@ -195,6 +195,10 @@ def start(data_root: Path | str, config: TrainConfig, activate: bool = False) ->
     job_dir = jobs_dir() / job_id
     try:
         job_dir.mkdir(parents=True)
+        if config.cases:  # the cases as they are now: adding or removing one during the run changes nothing in it
+            from skin_model import cases
+
+            cases.snapshot(job_dir / "cases")
         status = _set_status(
             job_dir,
             id=job_id,
@@ -294,6 +298,7 @@ def work(job_dir: Path) -> int:
             progress=job_dir / "progress.jsonl",
             activate=bool(status.get("activate")),
             should_stop=cancel_flag.exists,
+            cases_dir=job_dir / "cases" if config.cases else None,
         )
         _set_status(job_dir, state="FINISHED", ended=time.time(), version=version.number)
         return 0

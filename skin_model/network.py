@@ -191,13 +191,18 @@ def _device_like(images, camera: Camera, seed: int):
     x = tf.clip_by_value(x, 0.0, 1.0)
     if camera.jpeg > 0:  # another camera's compression (blocks, lost fine detail), coded only where chosen
         chosen = tf.where(u([n], 0.0, 1.0, 12) < camera.jpeg)[:, 0]
-        quality = tf.cast(u([tf.size(chosen)], 10.0, 70.0, 11), tf.int32)
-        coded = tf.map_fn(
-            lambda args: tf.image.adjust_jpeg_quality(args[0], args[1]),
-            (tf.gather(x, chosen), quality),
-            fn_output_signature=tf.float32,
-        )
-        x = tf.tensor_scatter_nd_update(x, chosen[:, None], tf.reshape(coded, tf.shape(tf.gather(x, chosen))))
+
+        def recode():
+            quality = tf.cast(u([tf.size(chosen)], 10.0, 70.0, 11), tf.int32)
+            picked = tf.gather(x, chosen)
+            coded = tf.map_fn(
+                lambda args: tf.image.adjust_jpeg_quality(args[0], args[1]),
+                (picked, quality),
+                fn_output_signature=tf.float32,
+            )
+            return tf.tensor_scatter_nd_update(x, chosen[:, None], tf.reshape(coded, tf.shape(picked)))
+
+        x = tf.cond(tf.size(chosen) > 0, recode, lambda: x)  # map_fn cannot stack an empty batch
     return x * 255.0
 
 

@@ -23,9 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
+from skin_model.config import skin_home
 from skin_model.errors import RegistryError
 
 INDEX_FILE = "similar.npz"
+CASES_PREFIX = "cases/"  # an indexed confirmed case lives in SKIN_HOME/cases, not in the dataset folder
 DEFAULT_K = 6
 ISIC_ID = re.compile(r"^ISIC_\d{7}$")
 
@@ -131,12 +133,22 @@ def build(
         vectors=unit(found),
         diagnoses=tuple(r.label for r in records),
         sources=tuple(r.origin or "unknown" for r in records),
-        paths=tuple(Path(r.path).resolve().relative_to(root.resolve()).as_posix() for r in records),
+        paths=tuple(_stored_path(Path(r.path), root) for r in records),
     )
 
 
+def _stored_path(path: Path, root: Path) -> str:
+    """Under the data root as it is; a confirmed case (a job's copy) as ``cases/<file>`` under SKIN_HOME."""
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return f"{CASES_PREFIX}{path.name}"
+
+
 def local_file(neighbour: Neighbour, root: Path | None) -> Path | None:
-    """The neighbour's image inside the dataset folder ``root``, when it is there (never outside it)."""
+    """The neighbour's image inside the dataset folder ``root`` (a case: the cases folder), when it is there."""
+    if neighbour.path.startswith(CASES_PREFIX):
+        root = skin_home()
     if root is None:
         return None
     path = (root / neighbour.path).resolve()

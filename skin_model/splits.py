@@ -15,6 +15,7 @@ import numpy as np
 from skin_model import CLASSES, audit, balance, dataset
 from skin_model.config import TrainConfig
 from skin_model.errors import DatasetError
+from skin_model.images import decode, pixel_hash
 from skin_model.metadata import id_block
 
 MIN_CELL = 15  # a (class, domain) cell this small is weighted as if it had this many images
@@ -33,16 +34,22 @@ class Splits:
         return [r.path for r in self.records[name]]
 
 
-def prepare(root: Path | str, config: TrainConfig, metadata: Path | str | None = None) -> Splits:
-    """Audit, resolve labels, and split the data; pixels stay on disk until a batch needs them."""
+def prepare(
+    root: Path | str, config: TrainConfig, metadata: Path | str | None = None, extra: list[dataset.Record] = ()
+) -> Splits:
+    """Audit, resolve labels, and split the data; pixels stay on disk until a batch needs them.
+
+    ``extra``: records from outside the dataset folder (the clinic's confirmed cases), split the same way.
+    """
     report = audit.audit(root, metadata)
-    records, parts = training_split(report, config)
+    records, parts = training_split(report, config, extra)
     for name in ("train", "val"):
         if len({r.label for r in parts[name]}) < 2:
             raise DatasetError(f"{report.root}: the {name} split has fewer than 2 classes; add images")
+    hashes = report.hashes | {r.path: pixel_hash(decode(r.path)) for r in extra}
     y = {name: dataset.labels_of(recs) for name, recs in parts.items()}
-    prints = {name: dataset.fingerprint(recs, report.hashes) for name, recs in parts.items()}
-    prints["all"] = dataset.fingerprint(records, report.hashes)
+    prints = {name: dataset.fingerprint(recs, hashes) for name, recs in parts.items()}
+    prints["all"] = dataset.fingerprint(records, hashes)
     summary = report.summary()
     brief = {k: summary[k] for k in ("images", "usable", "counts", "metadata")}
     brief |= {k: len(summary[k]) for k in ("unreadable", "duplicates", "conflicts", "leaks")}
@@ -50,12 +57,22 @@ def prepare(root: Path | str, config: TrainConfig, metadata: Path | str | None =
     return Splits(records=parts, y=y, fingerprints=prints, audit=brief)
 
 
-def training_split(report: audit.AuditReport, config: TrainConfig) -> tuple[list, dict[str, list[dataset.Record]]]:
-    """The usable records and the grouped train/val/test split that training uses, without decoding."""
+def training_split(
+    report: audit.AuditReport, config: TrainConfig, extra: list[dataset.Record] = ()
+) -> tuple[list, dict[str, list[dataset.Record]]]:
+    """The usable records and the grouped train/val/test split that training uses, without decoding.
+
+    ``extra`` records are split on their own, by the same rules, and added to each part: the dataset's
+    own split stays the same whatever cases exist, so versions with and without them compare on one test set.
+    """
     records = audit.usable(report, config.label_policy)
     if config.max_per_class:
         records = _cap_per_class(records, config.max_per_class, config.seed)
     parts = dataset.split(records, config.val_fraction, config.test_fraction, config.seed, config.group_by)
+    if extra:
+        more = dataset.split(list(extra), config.val_fraction, config.test_fraction, config.seed, config.group_by)
+        parts = {name: parts[name] + more[name] for name in parts}
+        records = records + list(extra)
     return records, parts
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -321,45 +322,53 @@ def run(
     strategy: str = "default",
     listener=None,
     metadata: Path | str | None = None,
+    cases_dir: Path | None = None,
 ):
     """The whole stage: prepare, fit, fit the out-of-distribution limit, register.
 
     Returns the new version; on a cluster's non-chief workers, None (they
     train in step with the chief, which alone registers). ``listener`` is
     called with every progress event, written to a file or not (the CLI's display).
+    With ``config.cases`` the clinic's confirmed cases join the data: those a
+    job snapshotted into ``cases_dir`` when it started, else a copy of today's
+    taken now, so cases added or removed meanwhile change nothing in the run.
     """
-    from skin_model import robustness
+    from skin_model import cases, robustness
     from skin_model.registry import Registry
     from skin_model.similar import INDEX_FILE
 
     cluster = distribute.cluster(strategy)
     log = ProgressLog(progress if cluster.is_chief else None, listener)
     log.write("prepare", data=str(root))
-    try:
-        splits = prepare(root, config, metadata)
-        if should_stop and should_stop():
-            raise Cancelled("training was cancelled; nothing was registered")
-        result = fit(splits, config, progress, should_stop, cluster, listener)
-    except Cancelled:
-        log.write("cancelled")
-        raise
-    if not cluster.is_chief:
-        return None
-    metadata = dict(result.metadata, data=dict(result.metadata["data"], root=str(Path(root).resolve())))
-    log.write("gate")
-    metadata["gate"] = fit_gate(result.model, splits, config)
-    if splits.records["test"]:
-        log.write("stress")
-        metadata["robustness"] = robustness.report(
-            result.model,
-            config.image_size,
-            splits.records["test"],
-            metadata["temperature"],
-            metadata["alert_threshold"],
-            metadata["gate"],
-        )
-    log.write("index")
-    files = {INDEX_FILE: similar_index(result.model, splits, config, root)}
+    with tempfile.TemporaryDirectory(prefix="skin-cases-") as scratch:
+        where = cases_dir or Path(scratch)
+        taken = (cases.snapshot(where) if cases_dir is None else cases.load_snapshot(where)) if config.cases else []
+        try:
+            splits = prepare(root, config, metadata, cases.records(taken, where))
+            if should_stop and should_stop():
+                raise Cancelled("training was cancelled; nothing was registered")
+            result = fit(splits, config, progress, should_stop, cluster, listener)
+        except Cancelled:
+            log.write("cancelled")
+            raise
+        if not cluster.is_chief:
+            return None
+        data = dict(result.metadata["data"], root=str(Path(root).resolve()), cases=cases.summary(taken, splits.records))
+        metadata = dict(result.metadata, data=data)
+        log.write("gate")
+        metadata["gate"] = fit_gate(result.model, splits, config)
+        if splits.records["test"]:
+            log.write("stress")
+            metadata["robustness"] = robustness.report(
+                result.model,
+                config.image_size,
+                splits.records["test"],
+                metadata["temperature"],
+                metadata["alert_threshold"],
+                metadata["gate"],
+            )
+        log.write("index")
+        files = {INDEX_FILE: similar_index(result.model, splits, config, root)}
     version = (registry or Registry()).register(result.model, metadata, activate=activate, files=files)
     log.write("registered", version=version.number, live=activate)
     return version

@@ -151,3 +151,58 @@ def test_cli_add_list_remove_export(capsys, three, encode, tmp_path, live_tiny_m
     capsys.readouterr()
     assert main(["cases", "remove", added["id"]]) == 0
     assert "no confirmed cases yet" in (main(["cases", "list"]) == 0 and capsys.readouterr().out)
+
+
+# -- training with and without the cases ---------------------------------------------------------------------
+
+
+def test_training_uses_the_cases_as_the_clinic_source_and_records_them(clean_dataset, lesion_images):
+    from skin_model import train
+    from skin_model.config import BalanceConfig, TrainConfig
+
+    added = [cases.add(p, "melanoma", "histopathology") for p in lesion_images(3, seed=40, size=64)]
+    quick = TrainConfig(epochs=1, image_size=32, batch_size=8, width=4, balance=BalanceConfig(strategy="none"))
+
+    with_cases = train.run(clean_dataset.root, quick)
+    without = train.run(
+        clean_dataset.root,
+        TrainConfig(**{**quick.to_dict(), "balance": BalanceConfig(strategy="none"), "cases": False}),
+    )
+
+    recorded = with_cases.metadata["data"]["cases"]
+    assert recorded["count"] == 3 and recorded["fingerprint"] == cases.fingerprint(added)
+    assert set(recorded["learned_from"]) <= {c.pixel_hash for c in added}
+    assert with_cases.metadata["data"]["fingerprints"]["all"] != without.metadata["data"]["fingerprints"]["all"]
+    assert without.metadata["data"]["cases"] == {"count": 0, "fingerprint": None, "learned_from": []}
+    assert without.metadata["config"]["cases"] is False
+    # the dataset's own test split is the same with and without cases: versions compare on one test set
+    dataset_test = lambda v: (
+        v.metadata["metrics"]["test"]["images"]
+        - sum(1 for s in v.metadata.get("robustness", {}).get("per_source", {}) if s == "clinic")
+    )
+    assert dataset_test(with_cases) >= dataset_test(without)
+    assert all(cases.image_path(c).is_file() for c in added)  # training copied them, left the originals
+
+
+def test_a_case_added_while_a_job_trains_is_not_in_that_job(clean_dataset, lesion_images, stop_job):
+    import time
+
+    from skin_model import jobs
+    from skin_model.config import BalanceConfig, TrainConfig
+
+    first = cases.add(lesion_images(1, seed=50, size=64)[0], "nevus", "follow-up")
+    endless = TrainConfig(epochs=200, image_size=32, batch_size=4, width=4, balance=BalanceConfig(strategy="none"))
+    job = jobs.start(clean_dataset.root, endless)
+    try:
+        deadline = time.time() + 90
+        while not any(e["event"] == "step" for e in job.progress()):
+            assert time.time() < deadline, jobs.refresh(job).status
+            time.sleep(0.3)
+        later = cases.add(lesion_images(1, seed=51, size=64)[0], "melanoma", "histopathology")
+        cases.remove(first.id)  # and one removed: the job keeps its own copy
+        taken = cases.load_snapshot(job.path / "cases")
+        assert [c.id for c in taken] == [first.id] and later.id not in {c.id for c in taken}
+        assert (job.path / "cases" / first.file).is_file()
+        assert jobs.refresh(job).state == "RUNNING"
+    finally:
+        assert stop_job(job).state == "KILLED"

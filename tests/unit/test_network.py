@@ -77,3 +77,15 @@ def test_versions_saved_before_strengths_and_exposure_read_as_what_they_were():
 def test_an_unknown_augmentation_strength_is_refused():
     with pytest.raises(SkinModelError, match="device_augment"):
         TrainConfig(device_augment="extreme")
+
+
+@pytest.mark.parametrize("batch", [1, 4, 32])
+def test_mild_augmentation_runs_in_a_graph_whether_or_not_any_image_is_jpeg_coded(lesion, batch):
+    tf = tensorflow()
+    augment = tf.function(
+        network.augmenter(seed=9, device="mild"), input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)]
+    )
+    for seed in range(6):  # small batches often code none, large ones some
+        tf.random.set_seed(seed)
+        out = augment(tf.constant(np.repeat(lesion[None], batch, axis=0), tf.float32))
+        assert out.shape == (batch, *lesion.shape)
