@@ -12,8 +12,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages.common import literal, live_predictor, page_frame, pct, record_timing
-from skin_model import explain, report, similar
+from pages.common import admin_gate, dataset_hashes, literal, live_predictor, page_frame, pct, record_timing
+from skin_model import CLASSES, cases, explain, report, similar
 from skin_model.config import data_dir
 from skin_model.errors import SkinModelError
 from skin_model.images import FORMAT_NAMES, UPLOAD_TYPES, decode, save_for_review
@@ -103,6 +103,31 @@ def similar_cases(neighbours: list[similar.Neighbour]) -> None:
             column.markdown(f"{link}  \n{label}")
 
 
+def add_case_form(index: int, pixels, result) -> None:
+    """An admin records the confirmed diagnosis of the image shown: it is stored (pixels only) as a case."""
+    with st.expander("Add as a confirmed case"):
+        if not admin_gate(f"Adding confirmed case {index + 1}"):
+            return
+        with st.form(f"case-{index}", clear_on_submit=True):
+            top = CLASSES.index(result.top_class) if result.top_class else 0
+            diagnosis = st.selectbox("Confirmed diagnosis", CLASSES, index=top)
+            how = st.selectbox("Confirmed by", cases.CONFIRMATIONS)
+            note = st.text_input("Note (optional)", max_chars=cases.NOTE_LIMIT)
+            st.caption("Do not type patient names, dates of birth or record numbers: the note is stored.")
+            if st.form_submit_button("Add confirmed case"):
+                prediction = {
+                    k: getattr(result, k)
+                    for k in ("lesion_like", "top_class", "top_probability", "melanoma_probability", "melanoma_alert")
+                } | {"alert_threshold": result.alert_threshold}
+                try:
+                    case = cases.add(
+                        pixels, diagnosis, how, note, prediction, predictor.version.number, dataset_hashes()
+                    )
+                    st.success(f"Added as confirmed case {case.id} ({case.diagnosis}, {case.confirmed_by}).")
+                except SkinModelError as error:
+                    st.error(literal(error))
+
+
 results, pages = [], []
 for index, upload in enumerate(files):
     name = upload.name
@@ -164,6 +189,7 @@ for index, upload in enumerate(files):
             st.plotly_chart(probability_chart(result.probabilities), width="stretch", key=f"chart-{index}")
         if result.similar:
             similar_cases(result.similar)
+        add_case_form(index, pixels, result)
 
 if results:
     st.subheader("Summary")

@@ -12,13 +12,16 @@ import os
 import secrets
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from skin_model import auth
+from skin_model import auth, cases
+from skin_model.audit import AuditReport, audit
 from skin_model.card import literal, pct  # noqa: F401 - re-exported for the pages
+from skin_model.config import data_dir
 from skin_model.errors import SkinModelError
 from skin_model.predict import Predictor
 from skin_model.registry import Registry
@@ -116,6 +119,28 @@ def admin_password() -> str | None:
     except Exception:
         secret = None
     return auth.password_from_env() or secret or None
+
+
+@st.cache_data(max_entries=4, show_spinner="Auditing every image...")
+def cached_audit(root: str, stamp: float) -> AuditReport:
+    return audit(root)
+
+
+def folder_stamp(root: Path) -> float:
+    """Changes when a class folder gains or loses files, so the audit is redone."""
+    folders = [root, *root.glob("*/"), *root.glob("*/*/")]  # the layout is at most two levels deep
+    return sum(p.stat().st_mtime for p in folders if p.is_dir())
+
+
+def dataset_hashes() -> dict[str, str] | None:
+    """Pixel hashes of the dataset at ``SKIN_DATA_DIR`` (audited once, cached): what a new case may not repeat."""
+    root = data_dir()
+    if root is None or not root.is_dir():
+        return None
+    try:
+        return cases.dataset_hashes(cached_audit(str(root), folder_stamp(root)))
+    except SkinModelError:
+        return None
 
 
 def record_timing(started: float, images: int) -> None:

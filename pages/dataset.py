@@ -7,9 +7,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages.common import literal, page_frame
-from skin_model import CLASSES
-from skin_model.audit import AuditReport, audit
+from pages.common import admin_gate, cached_audit, folder_stamp, literal, page_frame
+from skin_model import CLASSES, cases
 from skin_model.balance import sample
 from skin_model.config import BalanceConfig, TrainConfig
 from skin_model.dataset import load_pixels, user_folder
@@ -17,17 +16,6 @@ from skin_model.errors import SkinModelError
 from skin_model.splits import balance_preview, domain, training_split
 
 page_frame()
-
-
-@st.cache_data(max_entries=4, show_spinner="Auditing every image...")
-def cached_audit(root: str, stamp: float) -> AuditReport:
-    return audit(root)
-
-
-def folder_stamp(root: Path) -> float:
-    """Changes when a class folder gains or loses files, so the audit is redone."""
-    folders = [root, *root.glob("*/"), *root.glob("*/*/")]  # the layout is at most two levels deep
-    return sum(p.stat().st_mtime for p in folders if p.is_dir())
 
 
 st.title("Dataset")
@@ -67,10 +55,36 @@ with c3:
     zoom = st.checkbox("Zoom", value=True)
 balance_config = BalanceConfig(strategy=strategy, n=int(n), rotate=float(rotate), flip=flip, zoom=zoom)
 before, after = balance_preview(report, TrainConfig(balance=balance_config))
+try:
+    confirmed = cases.all_cases()
+except SkinModelError as error:
+    st.error(literal(error))
+    confirmed = []
+case_counts = [sum(c.diagnosis == name for c in confirmed) for name in CLASSES]
 fig = go.Figure(
     [
-        go.Bar(name="before balancing", x=list(CLASSES), y=[before[c] for c in CLASSES], marker_color="#7f8c8d"),
-        go.Bar(name="after balancing", x=list(CLASSES), y=[after[c] for c in CLASSES], marker_color="#0b6e8a"),
+        go.Bar(
+            name="before balancing",
+            x=list(CLASSES),
+            y=[before[c] for c in CLASSES],
+            marker_color="#7f8c8d",
+            offsetgroup="before",
+        ),
+        go.Bar(
+            name="+ confirmed cases (all splits)",
+            x=list(CLASSES),
+            y=case_counts,
+            base=[before[c] for c in CLASSES],
+            marker_color="#d68910",
+            offsetgroup="before",
+        ),
+        go.Bar(
+            name="after balancing",
+            x=list(CLASSES),
+            y=[after[c] for c in CLASSES],
+            marker_color="#0b6e8a",
+            offsetgroup="after",
+        ),
     ]
 )
 fig.update_layout(
@@ -83,6 +97,40 @@ st.dataframe(
     hide_index=True,
     width="stretch",
 )
+
+st.subheader(f"Confirmed cases: {len(confirmed)}")
+if not confirmed:
+    st.caption(
+        "None yet. A signed-in admin adds one from the Classify page once a lesion is confirmed "
+        "(histopathology, follow-up or consensus); they join retraining as the source `clinic`."
+    )
+else:
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "image": [cases.thumbnail_uri(c) for c in confirmed],
+                "id": [c.id for c in confirmed],
+                "diagnosis": [c.diagnosis for c in confirmed],
+                "confirmed by": [c.confirmed_by for c in confirmed],
+                "added": [c.time[:10] for c in confirmed],
+                "model said": [(c.prediction or {}).get("top_class") or "-" for c in confirmed],
+                "note": [c.note for c in confirmed],
+            }
+        ),
+        column_config={"image": st.column_config.ImageColumn("image", width="small")},
+        hide_index=True,
+        width="stretch",
+    )
+    with st.expander("Remove a case"):
+        if admin_gate("Removing a confirmed case"):
+            chosen = st.selectbox("Case", [c.id for c in confirmed])
+            if st.button("Remove this case", type="secondary"):
+                try:
+                    gone = cases.remove(chosen)
+                    st.success(f"Removed case {gone.id} ({gone.diagnosis}).")
+                    st.rerun()
+                except SkinModelError as error:
+                    st.error(literal(error))
 
 st.subheader("What the augmentation does")
 _, parts = training_split(report, TrainConfig())

@@ -3,9 +3,9 @@
 import pandas as pd
 import streamlit as st
 
-from pages.common import admin_gate, page_frame
+from pages.common import admin_gate, page_frame, pct
 from pages.compare import confusion_figure, metrics_table, roc_figure, shift_table
-from skin_model import card
+from skin_model import card, cases
 from skin_model.errors import SkinModelError
 from skin_model.registry import Registry
 
@@ -34,9 +34,52 @@ for v in versions:
             "data": v.metadata.get("data", {}).get("fingerprints", {}).get("all"),
             "balanced accuracy": m.get("balanced_accuracy"),
             "melanoma sensitivity": m.get("melanoma_sensitivity"),
+            "clinic cases": v.metadata.get("data", {}).get("cases", {}).get("count", 0),
         }
     )
 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+
+
+@st.cache_data(max_entries=32, show_spinner="Scoring the confirmed cases...")
+def case_score(number: int, sha: str, fingerprint: str) -> dict:
+    """One version on today's cases (cached per version and case set; a new case recomputes)."""
+    from skin_model.predict import Predictor
+
+    return cases.score(Predictor.load(number, registry), cases.all_cases())
+
+
+st.subheader("On this clinic's confirmed cases")
+try:
+    confirmed = cases.all_cases()
+except SkinModelError as error:
+    st.error(str(error))
+    confirmed = []
+if not confirmed:
+    st.caption("No confirmed cases yet: add them on the Classify page once a diagnosis is confirmed.")
+else:
+    scored = []
+    for v in versions:
+        try:
+            r = case_score(v.number, v.metadata.get("sha256", ""), cases.fingerprint(confirmed))
+        except SkinModelError as error:
+            st.caption(f"Version {v.number}: {error}")
+            continue
+        scored.append(
+            {
+                "version": v.number,
+                "live": "live" if v.number == live else "",
+                "cases it never saw": r["cases"],
+                "agrees with the confirmed diagnosis": pct(r["agreement"]),
+                "melanomas caught / all": f"{r['melanomas_caught']} / {r['melanomas']}",
+                "melanomas missed": r["melanomas_missed"],
+                "refused as not a lesion": r["refused"],
+            }
+        )
+    st.dataframe(pd.DataFrame(scored), hide_index=True, width="stretch")
+    st.caption(
+        f"{len(confirmed)} confirmed case(s). Each version is scored only on the cases it did not train or validate "
+        "on; the melanoma alert is at its own threshold."
+    )
 
 st.subheader("Compare two versions")
 numbers = [v.number for v in versions]

@@ -11,7 +11,7 @@ import streamlit as st
 
 from pages.common import admin_gate, is_admin, literal, page_frame, pct
 from pages.compare import confusion_figure, metrics_table
-from skin_model import jobs
+from skin_model import cases, jobs
 from skin_model.config import BalanceConfig, TrainConfig
 from skin_model.dataset import user_folder
 from skin_model.errors import SkinModelError
@@ -132,6 +132,13 @@ def finished_view(job: jobs.Job) -> None:
         st.rerun()
 
 
+def count_cases() -> int:
+    try:
+        return len(cases.all_cases())
+    except SkinModelError:
+        return 0
+
+
 with st.form("train"):
     st.markdown("**Training settings**")
     c1, c2, c3 = st.columns(3)
@@ -145,6 +152,13 @@ with st.form("train"):
     n = c6.number_input("Balancing N", 0, 5000, BalanceConfig.n, step=50)
     max_per_class = st.number_input("Images per class (0 = all; small values give a quick trial run)", 0, 1000, 0)
     data_root = st.text_input("Dataset folder", os.environ.get("SKIN_DATA_DIR", ""))
+    confirmed = count_cases()
+    use_cases = st.toggle(
+        f"Include the {confirmed} confirmed case(s)",
+        value=True,
+        help="The clinic's confirmed cases join the data as the source `clinic`, split like every other image. "
+        "The job takes the cases as they are when it starts.",
+    )
     submitted = st.form_submit_button("Start training", type="primary", disabled=not admin)
 if submitted and admin:
     try:
@@ -154,6 +168,7 @@ if submitted and admin:
             batch_size=int(batch_size),
             learning_rate=float(learning_rate),
             max_per_class=int(max_per_class) or None,
+            cases=use_cases,
             balance=BalanceConfig(strategy=strategy, n=int(n)),
         )
         job = jobs.start(user_folder(data_root), config)

@@ -50,6 +50,15 @@ def _cost(cost: dict | None) -> str:
     )
 
 
+def _cases_line(cases: dict) -> str:
+    if not cases.get("count"):
+        return "- Clinic cases: none (trained on the dataset folder alone)."
+    return (
+        f"- Clinic cases: {cases['count']} confirmed case(s) of this clinic (source `clinic`, fingerprint "
+        f"`{cases.get('fingerprint')}`), {len(cases.get('learned_from', []))} of them in training or validation."
+    )
+
+
 def render(metadata: dict) -> str:
     """Markdown for the app's Models page and ``models/default/MODEL_CARD.md``."""
     config = metadata.get("config", {})
@@ -88,6 +97,7 @@ def render(metadata: dict) -> str:
         f"{audit.get('official_label_disagreements', 0)} folder labels corrected to the official ISIC label "
         f"(labels: `{config.get('label_policy')}`); images filed under two classes without an official label "
         f"dropped; {audit.get('duplicates', 0)} exact duplicates kept once; {audit.get('unreadable', 0)} unreadable.",
+        _cases_line(data.get("cases") or {}),
         f"- Splits grouped by `{config.get('group_by')}` (no lesion in two splits, no content in two splits): "
         f"{data.get('split_sizes', {})}.",
         f"- Balancing (training split only, Augmentor): strategy `{config.get('balance', {}).get('strategy')}`, "

@@ -11,6 +11,7 @@ written atomically, so two sessions adding at once lose nothing.
 
 from __future__ import annotations
 
+import base64
 import csv
 import hashlib
 import io
@@ -145,6 +146,20 @@ def image_path(case: Case) -> Path:
     return folder() / case.file
 
 
+def thumbnail_uri(case: Case, side: int = 64) -> str | None:
+    """A small PNG of the case as a data URI, for tables (None when its image is gone)."""
+    from PIL import Image
+
+    try:
+        with Image.open(image_path(case)) as image:
+            image.thumbnail((side, side))
+            buffer = io.BytesIO()
+            image.convert("RGB").save(buffer, format="PNG")
+    except OSError:
+        return None
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
 def records(cases: Iterable[Case], where: Path | None = None) -> list[Record]:
     """Cases as training records: their own source, each its own lesion (so the grouped split keeps it whole).
 
@@ -224,3 +239,32 @@ def export(dest: Path) -> int:
     except OSError as error:
         raise CaseError(f"could not export to {dest} ({error.strerror or error})") from None
     return len(cases)
+
+
+def score(predictor, cases: list[Case]) -> dict:
+    """How a version does on the confirmed cases it never learned from: the number a clinic watches.
+
+    Agreement of its top class with the confirmed diagnosis, and melanomas caught / missed by its alert at its
+    own threshold. Cases it trained or validated on are left out (by pixels), so a version is not praised for
+    remembering them. A case the gate refuses counts as a disagreement (and a missed melanoma).
+    """
+    from skin_model.images import decode
+
+    learned = set(predictor.metadata.get("data", {}).get("cases", {}).get("learned_from", []))
+    unseen = [c for c in cases if c.pixel_hash not in learned and image_path(c).is_file()]
+    rows = []
+    for c in unseen:
+        result = predictor.predict(decode(image_path(c)), name=c.id)
+        rows.append((c, result))
+    melanomas = [(c, r) for c, r in rows if c.diagnosis == "melanoma"]
+    caught = sum(bool(r.melanoma_alert) for _, r in melanomas)
+    return {
+        "version": predictor.version.number,
+        "cases": len(rows),
+        "left_out_as_trained_on": len(cases) - len(unseen),
+        "agreement": round(sum(r.top_class == c.diagnosis for c, r in rows) / len(rows), 4) if rows else None,
+        "melanomas": len(melanomas),
+        "melanomas_caught": caught,
+        "melanomas_missed": len(melanomas) - caught,
+        "refused": sum(not r.lesion_like for _, r in rows),
+    }
