@@ -398,16 +398,17 @@ def parser() -> argparse.ArgumentParser:
         help="loss weights: per class, or per class x acquisition domain",
     )
     t.add_argument(
-        "--no-colour-constancy",
-        dest="colour_constancy",
-        action="store_false",
-        help="leave out the Shades-of-Gray layer",
+        "--colour-constancy",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.colour_constancy,
+        help="a Shades-of-Gray colour-constancy layer first in the model (off: it hurt the oldest ISIC block)",
     )
     t.add_argument(
-        "--no-exposure-constancy",
+        "--exposure-constancy",
         dest="normalise_exposure",
-        action="store_false",
-        help="let the colour-constancy layer keep each image's brightness",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.normalise_exposure,
+        help="that layer also brings every image to one brightness",
     )
     t.add_argument(
         "--device-augment",

@@ -87,8 +87,8 @@ class TrainConfig:
     group_by: str = "lesion"  # what never spans two splits: lesion, source or id-block
     label_policy: str = "official"  # official: the ISIC label wins where metadata gives one; folder: folder names
     weighting: str = "class-domain"  # loss weights: class, or class x acquisition domain (see splits.weights)
-    colour_constancy: bool = True  # Shades of Gray as the model's first layer
-    normalise_exposure: bool = True  # that layer also brings every image to one brightness
+    colour_constancy: bool = False  # Shades of Gray as the model's first layer (hurt the oldest ISIC block)
+    normalise_exposure: bool = False  # that layer also brings every image to one brightness
     device_augment: str = "mild"  # camera-like augmentation: none, mild or strong (see network.CAMERAS)
     cases: bool = True  # the clinic's confirmed cases join the training data (see cases.py)
     balance: BalanceConfig = field(default_factory=BalanceConfig)

@@ -2,20 +2,21 @@
 
 Training runs in its own OS process (``python -m skin_model.jobs JOB_DIR``,
 new session), so it survives a browser refresh or an app restart. All state
-lives on disk under ``SKIN_HOME/jobs``: a lock file that admits one job at a
-time (stale when its process is gone, checked by liveness, not age), and per
-job a ``status.json`` written atomically, a JSON-lines progress file and a
-log. States follow MLflow's words: SCHEDULED, RUNNING, FINISHED, FAILED,
-KILLED; a job whose process vanished is reported INTERRUPTED.
+lives on disk under ``SKIN_HOME/jobs``: a ``flock`` that admits one training
+at a time, held by the worker (or the command-line trainer) for its whole
+life and released by the kernel when it ends, however it ends; and per job a
+``status.json`` written atomically, a JSON-lines progress file and a log.
+States follow MLflow's words: SCHEDULED, RUNNING, FINISHED, FAILED, KILLED;
+a job whose process vanished is reported INTERRUPTED.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -78,92 +79,60 @@ def jobs_dir() -> Path:
     return skin_home() / "jobs"
 
 
-def _alive(pid: int | None, start: int | None = None) -> bool:
-    """True when ``pid`` is a running (not zombie) training worker, or, given ``start``, that very process.
-
-    ``start`` is the process's start time (``/proc/<pid>/stat`` field 22): a command-line trainer is
-    recognised by it, since its command line can be anything; a reused pid has another start time.
-    """
-    if not pid:
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            return False
-        return True
-    fields = _stat_fields(stat)
-    if fields[0] in ("Z", "X"):
-        return False
-    return int(fields[19]) == start if start is not None else WORKER in cmdline
-
-
-def _stat_fields(stat: str) -> list[str]:
-    """``/proc/<pid>/stat`` after the command name (which may hold spaces): state is [0], start time [19]."""
-    return stat.rsplit(")", 1)[-1].split()
-
-
-def _start_time(pid: int) -> int | None:
-    try:
-        return int(_stat_fields(Path(f"/proc/{pid}/stat").read_text())[19])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def _lock_path() -> Path:
-    return jobs_dir() / "lock.json"
+    return jobs_dir() / "train.lock"
 
 
-def _acquire(job_id: str, holder: dict | None = None) -> None:
-    """Publish a complete lock file atomically (link never replaces); take over only a dead holder's lock.
+def _holder_path() -> Path:
+    return jobs_dir() / "holder.json"
 
-    ``holder`` names a process that holds the lock itself (``pid``, ``start``, ``label``); a job's
-    starter leaves the pid empty until its worker exists.
+
+def _try_lock() -> int | None:
+    """An fd holding the training lock (``flock``, exclusive), or None when another process holds it.
+
+    The kernel releases a flock when the last process holding it ends, however it ends (even SIGKILL), so
+    there is no stale lock to detect: no pids, no start times, no grace windows.
     """
     jobs_dir().mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=jobs_dir(), prefix=".lock-")
-    with os.fdopen(fd, "w") as handle:
-        json.dump({"job": job_id, "pid": None, "time": time.time()} | (holder or {}), handle)
+    fd = os.open(_lock_path(), os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        for _ in range(2):
-            try:
-                os.link(tmp, _lock_path())  # fails if a lock exists: a reader never sees a half-written one
-                return
-            except FileExistsError:
-                holder = _read_json(_lock_path()) or {}
-                young = time.time() - holder.get("time", 0) < 30
-                if _alive(holder.get("pid"), holder.get("start")) or (young and not holder.get("pid")):
-                    running = holder.get("label") or f"job {holder.get('job')}"
-                    raise JobError(f"a training job is already running ({running})") from None
-                _release(holder.get("job"))
-        raise JobError("could not take the training lock; try again")
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _busy() -> JobError:
+    holder = _read_json(_holder_path()) or {}
+    return JobError(f"a training job is already running ({holder.get('label') or 'another process'})")
+
+
+def _running(job_id: str) -> bool:
+    """True while the training lock is held and its holder is this job (a worker holds it for its whole life)."""
+    fd = _try_lock()
+    if fd is not None:
+        os.close(fd)
+        return False
+    return (_read_json(_holder_path()) or {}).get("job") == job_id
 
 
 @contextmanager
 def training_lock() -> Iterator[None]:
     """Hold the one-training-at-a-time lock in this process (``python -m skin_model train``).
 
-    The app's jobs and command-line runs on the same state folder then exclude each other;
-    the lock goes when the block ends, or is taken over once this process is gone.
+    The app's jobs and command-line runs on the same state folder then exclude each other; the lock goes
+    when the block ends or the process does.
     """
-    pid = os.getpid()
-    holder_id = f"cli-{pid}-{time.time_ns() % 1_000_000:06d}"
-    _acquire(holder_id, {"pid": pid, "start": _start_time(pid), "label": f"command-line training, pid {pid}"})
+    fd = _try_lock()
+    if fd is None:
+        raise _busy()
     try:
+        pid = os.getpid()
+        write_json(_holder_path(), {"job": f"cli-{pid}", "label": f"command-line training, pid {pid}"})
         yield
     finally:
-        _release(holder_id)
-
-
-def _release(job_id: str | None) -> None:
-    holder = _read_json(_lock_path())
-    if holder is None or holder.get("job") == job_id:
-        _lock_path().unlink(missing_ok=True)
+        os.close(fd)
 
 
 def _read_json(path: Path) -> dict | None:
@@ -186,12 +155,18 @@ def _worker_env() -> dict[str, str]:
 
 
 def start(data_root: Path | str, config: TrainConfig, activate: bool = False) -> Job:
-    """Start one training worker; JobError when another job is running."""
+    """Start one training worker; JobError when another job is running.
+
+    This process takes the training lock, and the worker inherits it (the same open file), so the
+    lock is held without a gap from here until the worker ends.
+    """
     from skin_model.dataset import find_layout
 
     layout = find_layout(data_root)  # a wrong folder fails here, before any process starts
+    fd = _try_lock()
+    if fd is None:
+        raise _busy()
     job_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{os.getpid() % 1000:03d}{time.time_ns() % 1000:03d}"
-    _acquire(job_id)
     job_dir = jobs_dir() / job_id
     try:
         job_dir.mkdir(parents=True)
@@ -208,6 +183,7 @@ def start(data_root: Path | str, config: TrainConfig, activate: bool = False) ->
             activate=activate,
             created=time.time(),
         )
+        write_json(_holder_path(), {"job": job_id, "label": f"job {job_id}"})
         with (job_dir / "log.txt").open("ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", WORKER, str(job_dir)],
@@ -217,13 +193,12 @@ def start(data_root: Path | str, config: TrainConfig, activate: bool = False) ->
                 start_new_session=True,
                 cwd=REPO_ROOT,
                 env=_worker_env(),
+                pass_fds=(fd,),  # the worker holds the training lock for its whole life
             )
         # wait for it on a thread: however the worker ends (even SIGKILL), it is reaped at once, not left a zombie
         threading.Thread(target=process.wait, name=f"reap-{job_id}", daemon=True).start()
-        write_json(_lock_path(), {"job": job_id, "pid": process.pid, "time": time.time()})
-    except BaseException:
-        _release(job_id)
-        raise
+    finally:
+        os.close(fd)  # this process's hold; the worker's copy keeps the lock
     return Job(job_dir, status)
 
 
@@ -234,29 +209,19 @@ def cancel(job: Job) -> None:
     (job.path / "cancel").touch()
 
 
-def _pid(job_id: str, status: dict) -> int | None:
-    """The worker's pid: from its status once running, else from the lock the starter wrote."""
-    if status.get("pid"):
-        return status["pid"]
-    holder = _read_json(_lock_path()) or {}
-    return holder.get("pid") if holder.get("job") == job_id else None
-
-
 def refresh(job: Job) -> Job:
-    """Re-read a job's status; an active job whose process is gone becomes INTERRUPTED."""
+    """Re-read a job's status; an active job that no longer holds the training lock became INTERRUPTED."""
     status = _read_json(job.path / "status.json") or job.status
-    starting = status.get("state") == "SCHEDULED" and time.time() - status.get("created", 0) < 30
-    if status.get("state") in ACTIVE and not starting and not _alive(_pid(job.id, status)):
+    if status.get("state") in ACTIVE and not _running(job.id):
         time.sleep(0.2)  # the worker may be writing its final status right now
         status = _read_json(job.path / "status.json") or status
-        if status.get("state") in ACTIVE and not _alive(_pid(job.id, status)):
+        if status.get("state") in ACTIVE:
             status = _set_status(
                 job.path,
                 state="INTERRUPTED",
                 ended=time.time(),
                 error="the training process stopped unexpectedly",
             )
-            _release(job.id)
     return Job(job.path, status)
 
 
@@ -315,8 +280,6 @@ def work(job_dir: Path) -> int:
             message = f"could not write to the state folder ({error.strerror}); nothing was changed"
         _set_status(job_dir, state="FAILED", ended=time.time(), error=message)
         return 1
-    finally:
-        _release(job_dir.name)
 
 
 if __name__ == "__main__":
