@@ -1,0 +1,71 @@
+"""Confirmed cases end to end in the browser: add three on Classify, see them, retrain with them, audit on them."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from e2e_support import PASSWORD, lesion, open_page, wait_idle
+from PIL import Image
+
+from skin_model.predict import Predictor
+from skin_model.registry import Registry
+
+pytestmark = pytest.mark.e2e
+
+
+def accepted_lesions(tmp_path, count: int) -> list:
+    """Generated lesions the committed default's gate accepts (a refused image gets no add-case form)."""
+    predictor = Predictor.load(1, Registry(tmp_path / "registry"))
+    found = []
+    for seed in range(500, 600):
+        pixels = lesion(seed, 160)
+        if predictor.predict(pixels).lesion_like:
+            path = tmp_path / f"case-{seed}.png"
+            Image.fromarray(pixels).save(path)
+            found.append(path)
+        if len(found) == count:
+            return found
+    pytest.fail("fewer than three generated lesions pass the gate")
+
+
+def test_three_cases_added_in_the_browser_are_shown_trained_on_and_scored(app_server, page, tmp_path):
+    images = accepted_lesions(tmp_path, 3)
+    open_page(page, app_server["url"] + "/classify")
+    page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files([str(p) for p in images])
+    wait_idle(page)
+    page.get_by_text("Add as a confirmed case").first.click()
+    page.get_by_label("Admin password").first.fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").first.click()
+    wait_idle(page)
+    for i in range(3):
+        expander = page.get_by_text("Add as a confirmed case").nth(i)
+        if not page.get_by_role("button", name="Add confirmed case").nth(i).is_visible():
+            expander.click()
+        page.get_by_role("button", name="Add confirmed case").nth(i).click()
+        wait_idle(page)
+        page.get_by_text(re.compile(r"^Added as confirmed case case-")).first.wait_for(timeout=30_000)
+
+    open_page(page, app_server["url"] + "/dataset")
+    page.get_by_text("Confirmed cases: 3").wait_for(timeout=60_000)
+
+    open_page(page, app_server["url"] + "/retrain")  # a new page load is a new session: sign in again
+    page.get_by_label("Admin password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    wait_idle(page)
+    assert page.get_by_text("Include the 3 confirmed case(s)").count() == 1
+    page.get_by_label("Epochs").fill("2")
+    page.get_by_label("Balancing N").fill("12")
+    page.get_by_label("Images per class (0 = all; small values give a quick trial run)").fill("6")
+    page.get_by_role("button", name="Start training").click()
+    wait_idle(page)
+    page.get_by_text(re.compile(r"^(FINISHED|FAILED|KILLED|INTERRUPTED)$")).wait_for(timeout=240_000)
+    assert page.get_by_text("FINISHED", exact=True).count() == 1
+
+    newest = Registry(app_server["home"] / "models").versions()[-1]
+    assert newest.metadata["data"]["cases"]["count"] == 3
+    open_page(page, app_server["url"] + "/models")
+    page.get_by_text("On this clinic's confirmed cases").wait_for(timeout=60_000)
+    tables = page.locator("[data-testid='stDataFrame']")
+    assert tables.count() >= 2
+    assert page.get_by_text(re.compile(r"3 confirmed case\(s\)\. Each version is scored only")).count() == 1
