@@ -43,7 +43,7 @@ RECIPES = {  # full settings each (on top of TrainConfig's defaults), so every r
         "normalise_exposure": True,
         "device_augment": "none",
     },
-    "class x domain weights + mild camera-like augmentation, no constancy layer (the default)": {
+    "class x domain weights + mild camera-like augmentation on half the images, no constancy layer (the default)": {
         **NO_CC,
         "device_augment": "mild",
     },

@@ -108,6 +108,7 @@ class Camera:
     vignette: float
     defocus: float
     jpeg: float = 0.0  # share of images re-encoded as JPEG at quality 10-70
+    share: float = 1.0  # share of images given any of it: the rest stay as taken, so the clean look is learnt too
 
 
 CAMERAS = {
@@ -122,6 +123,7 @@ CAMERAS = {
         vignette=0.33,
         defocus=0.2,
         jpeg=0.2,
+        share=0.5,
     ),
     # the first robust recipe: strong enough to blur the colour cues themselves
     "strong": Camera(
@@ -162,8 +164,9 @@ def augmenter(seed: int, device: str = "none"):
 
 
 def _device_like(images, camera: Camera, seed: int):
-    """Per-image camera conditions on a float batch in [0, 255]."""
+    """Per-image camera conditions on a float batch in [0, 255] (a ``camera.share`` of the images)."""
     tf = tensorflow()
+    original = images
     n, size = tf.shape(images)[0], tf.shape(images)[1]
     u = lambda shape, lo, hi, k: tf.random.uniform(shape, lo, hi, seed=seed + k)
     if camera.crop < 1.0:  # random resized crop, anywhere, back to full size
@@ -203,7 +206,7 @@ def _device_like(images, camera: Camera, seed: int):
             return tf.tensor_scatter_nd_update(x, chosen[:, None], tf.reshape(coded, tf.shape(picked)))
 
         x = tf.cond(tf.size(chosen) > 0, recode, lambda: x)  # map_fn cannot stack an empty batch
-    return x * 255.0
+    return tf.where(u([n, 1, 1, 1], 0.0, 1.0, 13) < camera.share, x * 255.0, original)
 
 
 def resize(images, image_size: int):
