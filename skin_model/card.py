@@ -50,6 +50,14 @@ def _cost(cost: dict | None) -> str:
     )
 
 
+AUGMENTATION = {
+    "mild": "mild camera-like augmentation on half the training images (colour cast, exposure, washed-out colour, "
+    "a dark circular vignette, defocus, JPEG re-encoding); the other half as taken",
+    "strong": "strong camera-like augmentation on every training image (colour cast, exposure, gamma, saturation, "
+    "vignette, defocus, random crops)",
+}
+
+
 def _cases_line(cases: dict) -> str:
     if not cases.get("count"):
         return "- Clinic cases: none (trained on the dataset folder alone)."
@@ -76,10 +84,7 @@ def render(metadata: dict) -> str:
         )
         if config.get("colour_constancy")
         else None,
-        f"{augment_strength(config.get('device_augment'))} camera-like augmentation "
-        "(colour cast, exposure, saturation, vignette, defocus; crops and gamma when strong)"
-        if augment_strength(config.get("device_augment")) != "none"
-        else None,
+        AUGMENTATION.get(augment_strength(config.get("device_augment"))),
         "loss weights balanced over class x acquisition domain"
         if config.get("weighting") == "class-domain"
         else "loss weights balanced over classes",
