@@ -12,7 +12,16 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages.common import admin_gate, dataset_hashes, literal, live_predictor, page_frame, pct, record_timing
+from pages.common import (
+    admin_gate,
+    dataset_hashes,
+    is_admin,
+    literal,
+    live_predictor,
+    page_frame,
+    pct,
+    record_timing,
+)
 from skin_model import CLASSES, cases, explain, report, similar
 from skin_model.config import data_dir
 from skin_model.errors import SkinModelError
@@ -104,28 +113,28 @@ def similar_cases(neighbours: list[similar.Neighbour]) -> None:
 
 
 def add_case_form(index: int, pixels, result) -> None:
-    """An admin records the confirmed diagnosis of the image shown: it is stored (pixels only) as a case."""
-    with st.expander("Add as a confirmed case"):
-        if not admin_gate(f"Adding confirmed case {index + 1}"):
-            return
-        with st.form(f"case-{index}", clear_on_submit=True):
-            top = CLASSES.index(result.top_class) if result.top_class else 0
-            diagnosis = st.selectbox("Confirmed diagnosis", CLASSES, index=top)
-            how = st.selectbox("Confirmed by", cases.CONFIRMATIONS)
-            note = st.text_input("Note (optional)", max_chars=cases.NOTE_LIMIT)
-            st.caption("Do not type patient names, dates of birth or record numbers: the note is stored.")
-            if st.form_submit_button("Add confirmed case"):
-                prediction = {
-                    k: getattr(result, k)
-                    for k in ("lesion_like", "top_class", "top_probability", "melanoma_probability", "melanoma_alert")
-                } | {"alert_threshold": result.alert_threshold}
-                try:
-                    case = cases.add(
-                        pixels, diagnosis, how, note, prediction, predictor.version.number, dataset_hashes()
-                    )
-                    st.success(f"Added as confirmed case {case.id} ({case.diagnosis}, {case.confirmed_by}).")
-                except SkinModelError as error:
-                    st.error(literal(error))
+    """A signed-in admin records the confirmed diagnosis of the image shown: stored (pixels only) as a case.
+
+    Only for an admin: other sessions get no form per image (one sign-in box at the end of the page).
+    """
+    if not is_admin():
+        return
+    with st.expander("Add as a confirmed case"), st.form(f"case-{index}", clear_on_submit=True):
+        top = CLASSES.index(result.top_class) if result.top_class else 0
+        diagnosis = st.selectbox("Confirmed diagnosis", CLASSES, index=top)
+        how = st.selectbox("Confirmed by", cases.CONFIRMATIONS)
+        note = st.text_input("Note (optional)", max_chars=cases.NOTE_LIMIT)
+        st.caption("Do not type patient names, dates of birth or record numbers: the note is stored.")
+        if st.form_submit_button("Add confirmed case"):
+            prediction = {
+                k: getattr(result, k)
+                for k in ("lesion_like", "top_class", "top_probability", "melanoma_probability", "melanoma_alert")
+            } | {"alert_threshold": result.alert_threshold}
+            try:
+                case = cases.add(pixels, diagnosis, how, note, prediction, predictor.version.number, dataset_hashes())
+                st.success(f"Added as confirmed case {case.id} ({case.diagnosis}, {case.confirmed_by}).")
+            except SkinModelError as error:
+                st.error(literal(error))
 
 
 results, pages = [], []
@@ -232,5 +241,8 @@ if results:
         file_name="skin-results.json",
         mime="application/json",
     )
+
+    with st.expander("Confirmed cases (admin)"):  # one sign-in box; once in, each image gets its form
+        admin_gate("Adding confirmed cases")
 
 record_timing(started, len(files))  # the last element above has been sent

@@ -108,6 +108,16 @@ def _busy() -> JobError:
     return JobError(f"a training job is already running ({holder.get('label') or 'another process'})")
 
 
+EXIT_GRACE_S = 30.0  # how long a start waits for a job that has recorded its end to finish exiting
+
+
+def _holder_has_ended() -> bool:
+    """The lock's holder is a job whose status is final: it is only exiting."""
+    job = (_read_json(_holder_path()) or {}).get("job", "")
+    state = (_read_json(jobs_dir() / job / "status.json") or {}).get("state") if job else None
+    return state is not None and state not in ACTIVE
+
+
 def _running(job_id: str) -> bool:
     """True while the training lock is held and its holder is this job (a worker holds it for its whole life)."""
     fd = _try_lock()
@@ -164,6 +174,10 @@ def start(data_root: Path | str, config: TrainConfig, activate: bool = False) ->
 
     layout = find_layout(data_root)  # a wrong folder fails here, before any process starts
     fd = _try_lock()
+    deadline = time.time() + EXIT_GRACE_S
+    while fd is None and _holder_has_ended() and time.time() < deadline:
+        time.sleep(0.2)  # a job that recorded its end is still exiting (TensorFlow tears down): its lock goes next
+        fd = _try_lock()
     if fd is None:
         raise _busy()
     job_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{os.getpid() % 1000:03d}{time.time_ns() % 1000:03d}"

@@ -26,7 +26,7 @@ def test_an_admin_adds_the_shown_image_as_a_confirmed_case_once(live_tiny_model,
     image = encode(blob("melanoma", 4, size=120), "PNG")
     at.file_uploader[0].set_value([("Jane Doe.png", image, "image/png")]).run()
     assert not [b for b in at.button if b.label == "Add confirmed case"]  # not signed in: no form
-    sign_in(at)
+    sign_in(at)  # the one sign-in box at the end of the page
 
     next(s for s in at.selectbox if s.label == "Confirmed diagnosis").set_value("melanoma")
     next(s for s in at.selectbox if s.label == "Confirmed by").set_value("histopathology")

@@ -70,6 +70,9 @@ def test_cancel_stops_the_worker_and_registers_nothing(clean_dataset):
     assert ended.state == "KILLED"
     assert "cancelled" in ended.status["error"]
     assert registry_state() == before
+    again = jobs.start(clean_dataset.root, LONG)  # at once: the ended worker may still be exiting
+    jobs.cancel(again)
+    assert wait_for(lambda: finished(again), what="the second cancel").state == "KILLED"
 
 
 def thread_priorities(pid: int) -> set[tuple[int, int]]:
