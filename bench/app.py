@@ -52,6 +52,7 @@ def pct(values: list[float], q: float) -> float | None:
 
 
 async def classify_once(page, url: str, image: Path) -> float:
+    page.set_default_timeout(300_000)  # ten tabs and a training job on 2 cores: a page load can take a minute
     await page.goto(url + "/classify")
     await page.wait_for_selector(IDLE, timeout=180_000)
     start = time.perf_counter()
@@ -256,7 +257,12 @@ def main(argv: list[str] | None = None) -> int:
             results: dict = {"cold_start_s": cold_start(url, started), "runs": {}}
             results["runs"]["none"] = phase(url, image, timings, args.uploads)
             for setting in chosen:
-                results["runs"][setting] = with_job(args.data, url, image, timings, args.uploads, setting, args.alone)
+                try:
+                    results["runs"][setting] = with_job(
+                        args.data, url, image, timings, args.uploads, setting, args.alone
+                    )
+                except Exception as error:  # one failed setting is reported, the others still run
+                    print(f"{setting}: {type(error).__name__}: {error}".splitlines()[0], flush=True)
                 (HERE / "app_results.json").write_text(json.dumps(results, indent=2))
         finally:
             os.killpg(server.pid, signal.SIGTERM)

@@ -297,4 +297,9 @@ def work(job_dir: Path) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(work(Path(sys.argv[1])))
+    code = work(Path(sys.argv[1]))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # the outcome is on disk; leave now: TensorFlow's teardown took over 30 s under load (bench/app.py), and the
+    # training lock, which the next job waits for, is only released when this process is gone
+    os._exit(code)
