@@ -57,13 +57,14 @@ def yield_cpu() -> str:
 
 
 def worker_threads() -> None:
-    """A training worker's TensorFlow threads: ``$SKIN_WORKER_THREADS`` when set, else as the app (all cores).
+    """A training worker's TensorFlow threads: ``$SKIN_WORKER_THREADS``, else one core fewer than the machine has.
 
-    At idle priority the worker's threads never hold a core the app asks for, so all cores train fastest
-    (bench/RESULTS.md compares 1 and 2 on 2 cores); set 1 to leave a core free even at normal priority.
+    Measured on 2 cores (bench/RESULTS.md, "The app in a real browser"): with one thread the job yields to ten
+    classifying sessions (410 s/epoch while they run) and costs 13 % per epoch alone (46.2 vs 41.0 s);
+    with two it barely yields (216 s/epoch under the same load).
     """
-    if os.environ.get("SKIN_WORKER_THREADS"):
-        os.environ["SKIN_THREADS"] = os.environ["SKIN_WORKER_THREADS"]
+    threads = os.environ.get("SKIN_WORKER_THREADS") or str(max(1, (os.cpu_count() or 2) - 1))
+    os.environ["SKIN_THREADS"] = threads
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
