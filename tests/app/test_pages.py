@@ -232,6 +232,16 @@ def png_chunks(data: bytes) -> list[str]:
     return chunks
 
 
+def pdf_text(data: bytes) -> str:
+    """The words of a PDF (poppler's pdftotext, which `make test` installs); its streams are compressed."""
+    import shutil
+    import subprocess
+
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (poppler-utils) is installed by `make test`")
+    return subprocess.run(["pdftotext", "-", "-"], input=data, capture_output=True, check=True).stdout.decode()
+
+
 def test_an_image_is_stored_only_on_request_and_then_as_pixels_without_any_metadata(
     live_tiny_model, blob, skin_home, snapshot, monkeypatch
 ):
@@ -258,7 +268,10 @@ def test_an_image_is_stored_only_on_request_and_then_as_pixels_without_any_metad
     at.file_uploader[0].set_value([("lesion.jpg", upload, "image/jpeg")]).run()
     assert not at.exception and at.dataframe
     assert snapshot(skin_home) == before  # classified, downloads offered, nothing written
-    assert len(downloads) == 2 and not any(p in d or "48.0" in d for d in downloads for p in PLANTED)
+    pdf = next(d for d in downloads if callable(d))()  # the PDF report is built only when pressed
+    texts = [d for d in downloads if isinstance(d, str)] + [pdf_text(pdf)]
+    assert len(downloads) == 3 and not any(p in d or "48.0" in d for d in texts for p in PLANTED)
+    assert "lesion.jpg" not in texts[-1]  # the file name stays out of the PDF
 
     next(b for b in at.button if b.label == "Save this image for review").click().run()
     saved = sorted((skin_home / "saved").glob("*"))

@@ -66,8 +66,9 @@ def test_similar_cases_are_shown_and_the_pdf_report_downloads_from_the_page(app_
         assert page.get_by_text(re.compile(r"most similar training image")).count() == 1
         links = page.locator("a[href^='https://api.isic-archive.com/images/ISIC_']")
         assert links.count() == 6
-    page.get_by_label("Case reference for the PDF (optional)").fill("ward 3 / case 8")
-    page.get_by_label("Case reference for the PDF (optional)").press("Enter")
+    reference = page.get_by_role("textbox", name="Case reference for the PDF (optional)")
+    reference.fill("ward 3 / case 8")
+    reference.press("Enter")
     wait_idle(page)
     with page.expect_download() as download:
         page.get_by_role("button", name="Download PDF report").click()
