@@ -61,15 +61,25 @@ except SkinModelError as error:
     st.error(literal(error))
     confirmed = []
 case_counts = [sum(c.diagnosis == name for c in confirmed) for name in CLASSES]
-fig = go.Figure(
-    [
-        go.Bar(
-            name="before balancing",
-            x=list(CLASSES),
-            y=[before[c] for c in CLASSES],
-            marker_color="#7f8c8d",
-            offsetgroup="before",
-        ),
+bars = [
+    go.Bar(
+        name="before balancing",
+        x=list(CLASSES),
+        y=[before[c] for c in CLASSES],
+        marker_color="#7f8c8d",
+        offsetgroup="before",
+    ),
+    go.Bar(
+        name="after balancing",
+        x=list(CLASSES),
+        y=[after[c] for c in CLASSES],
+        marker_color="#0b6e8a",
+        offsetgroup="after",
+    ),
+]
+if confirmed:  # stacked on the dataset's own counts
+    bars.insert(
+        1,
         go.Bar(
             name="+ confirmed cases (all splits)",
             x=list(CLASSES),
@@ -78,15 +88,8 @@ fig = go.Figure(
             marker_color="#d68910",
             offsetgroup="before",
         ),
-        go.Bar(
-            name="after balancing",
-            x=list(CLASSES),
-            y=[after[c] for c in CLASSES],
-            marker_color="#0b6e8a",
-            offsetgroup="after",
-        ),
-    ]
-)
+    )
+fig = go.Figure(bars)
 fig.update_layout(
     barmode="group", height=380, margin={"t": 10, "b": 10}, yaxis_title="images", legend={"orientation": "h", "y": 1.1}
 )

@@ -114,7 +114,7 @@ def test_retrain_from_the_browser_and_make_it_live(app_server, page):
     assert page.get_by_role("button", name="Start training").is_disabled()
     page.get_by_label("Admin password").fill("wrong")
     page.get_by_role("button", name="Sign in").click()
-    wait_idle(page)
+    page.get_by_text("wrong password").wait_for(timeout=60_000)  # the rerun may start late on a busy machine
     assert page.get_by_text("wrong password").count() == 1
     page.get_by_label("Admin password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
