@@ -61,34 +61,17 @@ except SkinModelError as error:
     st.error(literal(error))
     confirmed = []
 case_counts = [sum(c.diagnosis == name for c in confirmed) for name in CLASSES]
-bars = [
-    go.Bar(
-        name="before balancing",
-        x=list(CLASSES),
-        y=[before[c] for c in CLASSES],
-        marker_color="#7f8c8d",
-        offsetgroup="before",
-    ),
-    go.Bar(
-        name="after balancing",
-        x=list(CLASSES),
-        y=[after[c] for c in CLASSES],
-        marker_color="#0b6e8a",
-        offsetgroup="after",
-    ),
-]
+
+
+def bars_of(name: str, counts: list[int], colour: str, group: str, base: list[int] | None = None) -> go.Bar:
+    return go.Bar(name=name, x=list(CLASSES), y=counts, base=base, marker_color=colour, offsetgroup=group)
+
+
+dataset_counts = [before[c] for c in CLASSES]
+bars = [bars_of("before balancing", dataset_counts, "#7f8c8d", "before")]
 if confirmed:  # stacked on the dataset's own counts
-    bars.insert(
-        1,
-        go.Bar(
-            name="+ confirmed cases (all splits)",
-            x=list(CLASSES),
-            y=case_counts,
-            base=[before[c] for c in CLASSES],
-            marker_color="#d68910",
-            offsetgroup="before",
-        ),
-    )
+    bars.append(bars_of("+ confirmed cases (all splits)", case_counts, "#d68910", "before", base=dataset_counts))
+bars.append(bars_of("after balancing", [after[c] for c in CLASSES], "#0b6e8a", "after"))
 fig = go.Figure(bars)
 fig.update_layout(
     barmode="group", height=380, margin={"t": 10, "b": 10}, yaxis_title="images", legend={"orientation": "h", "y": 1.1}

@@ -12,8 +12,8 @@ st.markdown(
     "with a **melanoma alert** tuned to miss as few melanomas as possible.\n\n"
     "- **It is** decision support for dermatologists: a second look, calibrated probabilities, and warnings "
     "when an image is unlike what the model was trained on.\n"
-    "- **It is not** a diagnosis, and not for photos taken without a dermatoscope. It never stores an "
-    "uploaded image."
+    "- **It is not** a diagnosis, and not for photos taken without a dermatoscope. It stores an "
+    "uploaded image only when a user asks (saved for review, or added as a confirmed case by an admin)."
 )
 
 predictor = live_predictor()
