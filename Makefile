@@ -7,7 +7,7 @@ DEV := $(VENV)/.dev-installed
 PORT ?= 8501
 export SKIN_DATA_DIR ?= $(abspath ../shared/data/isic9)
 
-.PHONY: run test test-fast lint format browser train-default bench bench-app bench-scale bench-shift bench-similar clean
+.PHONY: run test test-fast lint format browser train-default bench bench-app bench-scale bench-shift bench-similar bench-gate clean
 
 $(RUNTIME): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -73,6 +73,10 @@ bench-shift: $(DEV)
 ## Retrieval of similar cases (live index, then 10,000 and 100,000 generated images) and the PDF report's cost.
 bench-similar: $(DEV)
 	$(PY) -m bench.similar
+
+## The not-a-lesion gate: logistic vs network, fitting and held-out negatives (about 6 minutes).
+bench-gate: $(DEV)
+	$(PY) -m bench.gate --data $(SKIN_DATA_DIR)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache  # never var/: it holds the registry and the live model

@@ -8,6 +8,14 @@ from skin_model import CLASSES
 from skin_model.config import augment_strength
 
 
+def _refused(gate: dict) -> str:
+    """How many fitting negatives the gate refuses, never rounded up to "100%"."""
+    missed = gate.get("negatives_missed")
+    if missed is None:
+        return pct(gate.get("negatives_refused"))
+    return "every one" if missed == 0 else f"all but {missed}"
+
+
 def pct(value) -> str:
     """A share as a percentage; "n/a" when unknown (None or NaN)."""
     return "n/a" if value is None or value != value else f"{value:.1%}"
@@ -152,10 +160,12 @@ def render(metadata: dict) -> str:
         lines += [
             "",
             "### Not-a-lesion gate",
-            f"- Refuses when P(dermoscopic image) < {gate.get('threshold')}: set so that at most 0.5% of validation "
-            "images are refused under any stress condition (refusal rates of the test split: last column above).",
-            f"- Refuses {pct(gate.get('negatives_refused'))} of its {gate.get('negatives')} fitting negatives "
-            "(bundled photographs, documents, charts, faces, flat and noise frames; half of them stress-transformed).",
+            f"- Refuses when P(dermoscopic image) < {gate.get('threshold')}: set so that at most "
+            f"{pct(gate.get('false_refusals_allowed', 0.005))} of validation images are refused under any stress "
+            "condition (refusal rates of the test split: last column above).",
+            f"- Refuses {_refused(gate)} of its {gate.get('negatives')} fitting negatives "
+            "(bundled photographs, documents, charts, faces, flat and noise frames; "
+            + ("each also under every stress condition)." if "hidden_weights" in gate else "half stress-transformed)."),
         ]
     test = metrics.get("test") or metrics.get("val") or {}
     if test.get("per_class"):

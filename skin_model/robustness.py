@@ -16,7 +16,7 @@ import numpy as np
 from skin_model import evaluate, shift
 from skin_model.dataset import Record, labels_of
 from skin_model.errors import DatasetError
-from skin_model.gate import Gate, stats_vector
+from skin_model.gate import Gate
 from skin_model.images import decode
 from skin_model.runtime import tensorflow
 from skin_model.splits import domain
@@ -68,7 +68,7 @@ def report(
         logits, features = outputs(run, images)
         if checker is None:
             return logits, np.zeros(len(images), bool)
-        stats = np.stack([stats_vector(p) for p in images])
+        stats = np.stack([checker.stats(p) for p in images])
         return logits, checker.scores(features, stats) < checker.threshold
 
     logits, refused = measure(clean)

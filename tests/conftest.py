@@ -227,6 +227,7 @@ def servable_metadata(model) -> dict:
     width = int(model.get_layer("features").output.shape[-1]) + len(STAT_NAMES)
     ranges = {k: [-1e9, 1e9] for k in ("cast_blue_red", "dark_corners", "brightness", "saturation")}
     gate = {"mean": [0.0] * width, "scale": [1.0] * width, "weights": [0.0] * width, "bias": 1.0, "threshold": 0.5}
+    gate["stat_names"] = list(STAT_NAMES)
     return {"temperature": 1.0, "alert_threshold": 0.5, "image_size": 32, "gate": gate | {"unusual_ranges": ranges}}
 
 

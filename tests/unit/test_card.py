@@ -34,3 +34,13 @@ def test_per_source_and_stress_tables_and_the_threshold_cost_are_shown():
     assert "| dark vignette | 10 |" in text
     assert "would be 0.06" in text and "costs specificity 16.0%" in text
     assert "Refuses 97.8% of its 926 fitting negatives" in text
+
+
+def test_the_gate_line_counts_missed_negatives_instead_of_rounding_them_away():
+    gate = {"threshold": 0.44, "negatives_refused": 0.9998, "negatives": 4167, "hidden_weights": {}}
+
+    missed_one = card.render({"gate": gate | {"negatives_missed": 1}})
+    missed_none = card.render({"gate": gate | {"negatives_missed": 0, "negatives_refused": 1.0}})
+
+    assert "Refuses all but 1 of its 4167 fitting negatives" in missed_one and "100.0%" not in missed_one
+    assert "Refuses every one of its 4167 fitting negatives" in missed_none

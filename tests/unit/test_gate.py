@@ -35,6 +35,34 @@ def test_logistic_regression_separates_separable_points():
     assert ((x @ weights + bias > 0) == y.astype(bool)).mean() > 0.97
 
 
+def test_the_network_separates_a_ring_from_its_centre_which_no_line_can():
+    rng = np.random.default_rng(0)
+    angle, radius = rng.uniform(0, 2 * np.pi, 400), np.concatenate([rng.uniform(0, 1, 200), rng.uniform(2, 3, 200)])
+    x = np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=1)
+    y = np.concatenate([np.ones(200), np.zeros(200)])  # inside: positive; the ring around it: negative
+
+    weights, bias = gate.fit_logistic(x, y, l2=0.1)
+    net = gate.fit_ensemble(x, y)
+    hidden = np.maximum(x @ net["hidden_weights"] + net["hidden_bias"], 0)
+
+    assert ((x @ weights + bias > 0) == y.astype(bool)).mean() < 0.8
+    assert ((hidden @ net["weights"] + net["bias"] > 0) == y.astype(bool)).mean() > 0.97
+
+
+def test_a_version_with_the_first_logistic_gate_is_still_served_on_its_own_statistics():
+    first = gate.FIRST_STAT_NAMES
+    width = 4 + len(first)
+    reference = {"mean": [0.0] * width, "scale": [1.0] * width, "weights": [0.0] * 4 + [1e-3] * len(first)}
+    reference |= {"bias": 0.0, "threshold": 0.5, "unusual_ranges": {}}
+    pixels = np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    stats = gate.stats_vector(pixels, first)
+
+    score = Gate(reference).scores(np.zeros((1, 4)), stats[None])[0]
+
+    assert len(first) == 13 < len(gate.STAT_NAMES)
+    assert score == pytest.approx(1 / (1 + np.exp(-1e-3 * stats.sum())))
+
+
 def test_stats_are_finite_for_degenerate_images():
     for pixels in (np.zeros((1, 1, 3), np.uint8), np.full((50, 50, 3), 255, np.uint8)):
         assert all(np.isfinite(v) for v in gate.image_stats(pixels).values())

@@ -1,0 +1,157 @@
+"""``make bench-gate``: which not-a-lesion gate, on the live model's features, refuses what.
+
+Every variant is fitted on the same images (the version's training subset and the negatives
+of the training seed, each as it is and under every stress condition) and gets its threshold
+the same way (the lowest score kept by the allowed share of validation images under each
+condition). Reported side by side: the threshold, the worst share of validation and test
+images refused under any condition, and the fitting and held-out negatives (another seed's
+crops and drawings) that get through, clean and stress-transformed. Writes
+``bench/gate_results.json`` and the "Not-a-lesion gate" section of ``bench/RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from bench.report import put_section
+from skin_model import dataset, gate, negatives, robustness, shift, splits
+from skin_model.config import TrainConfig, data_dir
+from skin_model.predict import Predictor
+
+HERE = Path(__file__).resolve().parent
+CONDITIONS = [None, *shift.CONDITIONS]
+HELD_OUT_SEED = 99
+Score = Callable[[np.ndarray], np.ndarray]
+
+
+def design(embed, images: list[np.ndarray]) -> np.ndarray:
+    """Features and every statistic of each image under each condition: one block per condition."""
+    blocks = []
+    for name in CONDITIONS:
+        shown = [shift.apply(name, p) if name else p for p in images]
+        features = gate._batched(embed, shown)
+        blocks.append(gate._design(features, np.stack([gate.stats_vector(p) for p in shown])))
+    return np.stack(blocks)  # (condition, image, column)
+
+
+def variants(x: np.ndarray, y: np.ndarray, columns: np.ndarray) -> dict[str, Score]:
+    """name -> scorer on standardised rows; ``columns`` picks the design columns a variant uses."""
+    out = {}
+    for name, keep in (
+        ("logistic, first 13 statistics (the first gate)", columns[: -len(gate.STAT_NAMES) + 13]),
+        ("logistic, all 18 statistics", columns),
+    ):
+        w, b = gate.fit_logistic(x[:, keep], y)
+        out[name] = lambda a, w=w, b=b, keep=keep: gate._sigmoid(a[:, keep] @ w + b)
+    for members in (1, 5):
+        net = gate.fit_ensemble(x, y, members)
+        label = f"network, {members} x {gate.HIDDEN} hidden" + (" (default)" if members == gate.MEMBERS else "")
+        out[label] = lambda a, n=net: gate._sigmoid(
+            np.maximum(a @ n["hidden_weights"] + n["hidden_bias"], 0) @ n["weights"] + n["bias"]
+        )
+    return out
+
+
+def measure(score: Score, blocks: dict[str, np.ndarray], allowed: float) -> dict:
+    val = [score(v) for v in blocks["val"]]
+    threshold = min(0.5, min(float(np.quantile(v, allowed, method="lower")) for v in val))
+
+    def missed(name: str) -> dict:
+        scores = [score(v) for v in blocks[name]]
+        return {
+            "clean": int((scores[0] >= threshold).sum()),
+            "stressed": int(sum((s >= threshold).sum() for s in scores[1:])),
+            "of_clean": len(scores[0]),
+            "of_stressed": sum(len(s) for s in scores[1:]),
+        }
+
+    return {
+        "threshold": round(threshold, 4),
+        "val_refused_worst": round(max(float((v < threshold).mean()) for v in val), 4),
+        "test_refused_worst": round(max(float((score(t) < threshold).mean()) for t in blocks["test"]), 4),
+        "fitting_negatives_missed": missed("fit"),
+        "held_out_negatives_missed": missed("held_out"),
+    }
+
+
+def run(root: str) -> dict:
+    predictor = Predictor.load()
+    config = TrainConfig.from_dict(predictor.metadata["config"])
+    prepared = splits.prepare(root, config)
+    run_net = robustness.embedder(predictor.keras_model, config.image_size)
+    embed = lambda images: run_net(images)[1]
+    sets = {
+        "train": list(dataset.Pixels(splits.subset(prepared.records["train"], 600, config.seed))),
+        "val": list(dataset.Pixels(splits.subset(prepared.records["val"], 600, config.seed))),
+        "test": list(dataset.Pixels(prepared.records["test"])),
+        "fit": [n.pixels for n in negatives.generate(config.seed)],
+        "held_out": [n.pixels for n in negatives.generate(HELD_OUT_SEED)],
+    }
+    blocks = {name: design(embed, images) for name, images in sets.items()}
+    rows = np.concatenate(
+        [blocks["train"].reshape(-1, blocks["train"].shape[-1]), blocks["fit"].reshape(-1, blocks["fit"].shape[-1])]
+    )
+    y = np.concatenate(
+        [
+            np.ones(blocks["train"].shape[0] * blocks["train"].shape[1]),
+            np.zeros(blocks["fit"].shape[0] * blocks["fit"].shape[1]),
+        ]
+    )
+    mean, scale = rows.mean(axis=0), rows.std(axis=0) + 1e-6
+    standard = {k: (v - mean) / scale for k, v in blocks.items()}
+    scorers = variants((rows - mean) / scale, y, np.arange(rows.shape[1]))
+    results = {}
+    for name, score in scorers.items():
+        for allowed in (0.005, 0.01):
+            results[f"{name} | {allowed:.1%}"] = measure(score, standard, allowed)
+            print(name, allowed, results[f"{name} | {allowed:.1%}"], flush=True)
+    return {
+        "model_version": predictor.version.number,
+        "images": {k: len(v) for k, v in sets.items()},
+        "variants": results,
+    }
+
+
+def render(results: dict) -> str:
+    n = results["images"]
+    lines = [
+        "## Not-a-lesion gate (`make bench-gate`)",
+        "",
+        f"On the live model's features (version {results['model_version']}): fitted on {n['train']} training images "
+        f"and {n['fit']} negatives, each also under the {len(CONDITIONS) - 1} stress conditions; threshold from "
+        f"{n['val']} validation images; {n['test']} test images; {n['held_out']} held-out negatives (seed "
+        f"{HELD_OUT_SEED}: other crops, other drawings), each also under every condition. *Missed*: negatives that "
+        "get a result, clean / stress-transformed.",
+        "",
+        "| gate | validation refused allowed | threshold | validation refused, worst condition | test refused, worst "
+        "condition | fitting negatives missed | held-out negatives missed |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for key, r in results["variants"].items():
+        name, allowed = key.split(" | ")
+        fit, held = r["fitting_negatives_missed"], r["held_out_negatives_missed"]
+        lines.append(
+            f"| {name} | {allowed} | {r['threshold']} | {r['val_refused_worst']:.1%} | {r['test_refused_worst']:.1%} "
+            f"| {fit['clean']} / {fit['stressed']} of {fit['of_clean']} / {fit['of_stressed']} "
+            f"| {held['clean']} / {held['stressed']} of {held['of_clean']} / {held['of_stressed']} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(data_dir() or ""))
+    args = parser.parse_args(argv)
+    results = run(args.data)
+    (HERE / "gate_results.json").write_text(json.dumps(results, indent=2) + "\n")
+    put_section("Not-a-lesion gate", render(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,48 @@
+"""The committed default's not-a-lesion gate on what it never saw: new negatives and the real test split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from skin_model import negatives, shift
+from skin_model.config import TrainConfig, data_dir
+from skin_model.images import decode
+from skin_model.predict import Predictor
+from skin_model.registry import Registry
+from skin_model.splits import prepare
+
+DATA = data_dir()
+
+
+@pytest.fixture(scope="module")
+def predictor(tmp_path_factory) -> Predictor:
+    return Predictor.load(registry=Registry(tmp_path_factory.mktemp("default_home") / "models"))
+
+
+def test_new_negatives_are_refused_without_probabilities_or_alert(predictor):
+    unseen = negatives.generate(seed=99, per_photo=4, per_kind=8)  # other crops and drawings than it was fitted on
+
+    results = [predictor.predict(n.pixels) for n in unseen]
+
+    refused = [r for r in results if not r.lesion_like]
+    missed = [n.base for n, r in zip(unseen, results, strict=True) if r.lesion_like]
+    assert len(missed) <= 0.02 * len(unseen), missed
+    assert not {"document", "chart", "flat", "noise", "gradient", "shapes"} & set(missed)
+    assert all(r.melanoma_alert is None and r.risk_group is None and not r.probabilities for r in refused)
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(DATA is None or not DATA.is_dir(), reason="SKIN_DATA_DIR not set or missing: runs in CI")
+@pytest.mark.parametrize("condition", [None, "cool cast", "dark vignette", "dim"])
+def test_at_most_one_percent_of_the_real_test_split_is_refused(predictor, condition):
+    config = TrainConfig.from_dict(predictor.metadata["config"])
+    test = prepare(DATA, config).records["test"]
+    images = [decode(Path(r.path)) for r in test]
+
+    refused = [not predictor.predict(shift.apply(condition, p) if condition else p).lesion_like for p in images]
+
+    assert len(test) > 250
+    assert np.mean(refused) <= 0.01
