@@ -105,8 +105,8 @@ class Predictor:
         features = model.get_layer("features").output
         self._net = keras.Model(model.inputs, [model.outputs[0], features])
         self._model = model
-        spec = [tf.TensorSpec([None, None, None, 3], tf.float32)]
-        self._forward = tf.function(lambda x: self._net(x, training=False), input_signature=spec)
+        spec = [tf.TensorSpec([None, None, None, 3], tf.uint8)]  # cast inside: a float copy of a 600 px upload is 4x
+        self._forward = tf.function(lambda x: self._net(tf.cast(x, tf.float32), training=False), input_signature=spec)
         self._tta = tf.function(self._dihedral_forward, input_signature=spec)
         self._gate = Gate(self.info.gate)
         found = version.artefact(INDEX_FILE)
@@ -115,7 +115,7 @@ class Predictor:
 
     def _dihedral_forward(self, x):
         tf = tensorflow()
-        outputs = [self._net(views, training=False) for views in dihedral(x)]
+        outputs = [self._net(views, training=False) for views in dihedral(tf.cast(x, tf.float32))]
         return tuple(tf.concat(parts, axis=0) for parts in zip(*outputs, strict=True))
 
     @classmethod
@@ -134,7 +134,7 @@ class Predictor:
 
     def logits_features(self, pixels: np.ndarray, tta: bool = False) -> tuple[np.ndarray, np.ndarray]:
         tf = tensorflow()
-        x = tf.constant(pixels[None].astype(np.float32))
+        x = tf.constant(np.ascontiguousarray(pixels[None], dtype=np.uint8))
         logits, features = (self._tta if tta else self._forward)(x)
         return logits.numpy(), features.numpy()
 
