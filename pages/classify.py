@@ -9,7 +9,6 @@ import time
 from functools import partial
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from pages.common import (
@@ -23,7 +22,7 @@ from pages.common import (
     record_timing,
 )
 from skin_model import CLASSES, cases, explain, report, similar
-from skin_model.config import data_dir
+from skin_model.config import MELANOMA, data_dir
 from skin_model.errors import SkinModelError
 from skin_model.images import FORMAT_NAMES, UPLOAD_TYPES, decode, save_for_review
 from skin_model.predict import alert_options, batch_rows, operating_point
@@ -78,24 +77,28 @@ if not files:
     st.stop()
 
 
-def probability_chart(probabilities: dict[str, float]) -> go.Figure:
-    items = sorted(probabilities.items(), key=lambda kv: kv[1])
-    colours = ["#c0392b" if name == "melanoma" else "#0b6e8a" for name, _ in items]
-    fig = go.Figure(
-        go.Bar(
-            x=[100 * p for _, p in items],
-            y=[name for name, _ in items],
-            orientation="h",
-            marker_color=colours,
-            text=[f"{100 * p:.1f}%" for _, p in items],
-            textposition="outside",
-            cliponaxis=False,
+def probability_bars(probabilities: dict[str, float]) -> str:
+    """The nine probabilities as plain HTML bars, most likely first.
+
+    Drawn with the text of the page instead of a Plotly chart: Plotly's figure is a lazily loaded
+    component that the browser draws last, 0.6-1.2 s after the rest of the result (bench/RESULTS.md,
+    "The app in a real browser"). Every string here is ours (class names and numbers), never user input.
+    """
+    rows = []
+    for name, p in sorted(probabilities.items(), key=lambda kv: -kv[1]):
+        colour = RISK_COLOURS["malignant"] if name == MELANOMA else "#0b6e8a"
+        weight = 600 if name == MELANOMA else 400
+        rows.append(
+            f"<div class='skin-prob' role='listitem' style='display:flex;align-items:center;gap:0.6rem;margin:3px 0'>"
+            f"<span class='name' style='flex:0 0 14rem;font-weight:{weight};color:{colour}'>{name}</span>"
+            f"<span style='flex:1;background:#e9eef1;border-radius:3px;height:0.9rem'>"
+            f"<span style='display:block;width:{100 * p:.1f}%;height:100%;background:{colour};border-radius:3px'>"
+            f"</span></span>"
+            f"<span class='pct' style='flex:0 0 4rem;text-align:right;font-variant-numeric:tabular-nums'>"
+            f"{100 * p:.1f}%</span></div>"
         )
-    )
-    fig.update_layout(
-        height=300, margin={"l": 10, "r": 40, "t": 10, "b": 10}, xaxis={"range": [0, 110], "title": "probability (%)"}
-    )
-    return fig
+    label = "aria-label='Probability of each diagnosis'"
+    return f"<div class='skin-probabilities' role='list' {label}>{''.join(rows)}</div>"
 
 
 def similar_cases(neighbours: list[similar.Neighbour]) -> None:
@@ -195,7 +198,7 @@ for index, upload in enumerate(files):
             )
             for warning in result.warnings:
                 st.warning(warning)
-            st.plotly_chart(probability_chart(result.probabilities), width="stretch", key=f"chart-{index}")
+            st.html(probability_bars(result.probabilities))
         if result.similar:
             similar_cases(result.similar)
         add_case_form(index, pixels, result)

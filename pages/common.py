@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 
 from skin_model import auth, cases
@@ -79,12 +78,11 @@ def _predictor(number: int, sha: str) -> Predictor:
 def warm_up(predictor: Predictor) -> None:
     """Pay the first-time costs of a process before the first upload does: about 0.9 s on 2 cores.
 
-    The first prediction traces the model (TensorFlow) and the first chart loads Plotly's validators;
-    later ones take milliseconds. Runs on a thread, so the page that loaded the model is not held up.
+    The first prediction traces the model (TensorFlow); later ones take milliseconds.
+    Runs on a thread, so the page that loaded the model is not held up.
     """
     try:
         predictor.predict(np.full((256, 256, 3), 128, np.uint8), name="warm-up")
-        go.Figure(go.Bar(x=[50.0], y=["warm-up"], orientation="h")).to_json()
     except Exception as error:  # only the first upload is slower; it reports any real problem itself
         logging.getLogger(__name__).warning("warm-up failed: %s", error)
 

@@ -94,3 +94,14 @@ def wait_healthy(url: str, timeout: float = 60) -> bool:
         except OSError:
             time.sleep(0.5)
     return False
+
+
+BARS = ".skin-probabilities"  # the Classify page's nine probability bars
+
+
+def probabilities(page, nth: int = 0) -> dict[str, float]:
+    """The ``nth`` result's bars as shown: class name -> percent."""
+    bars = page.locator(BARS).nth(nth)
+    names = bars.locator(".name").all_text_contents()
+    percents = [float(t.strip().rstrip("%")) for t in bars.locator(".pct").all_text_contents()]
+    return dict(zip(names, percents, strict=True))

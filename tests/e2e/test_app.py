@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from e2e_support import PASSWORD, lesion, open_page, wait_idle
+from e2e_support import BARS, PASSWORD, lesion, open_page, probabilities, wait_idle
 from PIL import Image
 
 from skin_model import CLASSES
@@ -37,20 +37,22 @@ def test_upload_shows_nine_probabilities_and_a_top_diagnosis(app_server, page, t
     open_page(page, app_server["url"] + "/classify")
     page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(image))
     wait_idle(page)
-    chart = page.locator(".js-plotly-plot").first
+    bars = page.locator(BARS).first
     if REAL_DATA is None and page.get_by_text("No diagnosis").count():  # a generated image may be refused
-        assert chart.count() == 0  # and then no probabilities are shown at all
+        assert bars.count() == 0  # and then no probabilities are shown at all
         return
-    chart.wait_for()
-    labels = chart.locator(".yaxislayer-above text").all_text_contents()
-    assert sorted(labels) == sorted(CLASSES)
-    percents = [float(t.rstrip("%")) for t in chart.locator("text.bartext").all_text_contents()]
+    bars.wait_for()
+    shown = probabilities(page)
+    assert sorted(shown) == sorted(CLASSES)
+    percents = list(shown.values())
+    assert percents == sorted(percents, reverse=True)  # most likely first
     assert len(percents) == 9 and abs(sum(percents) - 100) < 1.0
     headings = page.locator("h3").filter(has_text="%")
     top_class, top_pct = headings.first.inner_text().rsplit(":", 1)
     assert top_class.strip().lower() in CLASSES
     assert abs(float(top_pct.strip().rstrip("%")) - max(percents)) < 0.2
     assert page.get_by_text("Risk group").count() >= 1
+    page.get_by_role("button", name="Download CSV").wait_for()  # the summary comes after the bars
     assert page.get_by_role("button", name="Download CSV").count() == 1
 
 
@@ -90,11 +92,11 @@ def test_unreadable_upload_gets_one_line_and_the_batch_goes_on(app_server, page,
     open_page(page, app_server["url"] + "/classify")
     page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files([str(bad), str(good)])
     wait_idle(page)
-    page.locator(".js-plotly-plot").first.wait_for()
+    page.locator(BARS).first.wait_for()
     errors = page.locator("[data-testid='stAlertContentError']").all_inner_texts()
     assert any("notes.jpg" in e and "not a supported image" in e for e in errors)
     assert "Traceback" not in page.content()
-    assert page.locator(".js-plotly-plot").count() == 1
+    assert page.locator(BARS).count() == 1
 
 
 def test_dataset_page_shows_balance_before_and_after(app_server, page):

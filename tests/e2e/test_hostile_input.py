@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from e2e_support import lesion, open_page, wait_idle
+from e2e_support import BARS, lesion, open_page, wait_idle
 from PIL import Image
 
 pytestmark = pytest.mark.e2e
@@ -32,5 +32,6 @@ def test_a_gif_is_accepted_by_the_upload_widget_and_classified(app_server, page,
     open_page(page, app_server["url"] + "/classify")
     page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(gif))
     wait_idle(page)
-    page.locator(".js-plotly-plot text.bartext").first.wait_for()
+    page.locator(BARS).first.wait_for()
+    page.get_by_role("button", name="Download CSV").wait_for()  # the summary comes after the bars
     assert page.get_by_role("button", name="Download CSV").count() == 1

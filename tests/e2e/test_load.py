@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from e2e_support import CHROMIUM, CHROMIUM_ARGS, lesion, wait_idle
+from e2e_support import BARS, CHROMIUM, CHROMIUM_ARGS, lesion, probabilities, wait_idle
 from PIL import Image
 
 from skin_model import jobs
@@ -47,16 +47,13 @@ def percent(text: str) -> float:
 
 def shown(page) -> tuple[str, dict[str, float]]:
     """What one session renders: the headline ("Nevus: 61.2%" or "No diagnosis") and each class's bar."""
-    chart = page.locator(".js-plotly-plot").first
-    chart.locator("text.bartext").first.or_(page.get_by_text("No diagnosis")).first.wait_for()
+    page.locator(BARS).first.or_(page.get_by_text("No diagnosis")).first.wait_for()
     wait_idle(page)
     if page.get_by_text("No diagnosis").count():  # refused: no probabilities at all
         return "No diagnosis", {}
-    labels = chart.locator(".yaxislayer-above text").all_text_contents()
-    bars = [percent(t) for t in chart.locator("text.bartext").all_text_contents()]
     heading = page.locator("h3").filter(has_text="%")
     headline = heading.first.inner_text() if heading.count() else "No diagnosis"
-    return headline, dict(zip(labels, bars, strict=True))
+    return headline, probabilities(page)
 
 
 def computed(predictor: Predictor, path) -> tuple[str, dict[str, float]]:
