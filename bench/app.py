@@ -57,8 +57,11 @@ SHOWN = ".skin-probabilities"  # the nine bars of the Classify page
 # bars. Timed by the page's own clock, so the harness's polling and messages on a busy machine are not counted.
 WATCH = """() => {
   const shown = "SHOWN";
-  const input = document.querySelector("[data-testid='stFileUploaderDropzoneInput']");
-  input.addEventListener("change", () => { window.__chosen = performance.now(); }, {once: true});
+  document.addEventListener("change", (event) => {  // the uploader's input, whenever React has drawn it
+    if (window.__chosen === undefined && event.target.matches("[data-testid='stFileUploaderDropzoneInput']")) {
+      window.__chosen = performance.now();
+    }
+  }, {capture: true});
   const seen = new MutationObserver(() => {
     if (window.__chosen !== undefined && document.querySelector(shown)) {
       seen.disconnect();
