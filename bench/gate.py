@@ -22,6 +22,7 @@ from bench.report import put_section
 from skin_model import dataset, gate, negatives, robustness, shift, splits
 from skin_model.config import TrainConfig, data_dir
 from skin_model.predict import Predictor
+from skin_model.train import GATE_IMAGES
 
 HERE = Path(__file__).resolve().parent
 CONDITIONS = [None, *shift.CONDITIONS]
@@ -79,17 +80,26 @@ def measure(score: Score, blocks: dict[str, np.ndarray], allowed: float) -> dict
     }
 
 
-def run(root: str) -> dict:
+def live_inputs(root: str):
+    """The live model and its feature embedder, its split of ``root``, and the training and validation images
+    its gate was fitted on (the same subsets, same seed): what every gate comparison starts from."""
     predictor = Predictor.load()
     config = TrainConfig.from_dict(predictor.metadata["config"])
     prepared = splits.prepare(root, config)
     run_net = robustness.embedder(predictor.keras_model, config.image_size)
-    embed = lambda images: run_net(images)[1]
+    train = list(dataset.Pixels(splits.subset(prepared.records["train"], GATE_IMAGES, config.seed)))
+    val = list(dataset.Pixels(splits.subset(prepared.records["val"], GATE_IMAGES, config.seed)))
+    return predictor, prepared, lambda images: run_net(images)[1], train, val
+
+
+def run(root: str) -> dict:
+    predictor, prepared, embed, train, val = live_inputs(root)
+    seed = TrainConfig.from_dict(predictor.metadata["config"]).seed
     sets = {
-        "train": list(dataset.Pixels(splits.subset(prepared.records["train"], 600, config.seed))),
-        "val": list(dataset.Pixels(splits.subset(prepared.records["val"], 600, config.seed))),
+        "train": train,
+        "val": val,
         "test": list(dataset.Pixels(prepared.records["test"])),
-        "fit": [n.pixels for n in negatives.generate(config.seed)],
+        "fit": [n.pixels for n in negatives.generate(seed)],
         "held_out": [n.pixels for n in negatives.generate(HELD_OUT_SEED)],
     }
     blocks = {name: design(embed, images) for name, images in sets.items()}

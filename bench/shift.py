@@ -100,17 +100,11 @@ def score(splits_: Splits, config: TrainConfig) -> dict:
 
 def gate_leave_one_out(root: str) -> dict:
     """Per negative kind: the share refused by a gate fitted without that kind (the live model's features)."""
+    from bench.gate import live_inputs
     from skin_model import gate, negatives
-    from skin_model.predict import Predictor
 
-    predictor = Predictor.load()
-    config = TrainConfig.from_dict(predictor.metadata["config"])
-    prepared = splits.prepare(root, config)
-    run = robustness.embedder(predictor.keras_model, config.image_size)
-    embed = lambda images: run(images)[1]
-    train = list(dataset.Pixels(splits.subset(prepared.records["train"], 600, config.seed)))
-    val = list(dataset.Pixels(splits.subset(prepared.records["val"], 600, config.seed)))
-    found = negatives.generate(config.seed)
+    predictor, _, embed, train, val = live_inputs(root)
+    found = negatives.generate(TrainConfig.from_dict(predictor.metadata["config"]).seed)
     out = {}
     for base in sorted({n.base for n in found}):
         kept = [n.pixels for n in found if n.base != base]
