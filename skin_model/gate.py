@@ -44,7 +44,8 @@ def image_stats(pixels: np.ndarray) -> dict[str, float]:
     image = Image.fromarray(pixels).resize((STATS_SIZE, STATS_SIZE), Image.Resampling.BILINEAR, reducing_gap=2.0)
     rgb = np.asarray(image, dtype=np.float32)
     grey = rgb.mean(axis=-1)
-    saturation = np.asarray(image.convert("HSV"), dtype=np.float32)[..., 1]
+    hsv = np.asarray(image.convert("HSV"), dtype=np.float32)
+    saturation = hsv[..., 1]
     lap = -4 * grey[1:-1, 1:-1] + grey[:-2, 1:-1] + grey[2:, 1:-1] + grey[1:-1, :-2] + grey[1:-1, 2:]
     chroma = rgb / (rgb.sum(axis=-1, keepdims=True) + 1.0)
     illuminant = np.power(np.mean(np.power(rgb / 255.0 + 1e-6, 6), axis=(0, 1)), 1 / 6)
@@ -55,7 +56,7 @@ def image_stats(pixels: np.ndarray) -> dict[str, float]:
     q = STATS_SIZE // 4
     centre = grey[q:-q, q:-q]
     quantised = np.asarray(image, dtype=np.int32) >> 3  # 32 levels a channel
-    hue = np.asarray(image.convert("HSV"), dtype=np.float32)[..., 0] * (360 / 255)
+    hue = hsv[..., 0] * (360 / 255)
     flat = (np.abs(np.diff(grey, axis=0))[:, :-1] < 0.5) & (np.abs(np.diff(grey, axis=1))[:-1, :] < 0.5)
     blocks = grey.reshape(8, STATS_SIZE // 8, 8, STATS_SIZE // 8).mean(axis=(1, 3))
     return {
@@ -127,49 +128,45 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = L2, iterations: int =
     return w[:-1], float(w[-1])
 
 
-def fit_mlp(x: np.ndarray, y: np.ndarray, hidden: int, l2: float, steps: int, seed: int) -> dict[str, np.ndarray]:
-    """One hidden ReLU layer, class-balanced cross-entropy, full-batch Adam (a few thousand rows: seconds)."""
-    rng = np.random.default_rng(seed)
-    d = x.shape[1]
-    sample_w = np.where(y == 1, 0.5 / max(y.sum(), 1), 0.5 / max((1 - y).sum(), 1))
+def fit_ensemble(x: np.ndarray, y: np.ndarray, members: int = MEMBERS) -> dict[str, np.ndarray]:
+    """``members`` one-hidden-layer networks from different seeds, folded into one whose logit is the mean of theirs.
+
+    One network's misses move with its seed; the mean of five is steadier, and folded it is still one
+    small matrix product to serve. Each is a ReLU layer of ``HIDDEN`` units trained on class-balanced
+    cross-entropy by full-batch Adam; they train side by side as one wide layer (each member's loss
+    depends only on its own weights, so this is exactly training them one by one, four times faster).
+    """
+    n, d = x.shape
+    inits = [np.random.default_rng(seed) for seed in range(members)]
+    first = [(r.normal(0, np.sqrt(2 / d), (d, HIDDEN)), r.normal(0, np.sqrt(1 / HIDDEN), HIDDEN)) for r in inits]
     params = {
-        "hidden_weights": rng.normal(0, np.sqrt(2 / d), (d, hidden)),
-        "hidden_bias": np.zeros(hidden),
-        "weights": rng.normal(0, np.sqrt(1 / hidden), hidden),
-        "bias": np.zeros(1),
+        "hidden_weights": np.concatenate([w for w, _ in first], axis=1),  # (d, members * HIDDEN)
+        "hidden_bias": np.zeros(members * HIDDEN),
+        "weights": np.stack([v for _, v in first]),  # (members, HIDDEN)
+        "bias": np.zeros(members),
     }
+    sample_w = np.where(y == 1, 0.5 / max(y.sum(), 1), 0.5 / max((1 - y).sum(), 1))[:, None]
     moment = {k: np.zeros_like(v) for k, v in params.items()}
     second = {k: np.zeros_like(v) for k, v in params.items()}
-    for t in range(1, steps + 1):
-        h = np.maximum(x @ params["hidden_weights"] + params["hidden_bias"], 0)
-        g = sample_w * (_sigmoid(h @ params["weights"] + params["bias"]) - y)
-        gh = np.outer(g, params["weights"]) * (h > 0)
+    for t in range(1, MLP_STEPS + 1):
+        h = np.maximum(x @ params["hidden_weights"] + params["hidden_bias"], 0).reshape(n, members, HIDDEN)
+        g = sample_w * (_sigmoid((h * params["weights"]).sum(axis=2) + params["bias"]) - y[:, None])  # (n, members)
+        gh = (g[:, :, None] * params["weights"] * (h > 0)).reshape(n, members * HIDDEN)
         grads = {
-            "hidden_weights": x.T @ gh + l2 * params["hidden_weights"],
+            "hidden_weights": x.T @ gh + MLP_L2 * params["hidden_weights"],
             "hidden_bias": gh.sum(axis=0),
-            "weights": h.T @ g + l2 * params["weights"],
-            "bias": np.array([g.sum()]),
+            "weights": np.einsum("nm,nmh->mh", g, h) + MLP_L2 * params["weights"],
+            "bias": g.sum(axis=0),
         }
         for k, grad in grads.items():
             moment[k] = 0.9 * moment[k] + 0.1 * grad
             second[k] = 0.999 * second[k] + 0.001 * grad**2
-            step = (moment[k] / (1 - 0.9**t)) / (np.sqrt(second[k] / (1 - 0.999**t)) + 1e-8)
-            params[k] -= 0.01 * step
-    return params
-
-
-def fit_ensemble(x: np.ndarray, y: np.ndarray, members: int = MEMBERS) -> dict[str, np.ndarray]:
-    """``members`` networks from different seeds, folded into one whose logit is the mean of theirs.
-
-    One network's misses move with its seed; the mean of five is steadier, and folded it is
-    still one small matrix product to serve.
-    """
-    nets = [fit_mlp(x, y, HIDDEN, MLP_L2, MLP_STEPS, seed) for seed in range(members)]
+            params[k] -= 0.01 * (moment[k] / (1 - 0.9**t)) / (np.sqrt(second[k] / (1 - 0.999**t)) + 1e-8)
     return {
-        "hidden_weights": np.concatenate([n["hidden_weights"] for n in nets], axis=1),
-        "hidden_bias": np.concatenate([n["hidden_bias"] for n in nets]),
-        "weights": np.concatenate([n["weights"] for n in nets]) / members,
-        "bias": np.array([np.mean([n["bias"][0] for n in nets])]),
+        "hidden_weights": params["hidden_weights"],
+        "hidden_bias": params["hidden_bias"],
+        "weights": params["weights"].ravel() / members,
+        "bias": np.array([params["bias"].mean()]),
     }
 
 
