@@ -22,6 +22,7 @@ if predictor is not None:
     split = "test" if "test" in meta.get("metrics", {}) else "validation"
     test = meta.get("metrics", {}).get("test") or meta.get("metrics", {}).get("val", {})
     stress = meta.get("robustness", {}).get("stress", {})
+    sources = {k: m for k, m in meta.get("robustness", {}).get("per_source", {}).items() if m["images"] >= 20}
     st.subheader(f"Live model: version {predictor.version.number}")
     st.caption(
         f"Registered {predictor.version.created}. Held-out {split} images that share no lesion with the training "
@@ -42,6 +43,13 @@ if predictor is not None:
             f"{pct(min(accuracies))} to {pct(max(accuracies))}; "
             f"melanoma sensitivity at least {pct(worst['melanoma_sensitivity'])} ({worst_name}). "
             "Per source and per condition: Models page."
+        )
+    if sources:
+        low = min(sources, key=lambda k: sources[k]["balanced_accuracy"])
+        high = max(sources, key=lambda k: sources[k]["balanced_accuracy"])
+        st.caption(
+            f"By acquisition source (the same {split} images, sources with 20 or more): balanced accuracy "
+            f"{pct(sources[low]['balanced_accuracy'])} ({low}) to {pct(sources[high]['balanced_accuracy'])} ({high})."
         )
 
 st.subheader("Pages")

@@ -33,6 +33,15 @@ def test_home_names_the_live_model_and_its_test_metrics(live_tiny_model):
     assert [m.label for m in at.metric][:2] == ["Balanced accuracy", "Melanoma sensitivity"]
 
 
+def test_home_quotes_the_committed_default_by_source_and_under_stress():
+    at = open_page()  # a fresh home: the committed default is version 1
+    shown = texts(at)
+    assert "Live model: version 1" in shown and "share no lesion with the training images" in shown
+    assert "simulated camera conditions: balanced accuracy" in shown
+    assert "By acquisition source (the same test images" in shown
+    assert "42.4% (ham10000/rosendahl) to 79.2% (ham10000/vidir_molemax)" in shown  # as in its model card
+
+
 def test_classify_shows_result_for_an_image_and_one_line_for_a_bad_file(live_tiny_model, blob, encode):
     at = open_page("pages/classify.py")
     good = encode(blob("melanoma", 1, size=120), "PNG")
