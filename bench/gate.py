@@ -36,7 +36,7 @@ def design(embed, images: list[np.ndarray]) -> np.ndarray:
     for name in CONDITIONS:
         shown = [shift.apply(name, p) if name else p for p in images]
         features = gate._batched(embed, shown)
-        blocks.append(gate._design(features, np.stack([gate.stats_vector(p) for p in shown])))
+        blocks.append(gate._design(features, gate.stats_table(shown)))
     return np.stack(blocks)  # (condition, image, column)
 
 

@@ -99,6 +99,16 @@ def wait_healthy(url: str, timeout: float = 60) -> bool:
 BARS = ".skin-probabilities"  # the Classify page's nine probability bars
 
 
+def quick_trial(page) -> None:
+    """Fill the Retrain form as a user asks for a quick trial run: 2 epochs at 64 px on 6 images per class."""
+    page.get_by_label("Epochs").fill("2")
+    size = page.locator("[data-testid='stSlider']").filter(has_text="Image size (px)").get_by_role("slider")
+    size.focus()
+    size.press("Home")  # the smallest size offered
+    page.get_by_label("Balancing N").fill("12")
+    page.get_by_label("Images per class (0 = all; small values give a quick trial run)").fill("6")
+
+
 def probabilities(page, nth: int = 0) -> dict[str, float]:
     """The ``nth`` result's bars as shown: class name -> percent."""
     bars = page.locator(BARS).nth(nth)

@@ -11,10 +11,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from e2e_support import BARS, PASSWORD, lesion, open_page, probabilities, wait_idle
+from e2e_support import BARS, PASSWORD, lesion, open_page, probabilities, quick_trial, wait_idle
 from PIL import Image
 
 from skin_model import CLASSES
+from skin_model.registry import Registry
 
 pytestmark = pytest.mark.e2e
 
@@ -121,9 +122,7 @@ def test_retrain_from_the_browser_and_make_it_live(app_server, page):
     page.get_by_label("Admin password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     wait_idle(page)
-    page.get_by_label("Epochs").fill("2")
-    page.get_by_label("Balancing N").fill("12")
-    page.get_by_label("Images per class (0 = all; small values give a quick trial run)").fill("6")
+    quick_trial(page)
     page.get_by_role("button", name="Start training").click()
     wait_idle(page)
     page.get_by_text(re.compile(r"^(FINISHED|FAILED|KILLED|INTERRUPTED)$")).wait_for(timeout=240_000)
@@ -135,6 +134,7 @@ def test_retrain_from_the_browser_and_make_it_live(app_server, page):
     make_live.click()
     page.get_by_text("Live model: version 2").first.wait_for(timeout=60_000)  # the sidebar, after the switch
     assert json.loads((home / "models" / "live.json").read_text())["version"] == 2
+    assert Registry(home / "models").versions()[-1].metadata["config"]["image_size"] == 64  # as set on the form
 
 
 def test_a_running_job_is_still_shown_after_the_app_restarts(tiny_dataset, tmp_path, browser, monkeypatch, stop_job):

@@ -55,12 +55,25 @@ def test_a_version_with_the_first_logistic_gate_is_still_served_on_its_own_stati
     reference = {"mean": [0.0] * width, "scale": [1.0] * width, "weights": [0.0] * 4 + [1e-3] * len(first)}
     reference |= {"bias": 0.0, "threshold": 0.5, "unusual_ranges": {}}
     pixels = np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)
-    stats = gate.stats_vector(pixels, first)
+    stats = gate.stats_table([pixels])[0, : len(first)]
 
     score = Gate(reference).scores(np.zeros((1, 4)), stats[None])[0]
 
     assert len(first) == 13 < len(gate.STAT_NAMES)
     assert score == pytest.approx(1 / (1 + np.exp(-1e-3 * stats.sum())))
+
+
+def test_statistics_measured_together_are_each_images_own(monkeypatch):
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 256, (size, size + 7, 3), dtype=np.uint8) for size in (1, 40, 64, 300, 90)]
+    monkeypatch.setattr(gate, "STATS_CHUNK", 2)  # chunks of 2, 2 and 1
+
+    together = gate.stats_table(images)
+
+    alone = np.stack([list(gate.image_stats(p).values()) for p in images])
+    assert together.shape == (5, len(gate.STAT_NAMES))
+    np.testing.assert_array_equal(together, alone)
+    assert len({tuple(row) for row in together}) == 5
 
 
 def test_stats_are_finite_for_degenerate_images():
