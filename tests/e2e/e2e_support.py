@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -107,6 +108,28 @@ def quick_trial(page) -> None:
     size.press("Home")  # the smallest size offered
     page.get_by_label("Balancing N").fill("12")
     page.get_by_label("Images per class (0 = all; small values give a quick trial run)").fill("6")
+
+
+def train_from_the_page(page, home: Path, timeout: float = 240) -> str:
+    """Press Start training and wait until the page shows *that* job ended; its final state as shown.
+
+    The panel shows the newest job, so an earlier test's FINISHED job is on the page until the new one
+    is written: wait for the new job's own id first.
+    """
+    jobs = home / "jobs"
+    listed = lambda: {p.name for p in jobs.iterdir() if (p / "status.json").exists()} if jobs.exists() else set()
+    before = listed()
+    page.get_by_role("button", name="Start training").click()
+    wait_idle(page)
+    deadline = time.time() + 60
+    while not listed() - before:
+        assert time.time() < deadline, "Start training started no job"
+        time.sleep(0.3)
+    (job_id,) = listed() - before
+    panel = page.locator("p", has_text=f"Job {job_id}")
+    ended = panel.get_by_text(re.compile(r"^(FINISHED|FAILED|KILLED|INTERRUPTED)$"))
+    ended.wait_for(timeout=timeout * 1000)
+    return ended.inner_text()
 
 
 def probabilities(page, nth: int = 0) -> dict[str, float]:

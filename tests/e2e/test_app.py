@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from e2e_support import BARS, PASSWORD, lesion, open_page, probabilities, quick_trial, wait_idle
+from e2e_support import BARS, PASSWORD, lesion, open_page, probabilities, quick_trial, train_from_the_page, wait_idle
 from PIL import Image
 
 from skin_model import CLASSES
@@ -123,12 +123,8 @@ def test_retrain_from_the_browser_and_make_it_live(app_server, page):
     page.get_by_role("button", name="Sign in").click()
     wait_idle(page)
     quick_trial(page)
-    page.get_by_role("button", name="Start training").click()
-    wait_idle(page)
-    page.get_by_text(re.compile(r"^(FINISHED|FAILED|KILLED|INTERRUPTED)$")).wait_for(timeout=240_000)
-    assert page.get_by_text("FINISHED", exact=True).count() == 1, page.locator(
-        "[data-testid='stAlert']"
-    ).all_inner_texts()
+    state = train_from_the_page(page, home)
+    assert state == "FINISHED", page.locator("[data-testid='stAlert']").all_inner_texts()
     make_live = page.get_by_role("button", name="Make version 2 live")
     make_live.wait_for(timeout=30_000)
     make_live.click()

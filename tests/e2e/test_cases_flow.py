@@ -7,7 +7,7 @@ import re
 import time
 
 import pytest
-from e2e_support import PASSWORD, lesion, open_page, quick_trial, wait_idle
+from e2e_support import PASSWORD, lesion, open_page, quick_trial, train_from_the_page, wait_idle
 from PIL import Image
 
 from skin_model.predict import Predictor
@@ -65,10 +65,7 @@ def test_three_cases_added_in_the_browser_are_shown_trained_on_and_scored(app_se
     wait_idle(page)
     assert page.get_by_text("Include the 3 confirmed case(s)").count() == 1
     quick_trial(page)
-    page.get_by_role("button", name="Start training").click()
-    wait_idle(page)
-    page.get_by_text(re.compile(r"^(FINISHED|FAILED|KILLED|INTERRUPTED)$")).wait_for(timeout=240_000)
-    assert page.get_by_text("FINISHED", exact=True).count() == 1
+    assert train_from_the_page(page, app_server["home"]) == "FINISHED"
 
     newest = Registry(app_server["home"] / "models").versions()[-1]
     assert newest.metadata["data"]["cases"]["count"] == 3
