@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import time
 
@@ -10,6 +9,7 @@ import pytest
 from e2e_support import PASSWORD, lesion, open_page, quick_trial, train_from_the_page, wait_idle
 from PIL import Image
 
+from skin_model import cases
 from skin_model.predict import Predictor
 from skin_model.registry import Registry
 
@@ -31,12 +31,8 @@ def accepted_lesions(tmp_path, count: int) -> list:
     pytest.fail("fewer than three generated lesions pass the gate")
 
 
-def stored_cases(home) -> list:
-    index = home / "cases" / "cases.json"
-    return json.loads(index.read_text()) if index.is_file() else []
-
-
-def test_three_cases_added_in_the_browser_are_shown_trained_on_and_scored(app_server, page, tmp_path):
+def test_three_cases_added_in_the_browser_are_shown_trained_on_and_scored(app_server, page, tmp_path, monkeypatch):
+    monkeypatch.setenv("SKIN_HOME", str(app_server["home"]))  # read the server's cases as the package does
     images = accepted_lesions(tmp_path, 3)
     open_page(page, app_server["url"] + "/classify")
     page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files([str(p) for p in images])
@@ -52,7 +48,7 @@ def test_three_cases_added_in_the_browser_are_shown_trained_on_and_scored(app_se
         page.get_by_role("button", name="Add confirmed case").nth(i).click()
         wait_idle(page)
         deadline = time.time() + 30
-        while len(stored_cases(app_server["home"])) < i + 1:  # stored before the next click: a busy page drops none
+        while len(cases.all_cases()) < i + 1:  # stored before the next click: a busy page drops none
             assert time.time() < deadline, f"case {i + 1} was not stored"
             page.wait_for_timeout(300)
 
