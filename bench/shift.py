@@ -9,6 +9,8 @@ Two measurements, each a real training run on the shared data:
 - ``holdout``: leave one acquisition source or upload block out of training
   entirely (validation comes from the other sources), then score on it: the
   closest this data gets to "another clinic".
+- ``views``: the live model calibrated and scored on one view, then on 8
+  (test-time augmentation), same weights.
 - ``gate``: the live model's not-a-lesion gate refitted with one kind of
   negative left out, then tried on that kind: how it does on non-lesion
   pictures it has never seen.
@@ -74,20 +76,33 @@ def score(splits_: Splits, config: TrainConfig) -> dict:
     """Train, calibrate and gate as ``train.run`` does, then the robustness report of the test split."""
     started = time.time()
     result = fit(splits_, config)
-    meta = calibrate(result.model, splits_, config)
     gate = fit_gate(result.model, splits_, config)
-    robust = robustness.report(
-        result.model, config.image_size, splits_.records["test"], meta["temperature"], meta["alert_threshold"], gate
-    )
-    stressed = [m for name, m in robust["stress"].items() if name != "none"]
-    test = meta["metrics"]["test"]
     return {
         "minutes": round((time.time() - started) / 60, 1),
         "seconds_per_epoch": result.metadata["training"]["seconds_per_epoch"],
         "best_epoch": result.metadata["training"]["best_epoch"],
+    } | assess(result.model, splits_, config, gate)
+
+
+def assess(model, splits_: Splits, config: TrainConfig, gate: dict) -> dict:
+    """Calibrate a trained model on validation (with ``config.views``), then score its test split every way."""
+    meta = calibrate(model, splits_, config)
+    robust = robustness.report(
+        model,
+        config.image_size,
+        splits_.records["test"],
+        meta["temperature"],
+        meta["alert_threshold"],
+        gate,
+        config.views,
+    )
+    stressed = [m for name, m in robust["stress"].items() if name != "none"]
+    test = meta["metrics"]["test"]
+    return {
         "val_balanced_accuracy": meta["metrics"]["val"]["balanced_accuracy"],
         "test": {k: test[k] for k in ("images", "balanced_accuracy", "melanoma_sensitivity", "melanoma_specificity")}
         | {"melanoma_roc_auc": test["melanoma_roc_auc"], "ece": test["ece"]},
+        "temperature": meta["temperature"],
         "alert_threshold": meta["alert_threshold"],
         "stress_worst_balanced_accuracy": min(m["balanced_accuracy"] for m in stressed),
         "stress_worst_melanoma_sensitivity": min(m["melanoma_sensitivity"] or 0.0 for m in stressed),
@@ -96,6 +111,20 @@ def score(splits_: Splits, config: TrainConfig) -> dict:
         "per_source": robust["per_source"],
         "stress": robust["stress"],
     }
+
+
+def views(root: str) -> dict:
+    """The live model's weights calibrated and scored on the upright image alone, then on 8 views."""
+    from skin_model.predict import Predictor
+
+    predictor = Predictor.load()
+    config = TrainConfig.from_dict(predictor.metadata["config"])
+    prepared = splits.prepare(root, config)
+    out = {"model_version": predictor.version.number}
+    for count in (1, 8):
+        out[str(count)] = assess(predictor.keras_model, prepared, replace(config, views=count), predictor.info.gate)
+        print(count, json.dumps(out[str(count)]["test"]), flush=True)
+    return out
 
 
 def gate_leave_one_out(root: str) -> dict:
@@ -198,6 +227,26 @@ def render(results: dict) -> str:
             "|---|---|",
             *(f"| {kind} | {share:.0%} |" for kind, share in unseen.items()),
         ]
+    if "views" in results:
+        lines += [
+            "",
+            f"**Test-time views** (model version {results['views']['model_version']}, the same weights calibrated "
+            "and scored each way; 8 views: the flips and quarter turns, logits averaged):",
+            "",
+            "| views | test bal. acc. | test mel. AUC | test mel. sens. / spec. at alert | alert threshold | "
+            "worst stress bal. acc. | worst stress mel. sens. | isic-0k bal. acc. / mel. AUC |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for count in ("1", "8"):
+            r = results["views"][count]
+            old = r["per_source"].get("isic_archive/isic-0k", {})
+            lines.append(
+                f"| {count} | {_f(r['test']['balanced_accuracy'])} | {_f(r['test']['melanoma_roc_auc'])} | "
+                f"{_f(r['test']['melanoma_sensitivity'])} / {_f(r['test']['melanoma_specificity'])} | "
+                f"{r['alert_threshold']} | {_f(r['stress_worst_balanced_accuracy'])} | "
+                f"{_f(r['stress_worst_melanoma_sensitivity'])} | {_f(old.get('balanced_accuracy'))} / "
+                f"{_f(old.get('melanoma_roc_auc'))} |"
+            )
     holdouts = {k: v for k, v in results.items() if k.startswith("holdout: ")}
     for name, r in holdouts.items():
         t = r["test"]
@@ -215,7 +264,7 @@ def render(results: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["recipes", "holdout", "gate"])
+    parser.add_argument("what", choices=["recipes", "holdout", "gate", "views"])
     parser.add_argument("--data", required=True)
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--only", help="run just this recipe (a prefix of its name)")
@@ -233,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
             print(name, json.dumps(results[f"recipe: {name}"]["test"]), flush=True)
     elif args.what == "gate":
         results["gate"] = gate_leave_one_out(args.data)
+        save(results)
+    elif args.what == "views":
+        results["views"] = views(args.data)
         save(results)
     else:
         held = holdout_splits(args.data, base, args.domain)

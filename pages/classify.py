@@ -40,7 +40,11 @@ if predictor is None:
 
 with st.sidebar:
     st.subheader("Options")
-    use_tta = st.toggle("Test-time augmentation (8 views)", help="Averages flips and rotations; slower, steadier.")
+    if predictor.views == 8:
+        use_tta = None  # the views this version was calibrated on
+        st.caption("Each result averages 8 views of the image (flips and quarter turns), as this model was calibrated.")
+    else:
+        use_tta = st.toggle("Test-time augmentation (8 views)", help="Averages flips and rotations; slower, steadier.")
     use_cam = st.toggle("Grad-CAM overlay", help="Shows where the network looked for its top class.")
     show_similar = st.toggle(
         "Similar training images",

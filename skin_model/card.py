@@ -66,6 +66,15 @@ AUGMENTATION = {
 }
 
 
+def _views_line(views: int) -> str:
+    if views == 8:
+        return (
+            "- Served, calibrated and scored on 8 views of each image (flips and quarter turns, logits averaged); "
+            "every figure below is for that."
+        )
+    return "- Served, calibrated and scored on the upright image alone (8 views on request, not calibrated)."
+
+
 def _cases_line(cases: dict) -> str:
     if not cases.get("count"):
         return "- Clinic cases: none (trained on the dataset folder alone)."
@@ -122,6 +131,7 @@ def render(metadata: dict) -> str:
         f"{training.get('seconds', 0) / 60:.1f} min in all), best epoch {training.get('best_epoch', '?')} "
         "by validation balanced accuracy.",
         f"- Recipe: {'; '.join(r for r in recipe if r)}.",
+        _views_line(config.get("views", 1)),
         f"- Temperature {metadata.get('temperature')} (fitted on validation images clean and under every stress "
         f"condition); melanoma alert at P(melanoma) >= {metadata.get('alert_threshold')}: the lowest of the "
         f"thresholds that keep validation melanoma sensitivity at least {config.get('alert_sensitivity')} with 95% "

@@ -438,7 +438,12 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("predict", parents=[common], help="classify image files")
     r.add_argument("images", nargs="+")
     r.add_argument("--model", type=int, help="version (default: live)")
-    r.add_argument("--tta", action="store_true", help="average over 8 flips and rotations")
+    r.add_argument(
+        "--tta",
+        action="store_true",
+        default=None,  # unset: the views the version was calibrated on
+        help="average over 8 flips and rotations (versions calibrated on 8 views always do)",
+    )
     r.add_argument(
         "--similar",
         type=_non_negative,

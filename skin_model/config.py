@@ -90,6 +90,7 @@ class TrainConfig:
     colour_constancy: bool = False  # Shades of Gray as the model's first layer (hurt the oldest ISIC block)
     normalise_exposure: bool = False  # that layer also brings every image to one brightness
     device_augment: str = "mild"  # camera-like augmentation: none, mild or strong (see network.CAMERAS)
+    views: int = 8  # test-time views the version is calibrated and served with: 1 or 8 (see network.dihedral)
     cases: bool = True  # the clinic's confirmed cases join the training data (see cases.py)
     balance: BalanceConfig = field(default_factory=BalanceConfig)
 
@@ -104,6 +105,8 @@ class TrainConfig:
             raise SkinModelError(f"learning rate must be in (0, 1); received {self.learning_rate}")
         if not 0.85 <= self.alert_sensitivity < 1:
             raise SkinModelError(f"alert sensitivity must be in [0.85, 1); received {self.alert_sensitivity}")
+        if self.views not in (1, 8):
+            raise SkinModelError(f"views must be 1 or 8; received {self.views}")
         choices = {
             "group_by": ("lesion", "source", "id-block"),
             "label_policy": ("official", "folder"),
@@ -122,6 +125,7 @@ class TrainConfig:
         data = dict(data)
         data.setdefault("normalise_exposure", False)  # versions from before the setting had no exposure step
         data.setdefault("cases", False)  # nor confirmed cases
+        data.setdefault("views", 1)  # and were calibrated on the upright view alone
         data["device_augment"] = augment_strength(data.get("device_augment", "none"))
         balance = BalanceConfig(**data.pop("balance", {}))
         return cls(balance=balance, **data)

@@ -11,6 +11,7 @@ import json
 import shutil
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from skin_model import card, train
@@ -57,7 +58,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def recalibrate(data: str, out: Path) -> int:
-    """Re-derive everything after training from the committed weights (same split, same seed)."""
+    """Re-derive everything after training from the committed weights (same split, same seed).
+
+    Calibration choices are today's: the test-time views come from today's defaults, not the old config.
+    """
     import keras
 
     from skin_model import robustness
@@ -65,7 +69,8 @@ def recalibrate(data: str, out: Path) -> int:
     from skin_model.splits import prepare
 
     metadata = json.loads((out / METADATA_FILE).read_text())
-    config = TrainConfig.from_dict(metadata["config"])
+    config = replace(TrainConfig.from_dict(metadata["config"]), views=TrainConfig.views)
+    metadata["config"] = config.to_dict()
     splits = prepare(data, config)
     if splits.fingerprints["all"] != metadata["data"]["fingerprints"]["all"]:
         print("error: the data differ from the data the committed model was trained on", file=sys.stderr)
@@ -82,6 +87,7 @@ def recalibrate(data: str, out: Path) -> int:
         metadata["temperature"],
         metadata["alert_threshold"],
         metadata["gate"],
+        config.views,
     )
     (out / INDEX_FILE).write_bytes(train.similar_index(model, splits, config, data))
     metadata["files"] = {INDEX_FILE: sha256(out / INDEX_FILE)}

@@ -4,9 +4,10 @@ The serving signature decodes JPEG/PNG/BMP/GIF bytes inside the graph, so a
 client sends the file as it is (base64 in TF Serving's REST API). It applies
 the same temperature and alert threshold as the app, and returns
 ``probabilities`` (N, 9, in ``skin_model.CLASSES`` order) and
-``melanoma_alert`` (N,). Unlike the app it does not apply EXIF orientation
-(clients send upright pixels), shrink photos over 1,024 px with Pillow first,
-average test-time views, or run the not-a-lesion check.
+``melanoma_alert`` (N,), averaging the test-time views the version was
+calibrated on, as the app does. Unlike the app it does not apply EXIF
+orientation (clients send upright pixels), shrink photos over 1,024 px with
+Pillow first, or run the not-a-lesion check.
 """
 
 from __future__ import annotations
@@ -19,15 +20,18 @@ from pathlib import Path
 from skin_model import CLASSES
 from skin_model.config import MELANOMA
 from skin_model.errors import SkinModelError
+from skin_model.modelinfo import ModelInfo
 from skin_model.registry import Registry, Version
 from skin_model.runtime import tensorflow
 
 SIGNATURE = "serving_default"
 
 
-def serving_fn(model, temperature: float, threshold: float):
+def serving_fn(model, temperature: float, threshold: float, image_size: int, views: int = 1):
     """The traced function TF Serving calls: a batch of encoded images -> probabilities and alert."""
     tf = tensorflow()
+    from skin_model.network import over_views, resize
+
     mel = CLASSES.index(MELANOMA)
 
     def decode(data):
@@ -37,7 +41,7 @@ def serving_fn(model, temperature: float, threshold: float):
             lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
             lambda: tf.io.decode_image(data, channels=3, expand_animations=False),
         )
-        logits = model(tf.cast(pixels, tf.float32)[None], training=False)[0]
+        logits = over_views(model, resize(pixels[None], image_size), views)[0]
         return tf.nn.softmax(logits / temperature)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
@@ -61,7 +65,8 @@ def savedmodel(out: Path | str, number: int | None = None, registry: Registry | 
     out = Path(out).expanduser().resolve()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise SkinModelError(f"{out}: already exists and is not an empty folder; choose a new one")
-    serve = serving_fn(model, float(version.metadata["temperature"]), float(version.metadata["alert_threshold"]))
+    info = ModelInfo.parse(version.metadata, f"model version {version.number}")
+    serve = serving_fn(model, info.temperature, info.alert_threshold, info.image_size, info.views)
     module = tf.Module()
     module.model, module.serve = model, serve
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -86,6 +91,7 @@ def _description(version: Version) -> dict:
         "classes": list(CLASSES),
         "temperature": meta["temperature"],
         "alert_threshold": meta["alert_threshold"],
+        "views": ModelInfo.parse(meta).views,
         "signature": SIGNATURE,
         "inputs": {"image_bytes": "string[N]: encoded JPEG/PNG/BMP/GIF files"},
         "outputs": {"probabilities": "float32[N, 9]", "melanoma_alert": "bool[N]"},

@@ -25,6 +25,7 @@ class ModelInfo:
     gate: dict
     operating_curve: list[dict]
     raw: dict
+    views: int = 1  # test-time views it was calibrated on (versions before views: the upright one)
 
     @classmethod
     def parse(cls, metadata: dict, where: str = "model version") -> ModelInfo:
@@ -51,7 +52,11 @@ class ModelInfo:
         missing = [k for k in GATE_KEYS if k not in gate]
         if missing:
             raise RegistryError(f"{where}: its not-a-lesion gate lacks {', '.join(missing)} (retrain it)")
+        views = (metadata.get("config") or {}).get("views", 1)
+        if views not in (1, 8):
+            raise RegistryError(f"{where}: views must be 1 or 8; received {views!r}")
         return cls(
+            views=int(views),
             image_size=int(need("image_size", int)),
             temperature=temperature,
             alert_threshold=threshold,

@@ -78,18 +78,6 @@ def grouped_risk(probabilities: np.ndarray, melanoma_alert: bool) -> str:
     return max(totals, key=totals.get)
 
 
-def dihedral(batch):
-    """The 8 flips and quarter turns of each image: test-time augmentation views.
-
-    Returned as two batches, upright and transposed, because a quarter turn
-    swaps height and width and a non-square photo cannot share one batch.
-    """
-    tf = tensorflow()
-    upright = [batch, tf.reverse(batch, axis=[1]), tf.reverse(batch, axis=[2]), tf.reverse(batch, axis=[1, 2])]
-    turned = [tf.transpose(view, [0, 2, 1, 3]) for view in upright]
-    return tf.concat(upright, axis=0), tf.concat(turned, axis=0)
-
-
 class Predictor:
     """A loaded registry version, ready for one image at a time."""
 
@@ -97,26 +85,25 @@ class Predictor:
         tf = tensorflow()
         import keras
 
+        from skin_model.network import dihedral, resize
+
         self.version = version
         self.info = ModelInfo.parse(version.metadata, f"model version {version.number}")
         self.metadata = version.metadata
         self.temperature = self.info.temperature
         self.threshold = self.info.alert_threshold
+        self.views = self.info.views
         features = model.get_layer("features").output
-        self._net = keras.Model(model.inputs, [model.outputs[0], features])
+        net = keras.Model(model.inputs, [model.outputs[0], features])
         self._model = model
         spec = [tf.TensorSpec([None, None, None, 3], tf.uint8)]  # cast inside: a float copy of a 600 px upload is 4x
-        self._forward = tf.function(lambda x: self._net(tf.cast(x, tf.float32), training=False), input_signature=spec)
-        self._tta = tf.function(self._dihedral_forward, input_signature=spec)
+        sized = lambda x: resize(x, self.info.image_size)  # the model's own first step, once for all views
+        self._forward = tf.function(lambda x: net(sized(x), training=False), input_signature=spec)
+        self._all_views = tf.function(lambda x: net(dihedral(sized(x)), training=False), input_signature=spec)
         self._gate = Gate(self.info.gate)
         found = version.artefact(INDEX_FILE)
         where = f"model version {version.number}: {INDEX_FILE}"
         self.index = Index.from_bytes(found.read_bytes(), where) if found else None
-
-    def _dihedral_forward(self, x):
-        tf = tensorflow()
-        outputs = [self._net(views, training=False) for views in dihedral(tf.cast(x, tf.float32))]
-        return tuple(tf.concat(parts, axis=0) for parts in zip(*outputs, strict=True))
 
     @classmethod
     def load(cls, number: int | None = None, registry: Registry | None = None) -> Predictor:
@@ -132,30 +119,35 @@ class Predictor:
     def class_index(name: str) -> int:
         return CLASSES.index(name)
 
-    def logits_features(self, pixels: np.ndarray, tta: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def logits_features(self, pixels: np.ndarray, tta: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Logits and pooled features of each view (upright first): the version's views, or 8 / 1 when ``tta``."""
         tf = tensorflow()
         x = tf.constant(np.ascontiguousarray(pixels[None], dtype=np.uint8))
-        logits, features = (self._tta if tta else self._forward)(x)
+        eight = self.views == 8 if tta is None else tta
+        logits, features = (self._all_views if eight else self._forward)(x)
         return logits.numpy(), features.numpy()
 
     def predict(
         self,
         pixels: np.ndarray,
         name: str = "image",
-        tta: bool = False,
+        tta: bool | None = None,
         threshold: float | None = None,
         similar: int = 0,
     ) -> Prediction:
-        """Classify decoded RGB pixels (see ``images.decode``); ``similar``: how many similar training images."""
+        """Classify decoded RGB pixels (see ``images.decode``); ``similar``: how many similar training images.
+
+        ``tta``: None serves the views the version was calibrated on; True / False force 8 / 1.
+        """
         logits, features = self.logits_features(pixels, tta)
-        views = softmax(logits, self.temperature)
-        probs = views.mean(axis=0)
+        probs = softmax(logits.mean(axis=0, keepdims=True), self.temperature)[0]  # logits averaged, as calibrated
         threshold = self.threshold if threshold is None else float(threshold)
         top = int(probs.argmax())
         mel = CLASSES.index(MELANOMA)
         p_mel = round(float(probs[mel]), 6)
-        # the threshold was validated on single upright views: averaging views may only add alerts, never remove one
-        p_alert = max(p_mel, round(float(views[0, mel]), 6))
+        p_alert = p_mel
+        if len(logits) > self.views:  # more views than validated: averaging may only add alerts, never remove one
+            p_alert = max(p_mel, round(float(softmax(logits[:1], self.temperature)[0, mel]), 6))
         verdict = self._gate.check(pixels, features[:1])  # the upright view: what the gate was fitted on
         if not verdict.lesion_like:
             return self._refused(name, threshold, verdict.score, asked=similar > 0)

@@ -29,10 +29,13 @@ def two_heads(model):
     return keras.Model(model.inputs, [model.outputs[0], model.get_layer("features").output])
 
 
-def embedder(model, image_size: int):
-    """Images of any size -> ``(logits, features)``, through the model's own resize (as the app feeds it)."""
+def embedder(model, image_size: int, views: int = 1):
+    """Images of any size -> ``(logits, features)``, through the model's own resize (as the app feeds it).
+
+    ``views``: logits averaged over that many test-time views; features are always the upright view's.
+    """
     tf = tensorflow()
-    from skin_model.network import resize
+    from skin_model.network import over_views, resize
 
     net = two_heads(model)
 
@@ -41,7 +44,7 @@ def embedder(model, image_size: int):
             batch = resize(np.stack(images), image_size)
         else:
             batch = tf.concat([resize(p[None], image_size) for p in images], axis=0)
-        logits, features = net(batch, training=False)
+        logits, features = over_views(net, batch, views)
         return logits.numpy(), features.numpy()
 
     return run
@@ -59,12 +62,18 @@ def scored(metrics: dict, refused: np.ndarray) -> dict:
 
 
 def report(
-    model, image_size: int, records: list[Record], temperature: float, threshold: float, gate: dict | None
+    model,
+    image_size: int,
+    records: list[Record],
+    temperature: float,
+    threshold: float,
+    gate: dict | None,
+    views: int = 1,
 ) -> dict:
-    """Per-source and stress tables for held-out ``records`` (the test split)."""
+    """Per-source and stress tables for held-out ``records`` (the test split), scored over ``views`` as served."""
     y = labels_of(records)
     clean = [decode(Path(r.path)) for r in records]
-    run = embedder(model, image_size)
+    run = embedder(model, image_size, views)
     checker = Gate(gate) if gate else None
 
     def measure(images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -114,8 +123,15 @@ def evaluate_folder(predictor, root: Path | str, metadata: Path | str | None = N
     if not records:
         raise DatasetError(f"{root}: no usable labelled images to evaluate")
     y = labels_of(records)
-    logits, _ = outputs(embedder(predictor.keras_model, config.image_size), [decode(Path(r.path)) for r in records])
+    run = embedder(predictor.keras_model, config.image_size, config.views)
+    logits, _ = outputs(run, [decode(Path(r.path)) for r in records])
     shift_tables = report(
-        predictor.keras_model, config.image_size, records, predictor.temperature, predictor.threshold, info["gate"]
+        predictor.keras_model,
+        config.image_size,
+        records,
+        predictor.temperature,
+        predictor.threshold,
+        info["gate"],
+        config.views,
     )
     return evaluate.report(logits, y, predictor.temperature, predictor.threshold) | {"scope": scope} | shift_tables

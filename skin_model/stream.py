@@ -82,10 +82,20 @@ def pixels(paths: Sequence[Path | str], image_size: int, batch: int = 64, condit
 
 
 def logits(
-    model, paths: Sequence[Path | str], image_size: int, batch: int = 64, condition: str | None = None
+    model,
+    paths: Sequence[Path | str],
+    image_size: int,
+    batch: int = 64,
+    condition: str | None = None,
+    views: int = 1,
 ) -> np.ndarray:
-    """Inference-mode outputs of files, in order, without holding their pixels (a list for multi-output models)."""
-    out = [model(x, training=False) for x in pixels(paths, image_size, batch, condition)]
+    """Inference-mode outputs of files, in order, without holding their pixels (a list for multi-output models).
+
+    ``views``: logits averaged over that many test-time views (see ``network.over_views``).
+    """
+    from skin_model.network import over_views
+
+    out = [over_views(model, x, views) for x in pixels(paths, image_size, batch, condition)]
     if isinstance(out[0] if out else None, (list, tuple)):
         return [np.concatenate([o[i].numpy() for o in out]) for i in range(len(out[0]))]
     out = [o.numpy() for o in out]

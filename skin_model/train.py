@@ -253,6 +253,7 @@ def fit(
 def calibrate(model, splits: Splits, config: TrainConfig) -> dict:
     """Temperature and melanoma alert threshold that hold on validation and under every stress condition.
 
+    Logits are averaged over the version's test-time views, as it is served.
     The temperature minimises the negative log-likelihood over the clean and
     the stressed validation images together; the threshold is the lowest of
     the thresholds that reach the sensitivity target on each of them, so the
@@ -260,7 +261,10 @@ def calibrate(model, splits: Splits, config: TrainConfig) -> dict:
     """
     y = splits.y["val"]
     conditions = [None, *shift.CONDITIONS]
-    val = {c: stream.logits(model, splits.paths("val"), config.image_size, condition=c) for c in conditions}
+    val = {
+        c: stream.logits(model, splits.paths("val"), config.image_size, condition=c, views=config.views)
+        for c in conditions
+    }
     temperature = evaluate.fit_temperature(np.concatenate(list(val.values())), np.tile(y, len(conditions)))
     is_mel = y == evaluate.MEL
     by_condition = {}
@@ -275,7 +279,7 @@ def calibrate(model, splits: Splits, config: TrainConfig) -> dict:
     final_spec = evaluate.sensitivity_specificity(p_mel_val, is_mel, threshold)[1]
     metrics = {"val": evaluate.report(val[None], y, temperature, threshold)}
     if splits.records["test"]:
-        test_logits = stream.logits(model, splits.paths("test"), config.image_size)
+        test_logits = stream.logits(model, splits.paths("test"), config.image_size, views=config.views)
         metrics["test"] = evaluate.report(test_logits, splits.y["test"], temperature, threshold)
     return {
         "temperature": temperature,
@@ -366,6 +370,7 @@ def run(
                 metadata["temperature"],
                 metadata["alert_threshold"],
                 metadata["gate"],
+                config.views,
             )
         log.write("index")
         files = {INDEX_FILE: similar_index(result.model, splits, config, root)}

@@ -89,3 +89,25 @@ def test_mild_augmentation_runs_in_a_graph_whether_or_not_any_image_is_jpeg_code
         tf.random.set_seed(seed)
         out = augment(tf.constant(np.repeat(lesion[None], batch, axis=0), tf.float32))
         assert out.shape == (batch, *lesion.shape)
+
+
+def test_views_of_the_resized_image_are_the_model_on_each_flipped_and_turned_upload(tiny_model, blob):
+    x = blob("melanoma", seed=4, size=48)[:, :40].astype(np.float32)[None]  # not square: turns change its shape
+    flips = [x, x[:, ::-1], x[:, :, ::-1], x[:, ::-1, ::-1]]
+    uploads = flips + [np.ascontiguousarray(v.transpose(0, 2, 1, 3)) for v in flips]
+    each = np.concatenate([tiny_model(np.ascontiguousarray(v), training=False).numpy() for v in uploads])
+
+    resized = network.resize(x, 32)
+    views = tiny_model(network.dihedral(resized), training=False).numpy()
+
+    np.testing.assert_allclose(views, each, atol=1e-4)
+    np.testing.assert_allclose(network.over_views(tiny_model, resized, 8).numpy(), each.mean(axis=0)[None], atol=1e-4)
+    np.testing.assert_allclose(network.over_views(tiny_model, resized, 1).numpy(), each[:1], atol=1e-5)
+
+
+def test_versions_saved_before_views_read_as_calibrated_on_the_upright_image_and_other_counts_are_refused():
+    old = TrainConfig().to_dict()
+    old.pop("views")
+    assert TrainConfig.from_dict(old).views == 1 and TrainConfig().views == 8
+    with pytest.raises(SkinModelError, match="views must be 1 or 8"):
+        TrainConfig(views=4)

@@ -188,3 +188,42 @@ def test_a_version_without_its_calibration_or_gate_is_refused_with_one_line(tiny
 
     with pytest.raises(RegistryError, match=f"model version {version.number}: its metadata has no {missing}"):
         Predictor.load(version.number)
+
+
+def test_a_version_calibrated_on_eight_views_serves_the_mean_of_their_logits(tiny_model, servable, blob):
+    import keras
+
+    from skin_model.evaluate import softmax
+    from skin_model.registry import Registry
+
+    model = keras.models.clone_model(tiny_model)
+    weights = tiny_model.get_weights()
+    kernel = [w.ndim == 2 and w.shape[-1] == len(CLASSES) for w in weights].index(True)
+    weights[kernel] = weights[kernel] * 1e5  # an untrained network's logits are ~1e-6: make the views' differences show
+    model.set_weights(weights)
+    Registry().register(model, servable(model) | {"config": {"views": 8}}, activate=True)
+    predictor = Predictor.load()
+    pixels = blob("nevus", seed=9, size=60)[:, :50]
+
+    logits, features = predictor.logits_features(pixels)
+    result = predictor.predict(pixels, threshold=0.0)
+    upright = predictor.predict(pixels, tta=False, threshold=0.0)
+
+    assert predictor.views == 8 and logits.shape == (8, len(CLASSES)) and features.shape[0] == 8
+    assert np.ptp(softmax(logits), axis=0).max() > 0.01  # the views really differ, so the mean is not any one of them
+    expected = softmax(logits.mean(axis=0, keepdims=True), 1.0)[0]
+    np.testing.assert_allclose([result.probabilities[c] for c in CLASSES], expected, atol=1e-6)
+    assert result.alert_probability == result.melanoma_probability  # the threshold was validated on this mean
+    np.testing.assert_allclose(
+        [upright.probabilities[c] for c in CLASSES], softmax(logits[:1], 1.0)[0], atol=1e-5
+    )  # asked for one view: the upright one
+
+
+def test_a_version_with_views_other_than_1_or_8_is_refused_with_one_line(tiny_model, servable):
+    from skin_model.errors import RegistryError
+    from skin_model.registry import Registry
+
+    version = Registry().register(tiny_model, servable(tiny_model) | {"config": {"views": 4}})
+
+    with pytest.raises(RegistryError, match=f"model version {version.number}: views must be 1 or 8"):
+        Predictor.load(version.number)

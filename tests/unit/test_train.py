@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from skin_model import CLASSES, train
+from skin_model import CLASSES, network, train
 from skin_model.config import BalanceConfig, TrainConfig
 from skin_model.gate import STAT_NAMES
 from skin_model.predict import Predictor
@@ -152,6 +152,8 @@ def test_streamed_scores_equal_the_model_on_full_size_pixels(clean_dataset):
     np.testing.assert_array_equal(resize(streamed).numpy(), streamed)  # inside the model: the identity
     app = np.concatenate([model(x, training=False).numpy() for x in as_the_app_decodes])
     np.testing.assert_allclose(stream.logits(model, paths, 64), app, rtol=0, atol=1e-5)
+    eight = network.over_views(model, inside, 8).numpy()  # the views of what the app's upload becomes
+    np.testing.assert_allclose(stream.logits(model, paths, 64, views=8), eight, rtol=0, atol=1e-5)
 
 
 def test_a_cancel_before_training_stops_after_the_audit_and_writes_nothing(clean_dataset, tmp_path, monkeypatch):
