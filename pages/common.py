@@ -71,7 +71,8 @@ def page_frame() -> None:
 def _predictor(number: int, sha: str) -> Predictor:
     """One model per process, keyed on the live version so a switch reloads it; warmed up off the page."""
     predictor = Predictor.load(number)
-    threading.Thread(target=warm_up, args=(predictor,), name="warm-up", daemon=True).start()
+    # not a daemon: a process that exits mid-warm-up waits for it (TensorFlow aborts when its thread is killed)
+    threading.Thread(target=warm_up, args=(predictor,), name="warm-up").start()
     return predictor
 
 

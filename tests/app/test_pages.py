@@ -39,7 +39,7 @@ def test_home_quotes_the_committed_default_by_source_and_under_stress():
     assert "Live model: version 1" in shown and "share no lesion with the training images" in shown
     assert "simulated camera conditions: balanced accuracy" in shown
     assert "By acquisition source (the same test images" in shown
-    assert "42.4% (ham10000/rosendahl) to 79.2% (ham10000/vidir_molemax)" in shown  # as in its model card
+    assert "56.9% (isic_archive/isic-0k) to 77.1% (ham10000/vidir_molemax)" in shown  # as in its model card
 
 
 def test_classify_shows_result_for_an_image_and_one_line_for_a_bad_file(live_tiny_model, blob, encode):
@@ -54,6 +54,19 @@ def test_classify_shows_result_for_an_image_and_one_line_for_a_bad_file(live_tin
     table = at.dataframe[0].value
     assert list(table["file"]) == ["lesion.png"]
     assert 0.0 <= float(table["melanoma_probability"][0]) <= 1.0
+
+
+def test_classify_on_a_version_calibrated_on_eight_views_says_so_and_offers_no_single_view_switch(
+    tiny_model, blob, encode, servable
+):
+    Registry().register(tiny_model, servable(tiny_model) | {"config": {"views": 8}}, activate=True)
+    at = open_page("pages/classify.py")
+
+    assert "averages 8 views of the image" in " ".join(c.value for c in at.sidebar.caption)
+    assert not [t for t in at.sidebar.toggle if t.label.startswith("Test-time augmentation")]
+    at.file_uploader[0].set_value([("lesion.png", encode(blob("nevus", 2, size=120), "PNG"), "image/png")])
+    at.run()
+    assert not at.exception and list(at.dataframe[0].value["file"]) == ["lesion.png"]
 
 
 def test_classify_alert_and_risk_line_follow_the_threshold_slider(tiny_model, blob, encode, servable):
