@@ -64,6 +64,7 @@ def test_the_export_describes_classes_and_threshold_for_the_operator(exported):
     assert description["classes"] == list(CLASSES)
     assert description["alert_threshold"] == predictor.threshold
     assert description["registry_version"] == 1
+    assert description["views"] == predictor.views == 8  # the committed default is served on 8 views
 
 
 def test_cli_export_writes_a_savedmodel_and_refuses_to_overwrite(capsys, tmp_path, skin_home):
