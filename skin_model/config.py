@@ -17,6 +17,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "default"
 
 MELANOMA = "melanoma"
+VIEWS = (1, 8)  # test-time views a version may be calibrated on: the upright image, or its 8 flips and quarter turns
 MALIGNANT = ("melanoma", "basal cell carcinoma", "squamous cell carcinoma")
 PRE_MALIGNANT = ("actinic keratosis",)
 
@@ -105,7 +106,7 @@ class TrainConfig:
             raise SkinModelError(f"learning rate must be in (0, 1); received {self.learning_rate}")
         if not 0.85 <= self.alert_sensitivity < 1:
             raise SkinModelError(f"alert sensitivity must be in [0.85, 1); received {self.alert_sensitivity}")
-        if self.views not in (1, 8):
+        if self.views not in VIEWS:
             raise SkinModelError(f"views must be 1 or 8; received {self.views}")
         choices = {
             "group_by": ("lesion", "source", "id-block"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from skin_model import CLASSES
+from skin_model.config import VIEWS
 from skin_model.errors import RegistryError
 
 GATE_KEYS = ("mean", "scale", "weights", "bias", "threshold", "unusual_ranges")
@@ -53,7 +54,7 @@ class ModelInfo:
         if missing:
             raise RegistryError(f"{where}: its not-a-lesion gate lacks {', '.join(missing)} (retrain it)")
         views = (metadata.get("config") or {}).get("views", 1)
-        if views not in (1, 8):
+        if views not in VIEWS:
             raise RegistryError(f"{where}: views must be 1 or 8; received {views!r}")
         return cls(
             views=int(views),

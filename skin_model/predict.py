@@ -83,9 +83,8 @@ class Predictor:
 
     def __init__(self, version: Version, model):
         tf = tensorflow()
-        import keras
-
         from skin_model.network import dihedral, resize
+        from skin_model.robustness import two_heads
 
         self.version = version
         self.info = ModelInfo.parse(version.metadata, f"model version {version.number}")
@@ -93,8 +92,7 @@ class Predictor:
         self.temperature = self.info.temperature
         self.threshold = self.info.alert_threshold
         self.views = self.info.views
-        features = model.get_layer("features").output
-        net = keras.Model(model.inputs, [model.outputs[0], features])
+        net = two_heads(model)
         self._model = model
         spec = [tf.TensorSpec([None, None, None, 3], tf.uint8)]  # cast inside: a float copy of a 600 px upload is 4x
         sized = lambda x: resize(x, self.info.image_size)  # the model's own first step, once for all views
