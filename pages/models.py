@@ -30,6 +30,7 @@ for v in versions:
             "created": v.created,
             "epochs": cfg.get("epochs"),
             "image size": cfg.get("image_size"),
+            "views": cfg.get("views", 1),  # test-time views it is calibrated and served on
             "balancing": f"{cfg.get('balance', {}).get('strategy')} {cfg.get('balance', {}).get('n')}",
             "data": v.metadata.get("data", {}).get("fingerprints", {}).get("all"),
             "balanced accuracy": m.get("balanced_accuracy"),
