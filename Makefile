@@ -69,6 +69,7 @@ bench-scale: $(DEV)
 bench-shift: $(DEV)
 	$(PY) -m bench.shift recipes --data $(SKIN_DATA_DIR)
 	$(PY) -m bench.shift holdout --data $(SKIN_DATA_DIR) --domain ham10000/vidir_modern
+	$(PY) -m bench.shift views --data $(SKIN_DATA_DIR)
 
 ## Retrieval of similar cases (live index, then 10,000 and 100,000 generated images) and the PDF report's cost.
 bench-similar: $(DEV)
