@@ -49,6 +49,10 @@ RECIPES = {  # full settings each (on top of TrainConfig's defaults), so every r
         **NO_CC,
         "device_augment": "mild",
     },
+    "class x domain weights + mild camera-like augmentation with cooler and warmer light (temperature 0.25)": {
+        **NO_CC,
+        "device_augment": "mild-temperature",
+    },
     "class x domain weights + constancy layer + mild camera-like augmentation": {
         "colour_constancy": True,
         "normalise_exposure": True,

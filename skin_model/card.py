@@ -61,6 +61,7 @@ def _cost(cost: dict | None) -> str:
 AUGMENTATION = {
     "mild": "mild camera-like augmentation on half the training images (colour cast, exposure, washed-out colour, "
     "a dark circular vignette, defocus, JPEG re-encoding); the other half as taken",
+    "mild-temperature": "mild camera-like augmentation on half the training images, with cooler and warmer light",
     "strong": "strong camera-like augmentation on every training image (colour cast, exposure, gamma, saturation, "
     "vignette, defocus, random crops)",
 }

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from skin_model import CLASSES
-from skin_model.config import BalanceConfig, TrainConfig, data_dir
+from skin_model.config import DEVICE_AUGMENT, BalanceConfig, TrainConfig, data_dir
 from skin_model.distribute import STRATEGIES, worker_of
 from skin_model.errors import SkinModelError
 
@@ -412,7 +412,7 @@ def parser() -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--device-augment",
-        choices=["none", "mild", "strong"],
+        choices=DEVICE_AUGMENT,
         default=defaults.device_augment,
         help="camera-like augmentation (colour cast, exposure, vignette, defocus; crops and gamma when strong)",
     )

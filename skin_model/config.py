@@ -17,6 +17,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "default"
 
 MELANOMA = "melanoma"
+DEVICE_AUGMENT = ("none", "mild", "mild-temperature", "strong")  # camera-like augmentation (network.CAMERAS)
 VIEWS = (1, 8)  # test-time views a version may be calibrated on: the upright image, or its 8 flips and quarter turns
 MALIGNANT = ("melanoma", "basal cell carcinoma", "squamous cell carcinoma")
 PRE_MALIGNANT = ("actinic keratosis",)
@@ -112,7 +113,7 @@ class TrainConfig:
             "group_by": ("lesion", "source", "id-block"),
             "label_policy": ("official", "folder"),
             "weighting": ("class", "class-domain"),
-            "device_augment": ("none", "mild", "strong"),
+            "device_augment": DEVICE_AUGMENT,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:

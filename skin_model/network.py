@@ -108,6 +108,7 @@ class Camera:
     vignette: float
     defocus: float
     jpeg: float = 0.0  # share of images re-encoded as JPEG at quality 10-70
+    temperature: float = 0.0  # a colour-temperature shift on the blue-red axis: gains (1 - t, 1, 1 + t), |t| <= this
     share: float = 1.0  # share of images given any of it: the rest stay as taken, so the clean look is learnt too
 
 
@@ -124,6 +125,19 @@ CAMERAS = {
         defocus=0.2,
         jpeg=0.2,
         share=0.5,
+    ),
+    # mild, plus cooler and warmer light along the blue-red axis (the oldest uploads' cool cast)
+    "mild-temperature": Camera(
+        crop=1.0,
+        cast=0.2,
+        exposure=0.3,
+        gamma=(1.0, 1.0),
+        saturation=(0.4, 1.15),
+        vignette=0.33,
+        defocus=0.2,
+        jpeg=0.2,
+        share=0.5,
+        temperature=0.25,
     ),
     # the first robust recipe: strong enough to blur the colour cues themselves
     "strong": Camera(
@@ -181,6 +195,9 @@ def _device_like(images, camera: Camera, seed: int):
         x = tf.pow(tf.clip_by_value(x, 1e-4, 1.0), u([n, 1, 1, 1], *camera.gamma, 4))
     grey = tf.reduce_mean(x, axis=-1, keepdims=True)
     x = grey + (x - grey) * u([n, 1, 1, 1], *camera.saturation, 5)
+    if camera.temperature > 0:  # cooler or warmer light, as another dermatoscope's LEDs give
+        t = u([n, 1, 1, 1], -camera.temperature, camera.temperature, 14)
+        x = x * tf.concat([1.0 - t, tf.ones_like(t), 1.0 + t], axis=-1)
     # a dark circular vignette, of random radius and softness
     coords = (tf.cast(tf.range(size), tf.float32) + 0.5) / tf.cast(size, tf.float32) - 0.5
     radius = tf.sqrt(coords[None, :, None] ** 2 + coords[None, None, :] ** 2)[..., None]  # (1, H, W, 1)

@@ -46,7 +46,7 @@ def test_the_exposure_setting_survives_saving(tmp_path, lesion):
     np.testing.assert_allclose(loaded(lesion[None]), model(lesion[None]), atol=1e-5)
 
 
-@pytest.mark.parametrize("strength", ["mild", "strong"])
+@pytest.mark.parametrize("strength", ["mild", "mild-temperature", "strong"])
 def test_camera_augmentation_varies_colour_but_keeps_shape_and_range(lesion, strength):
     tf = tensorflow()
     batch = tf.constant(np.repeat(lesion[None], 16, axis=0), tf.float32)
@@ -64,6 +64,17 @@ def test_mild_augmentation_changes_colour_less_than_strong(lesion):
         for s in ("mild", "strong")
     }
     assert spread["mild"] < spread["strong"]
+
+
+def test_colour_temperature_spreads_the_blue_to_red_balance_further_than_mild(lesion):
+    tf = tensorflow()
+    batch = tf.constant(np.repeat(lesion[None], 64, axis=0), tf.float32)
+
+    def blue_to_red(device: str) -> float:
+        out = np.asarray(network.augmenter(seed=5, device=device)(batch)).mean(axis=(1, 2))
+        return float(np.log((out[:, 2] + 1) / (out[:, 0] + 1)).std())
+
+    assert blue_to_red("mild-temperature") > 1.2 * blue_to_red("mild")
 
 
 def test_versions_saved_before_strengths_and_exposure_read_as_what_they_were():
