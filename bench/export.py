@@ -31,7 +31,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from skin_model import images
-    from skin_model.evaluate import softmax
     from skin_model.export import SIGNATURE, savedmodel
     from skin_model.predict import Predictor
     from skin_model.registry import Registry
@@ -48,9 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         signature = serve.signatures[SIGNATURE]
 
         started = time.perf_counter()
-        keras_probs = np.concatenate(
-            [softmax(predictor.logits_features(images.decode(d))[0], predictor.temperature) for d in data]
-        )
+        keras_probs = np.stack([predictor.probabilities(predictor.logits_features(images.decode(d))[0]) for d in data])
         keras_s = time.perf_counter() - started
         signature(image_bytes=tf.constant(data[:2]))  # trace once
         started = time.perf_counter()

@@ -91,7 +91,7 @@ class TrainConfig:
     weighting: str = "class-domain"  # loss weights: class, or class x acquisition domain (see splits.weights)
     colour_constancy: bool = False  # Shades of Gray as the model's first layer (hurt the oldest ISIC block)
     normalise_exposure: bool = False  # that layer also brings every image to one brightness
-    device_augment: str = "mild"  # camera-like augmentation: none, mild or strong (see network.CAMERAS)
+    device_augment: str = "mild"  # camera-like augmentation: one of DEVICE_AUGMENT (see network.CAMERAS)
     views: int = 8  # test-time views the version is calibrated and served with: 1 or 8 (see network.dihedral)
     cases: bool = True  # the clinic's confirmed cases join the training data (see cases.py)
     balance: BalanceConfig = field(default_factory=BalanceConfig)

@@ -125,6 +125,10 @@ class Predictor:
         logits, features = (self._all_views if eight else self._forward)(x)
         return logits.numpy(), features.numpy()
 
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities of one image from its views' logits: their mean, then the temperature."""
+        return softmax(logits.mean(axis=0, keepdims=True), self.temperature)[0]
+
     def predict(
         self,
         pixels: np.ndarray,
@@ -135,10 +139,12 @@ class Predictor:
     ) -> Prediction:
         """Classify decoded RGB pixels (see ``images.decode``); ``similar``: how many similar training images.
 
-        ``tta``: None serves the views the version was calibrated on; True / False force 8 / 1.
+        ``tta``: None serves the views the version was calibrated on; True / False force 8 / 1. Forcing
+        one view on a version calibrated on 8 scores it against a threshold validated on their mean (for
+        benchmarks; the app and the CLI never do).
         """
         logits, features = self.logits_features(pixels, tta)
-        probs = softmax(logits.mean(axis=0, keepdims=True), self.temperature)[0]  # logits averaged, as calibrated
+        probs = self.probabilities(logits)  # logits averaged over the views, as calibrated
         threshold = self.threshold if threshold is None else float(threshold)
         top = int(probs.argmax())
         mel = CLASSES.index(MELANOMA)

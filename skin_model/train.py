@@ -217,6 +217,7 @@ def fit(
             if should_stop and should_stop():
                 raise Cancelled("training was cancelled; nothing was registered")
         if cluster.is_chief:  # the others train in step; only the chief's choice of epoch is kept
+            # the best epoch is chosen on one view (8 would cost 8x every epoch); calibration then uses the version's
             val_logits = stream.logits(model, splits.paths("val"), config.image_size)
             tracker.epoch_end(epoch, model, loss_mean, accuracy, val_logits, splits.y["val"])
     if tracker.best_weights is not None:

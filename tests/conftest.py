@@ -206,6 +206,22 @@ def tiny_model():
     return build(32, len(CLASSES), width=4)
 
 
+@pytest.fixture(scope="session")
+def loud_tiny_model(tiny_model):
+    """The tiny model with its logits 1e5 times larger: an untrained network's are about 1e-6, too small for
+    a test to tell one view, one image or one average from another."""
+    import keras
+
+    from skin_model import CLASSES
+
+    model = keras.models.clone_model(tiny_model)
+    weights = tiny_model.get_weights()
+    kernel = [w.ndim == 2 and w.shape[-1] == len(CLASSES) for w in weights].index(True)
+    weights[kernel] = weights[kernel] * 1e5
+    model.set_weights(weights)
+    return model
+
+
 @pytest.fixture
 def live_tiny_model(tiny_model):
     """The tiny model registered in this test's SKIN_HOME registry and made live."""

@@ -11,7 +11,6 @@ from PIL import Image
 
 from skin_model import CLASSES, images
 from skin_model.cli import main
-from skin_model.evaluate import softmax
 from skin_model.export import SIGNATURE, savedmodel
 from skin_model.predict import Predictor
 from skin_model.runtime import tensorflow
@@ -26,8 +25,7 @@ def encoded(pixels: np.ndarray, fmt: str) -> bytes:
 
 
 def keras_probabilities(predictor: Predictor, data: bytes) -> np.ndarray:
-    logits, _ = predictor.logits_features(images.decode(data))  # each view the version is served with
-    return softmax(logits.mean(axis=0, keepdims=True), predictor.temperature)[0]
+    return predictor.probabilities(predictor.logits_features(images.decode(data))[0])  # over the served views
 
 
 @pytest.fixture(scope="module")

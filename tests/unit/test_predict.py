@@ -190,17 +190,11 @@ def test_a_version_without_its_calibration_or_gate_is_refused_with_one_line(tiny
         Predictor.load(version.number)
 
 
-def test_a_version_calibrated_on_eight_views_serves_the_mean_of_their_logits(tiny_model, servable, blob):
-    import keras
-
+def test_a_version_calibrated_on_eight_views_serves_the_mean_of_their_logits(loud_tiny_model, servable, blob):
     from skin_model.evaluate import softmax
     from skin_model.registry import Registry
 
-    model = keras.models.clone_model(tiny_model)
-    weights = tiny_model.get_weights()
-    kernel = [w.ndim == 2 and w.shape[-1] == len(CLASSES) for w in weights].index(True)
-    weights[kernel] = weights[kernel] * 1e5  # an untrained network's logits are ~1e-6: make the views' differences show
-    model.set_weights(weights)
+    model = loud_tiny_model
     Registry().register(model, servable(model) | {"config": {"views": 8}}, activate=True)
     predictor = Predictor.load()
     pixels = blob("nevus", seed=9, size=60)[:, :50]
@@ -227,3 +221,22 @@ def test_a_version_with_views_other_than_1_or_8_is_refused_with_one_line(tiny_mo
 
     with pytest.raises(RegistryError, match=f"model version {version.number}: views must be 1 or 8"):
         Predictor.load(version.number)
+
+
+def test_more_views_than_calibrated_may_add_a_melanoma_alert_never_remove_one(loud_tiny_model, servable, blob):
+    from skin_model.evaluate import softmax
+    from skin_model.registry import Registry
+
+    Registry().register(loud_tiny_model, servable(loud_tiny_model), activate=True)  # calibrated on one view
+    predictor = Predictor.load()
+    mel = CLASSES.index("melanoma")
+    for seed in range(6):
+        pixels = blob("melanoma", seed=seed, size=56)
+        logits, _ = predictor.logits_features(pixels, tta=True)
+        upright = float(softmax(logits[:1], 1.0)[0, mel])
+
+        result = predictor.predict(pixels, tta=True)
+
+        assert result.melanoma_probability == pytest.approx(float(predictor.probabilities(logits)[mel]), abs=1e-6)
+        assert result.alert_probability == pytest.approx(max(result.melanoma_probability, upright), abs=1e-6)
+    assert predictor.predict(pixels).alert_probability == predictor.predict(pixels).melanoma_probability  # one view

@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from skin_model import CLASSES, network, train
+from skin_model import CLASSES, train
 from skin_model.config import BalanceConfig, TrainConfig
 from skin_model.gate import STAT_NAMES
 from skin_model.predict import Predictor
@@ -143,6 +143,9 @@ def test_streamed_scores_equal_the_model_on_full_size_pixels(clean_dataset):
     as_the_app_decodes = [decode(path).astype(np.float32)[None] for path in paths]
     assert as_the_app_decodes[0].shape[1] != 64  # the resize really happens
     model = build(64, len(CLASSES), width=4)
+    weights = model.get_weights()
+    weights[-2] = weights[-2] * 1e5  # the logits kernel: an untrained network's logits are ~1e-6, too small to compare
+    model.set_weights(weights)
 
     streamed = np.concatenate([batch.numpy() for batch in stream.pixels(paths, 64, batch=5)])
 
@@ -151,9 +154,12 @@ def test_streamed_scores_equal_the_model_on_full_size_pixels(clean_dataset):
     np.testing.assert_allclose(streamed, inside, rtol=0, atol=1e-4)
     np.testing.assert_array_equal(resize(streamed).numpy(), streamed)  # inside the model: the identity
     app = np.concatenate([model(x, training=False).numpy() for x in as_the_app_decodes])
-    np.testing.assert_allclose(stream.logits(model, paths, 64), app, rtol=0, atol=1e-5)
-    eight = network.over_views(model, inside, 8).numpy()  # the views of what the app's upload becomes
-    np.testing.assert_allclose(stream.logits(model, paths, 64, views=8), eight, rtol=0, atol=1e-5)
+    assert np.ptp(app, axis=0).max() > 0.1  # the images' logits differ: the comparisons below can fail
+    np.testing.assert_allclose(stream.logits(model, paths, 64), app, rtol=1e-3, atol=1e-2)
+    flips = lambda v: [v, v[::-1], v[:, ::-1], v[::-1, ::-1]]
+    views = lambda v: flips(v) + [f.transpose(1, 0, 2) for f in flips(v)]  # what the app's upload becomes, turned
+    eight = np.stack([model(np.stack(views(v)), training=False).numpy().mean(axis=0) for v in inside])
+    np.testing.assert_allclose(stream.logits(model, paths, 64, views=8), eight, rtol=1e-3, atol=1e-2)
 
 
 def test_a_cancel_before_training_stops_after_the_audit_and_writes_nothing(clean_dataset, tmp_path, monkeypatch):
