@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
             f"The live model (registry version {result['registry_version']}: the committed default) exported with "
             "`python -m skin_model export DIR --format savedmodel`, loaded with `tf.saved_model.load`, and its "
             f"`serving_default` signature (encoded bytes in) compared on {len(data):,} real images of the shared "
-            "Train folder with the Keras model behind the app (Pillow decode, same temperature).",
+            "Train folder with the Keras model behind the app (Pillow decode, same temperature; both average the "
+            f"version's {predictor.views} test-time view(s)).",
             "",
             "| measure | value |",
             "|---|---|",
