@@ -71,6 +71,19 @@ def report(
     views: int = 1,
 ) -> dict:
     """Per-source and stress tables for held-out ``records`` (the test split), scored over ``views`` as served."""
+    return tables_and_logits(model, image_size, records, temperature, threshold, gate, views)[0]
+
+
+def tables_and_logits(
+    model,
+    image_size: int,
+    records: list[Record],
+    temperature: float,
+    threshold: float,
+    gate: dict | None,
+    views: int,
+) -> tuple[dict, np.ndarray]:
+    """``report``'s tables, and the clean images' logits they were built from (so no caller scores them twice)."""
     y = labels_of(records)
     clean = [decode(Path(r.path)) for r in records]
     run = embedder(model, image_size, views)
@@ -95,7 +108,7 @@ def report(
     for name in shift.CONDITIONS:
         stress_logits, stress_refused = measure([shift.apply(name, p) for p in clean])
         stress[name] = scored(evaluate.report(stress_logits, y, temperature, threshold), stress_refused)
-    return {"per_source": sources, "stress": stress}
+    return {"per_source": sources, "stress": stress}, logits
 
 
 def evaluate_folder(predictor, root: Path | str, metadata: Path | str | None = None) -> dict:
@@ -123,9 +136,7 @@ def evaluate_folder(predictor, root: Path | str, metadata: Path | str | None = N
     if not records:
         raise DatasetError(f"{root}: no usable labelled images to evaluate")
     y = labels_of(records)
-    run = embedder(predictor.keras_model, config.image_size, config.views)
-    logits, _ = outputs(run, [decode(Path(r.path)) for r in records])
-    shift_tables = report(
+    shift_tables, logits = tables_and_logits(
         predictor.keras_model,
         config.image_size,
         records,
