@@ -155,13 +155,13 @@ def render(metadata: dict) -> str:
     if robust:
         lines += [
             "",
-            "### Per acquisition source (test split)",
+            "### Per acquisition source (the lesion-grouped test split)",
             "",
             "| source " + SHIFT_HEAD,
             "|---|---|---|---|---|---|---|",
             *_shift_rows(robust["per_source"]),
             "",
-            "### Shift stress test (the test split under named device conditions)",
+            "### Shift stress test (the lesion-grouped test split under named device conditions)",
             "",
             "| condition " + SHIFT_HEAD,
             "|---|---|---|---|---|---|---|",
@@ -182,7 +182,7 @@ def render(metadata: dict) -> str:
     if test.get("per_class"):
         lines += [
             "",
-            f"Per class ({'test' if 'test' in metrics else 'validation'} split):",
+            f"Per class (the lesion-grouped {'test' if 'test' in metrics else 'validation'} split):",
             "",
             "| class | precision | recall | F1 | support |",
             "|---|---|---|---|---|",
