@@ -51,9 +51,9 @@ def shown(page) -> tuple[str, dict[str, float]]:
     wait_idle(page)
     if page.get_by_text("No diagnosis").count():  # refused: no probabilities at all
         return "No diagnosis", {}
-    heading = page.locator("h3").filter(has_text="%")
-    headline = heading.first.inner_text() if heading.count() else "No diagnosis"
-    return headline, probabilities(page)
+    heading = page.locator("h3").filter(has_text="%").first
+    heading.wait_for()  # under load the bars can be on the page a moment before their headline
+    return heading.inner_text(), probabilities(page)
 
 
 def computed(predictor: Predictor, path) -> tuple[str, dict[str, float]]:
