@@ -51,6 +51,7 @@ def test_three_cases_added_in_the_browser_are_shown_trained_on_and_scored(app_se
         while len(cases.all_cases()) < i + 1:  # stored before the next click: a busy page drops none
             assert time.time() < deadline, f"case {i + 1} was not stored"
             page.wait_for_timeout(300)
+        wait_idle(page)  # the run that stored it has finished drawing: the next button is not replaced mid-click
 
     open_page(page, app_server["url"] + "/dataset")
     page.get_by_text("Confirmed cases: 3").wait_for(timeout=60_000)
