@@ -99,7 +99,7 @@ def assess(model, splits_: Splits, config: TrainConfig, gate: dict) -> dict:
         meta["alert_threshold"],
         gate,
         config.views,
-    )
+    )[0]
     stressed = [m for name, m in robust["stress"].items() if name != "none"]
     test = meta["metrics"]["test"]
     return {

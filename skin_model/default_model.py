@@ -88,7 +88,7 @@ def recalibrate(data: str, out: Path) -> int:
         metadata["alert_threshold"],
         metadata["gate"],
         config.views,
-    )
+    )[0]
     (out / INDEX_FILE).write_bytes(train.similar_index(model, splits, config, data))
     metadata["files"] = {INDEX_FILE: sha256(out / INDEX_FILE)}
     write_json(out / METADATA_FILE, metadata)

@@ -69,21 +69,9 @@ def report(
     threshold: float,
     gate: dict | None,
     views: int = 1,
-) -> dict:
-    """Per-source and stress tables for held-out ``records`` (the test split), scored over ``views`` as served."""
-    return tables_and_logits(model, image_size, records, temperature, threshold, gate, views)[0]
-
-
-def tables_and_logits(
-    model,
-    image_size: int,
-    records: list[Record],
-    temperature: float,
-    threshold: float,
-    gate: dict | None,
-    views: int,
 ) -> tuple[dict, np.ndarray]:
-    """``report``'s tables, and the clean images' logits they were built from (so no caller scores them twice)."""
+    """Per-source and stress tables for held-out ``records`` (the test split), scored over ``views`` as served,
+    and the clean images' logits they were built from (so no caller scores them twice)."""
     y = labels_of(records)
     clean = [decode(Path(r.path)) for r in records]
     run = embedder(model, image_size, views)
@@ -136,7 +124,7 @@ def evaluate_folder(predictor, root: Path | str, metadata: Path | str | None = N
     if not records:
         raise DatasetError(f"{root}: no usable labelled images to evaluate")
     y = labels_of(records)
-    shift_tables, logits = tables_and_logits(
+    shift_tables, logits = report(
         predictor.keras_model,
         config.image_size,
         records,

@@ -374,7 +374,7 @@ def run(
                 metadata["alert_threshold"],
                 metadata["gate"],
                 config.views,
-            )
+            )[0]
         log.write("index")
         files = {INDEX_FILE: similar_index(result.model, splits, config, root)}
     version = (registry or Registry()).register(result.model, metadata, activate=activate, files=files)
