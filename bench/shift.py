@@ -9,6 +9,10 @@ Two measurements, each a real training run on the shared data:
 - ``holdout``: leave one acquisition source or upload block out of training
   entirely (validation comes from the other sources), then score on it: the
   closest this data gets to "another clinic".
+- ``folds``: one recipe, k-fold cross-validated by lesion: every image
+  scored once by a model that never saw its lesion, so the oldest upload
+  block (the external images' era) is scored on all of its images, not on
+  the few that one test split holds.
 - ``views``: the live model calibrated and scored on one view, then on 8
   (test-time augmentation), same weights.
 - ``gate``: the live model's not-a-lesion gate refitted with one kind of
@@ -27,8 +31,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from bench.report import put_section
-from skin_model import audit, dataset, robustness, splits
+from skin_model import audit, dataset, evaluate, robustness, splits, stream
 from skin_model.config import TrainConfig
 from skin_model.splits import Splits, domain
 from skin_model.train import calibrate, fit, fit_gate
@@ -61,6 +67,20 @@ RECIPES = {  # full settings each (on top of TrainConfig's defaults), so every r
 }
 
 
+OLDEST = "isic_archive/isic-0k"  # the upload block most like the external images (see render)
+
+DEFAULT_RECIPE = "class x domain weights + mild camera-like augmentation on half the images"
+
+
+def held_out_splits(report: audit.AuditReport, rest: list, test: list, config: TrainConfig) -> Splits:
+    """Train and validate on ``rest`` (grouped as training does); test on ``test`` as given."""
+    parts = dataset.split(rest, config.val_fraction, 0.0, config.seed, config.group_by)
+    parts["test"] = test
+    y = {name: dataset.labels_of(recs) for name, recs in parts.items()}
+    prints = {name: dataset.fingerprint(recs, report.hashes) for name, recs in parts.items()}
+    return Splits(records=parts, y=y, fingerprints=prints, audit={})
+
+
 def holdout_splits(root: str, config: TrainConfig, held_out: str) -> Splits:
     """Train and validate on every other domain; test on ``held_out`` alone."""
     report = audit.audit(root)
@@ -68,12 +88,71 @@ def holdout_splits(root: str, config: TrainConfig, held_out: str) -> Splits:
     test = [r for r in records if domain(r) == held_out or r.origin == held_out]
     if not test:
         raise SystemExit(f"no images in {held_out!r}; domains: {sorted({domain(r) for r in records})}")
-    rest = [r for r in records if r not in set(test)]
-    parts = dataset.split(rest, config.val_fraction, 0.0, config.seed, config.group_by)
-    parts["test"] = test
-    y = {name: dataset.labels_of(recs) for name, recs in parts.items()}
-    prints = {name: dataset.fingerprint(recs, report.hashes) for name, recs in parts.items()}
-    return Splits(records=parts, y=y, fingerprints=prints, audit={})
+    return held_out_splits(report, [r for r in records if r not in set(test)], test, config)
+
+
+def cross_validate(root: str, config: TrainConfig, k: int) -> dict:
+    """Train on k-1 lesion-grouped folds (validation carved from them), score the k-th; every image once.
+
+    Each fold's model is calibrated on its own validation images as ``train.run``
+    does, so the pooled alerts are each model's own operating point.
+    """
+    report = audit.audit(root)
+    records = audit.usable(report, config.label_policy)
+    parts = dataset.folds(records, k, config.seed, config.group_by)
+    scored, per_fold = [], []
+    for i, test in enumerate(parts):
+        rest = [r for j, part in enumerate(parts) if j != i for r in part]
+        fold = held_out_splits(report, rest, test, config)
+        model = fit(fold, config).model
+        meta = calibrate(model, fold, config)
+        logits = stream.logits(model, fold.paths("test"), config.image_size, views=config.views)
+        probs = evaluate.softmax(logits, meta["temperature"])
+        alerts = probs[:, evaluate.MEL] >= meta["alert_threshold"]
+        scored += [(r, p, a) for r, p, a in zip(test, probs, alerts, strict=True)]
+        mine = scored[-len(test) :]
+        per_fold.append(
+            {
+                "alert_threshold": meta["alert_threshold"],
+                "all": pooled(mine),
+                OLDEST: pooled([s for s in mine if domain(s[0]) == OLDEST]),
+            }
+        )
+        print(f"fold {i + 1}/{k}", json.dumps(per_fold[-1]), flush=True)
+    return {
+        "folds": k,
+        "all": pooled(scored),
+        OLDEST: pooled([s for s in scored if domain(s[0]) == OLDEST]),
+        "per_fold": per_fold,
+    }
+
+
+def pooled(scored: list) -> dict:
+    """Balanced accuracy, melanoma AUC (Hanley-McNeil 95 % interval), sensitivity / specificity at each alert."""
+    y = dataset.labels_of([r for r, _, _ in scored])
+    probs = np.array([p for _, p, _ in scored])
+    alerts = np.array([a for _, _, a in scored])
+    is_mel = y == evaluate.MEL
+    auc = evaluate.roc_auc(probs[:, evaluate.MEL], is_mel)
+    return {
+        "images": len(y),
+        "melanomas": int(is_mel.sum()),
+        "balanced_accuracy": round(evaluate.balanced_accuracy(y, probs.argmax(axis=1)), 4),
+        "melanoma_roc_auc": None if auc is None else round(auc, 4),
+        "melanoma_roc_auc_95": None if auc is None else auc_interval(auc, int(is_mel.sum()), int((~is_mel).sum())),
+        "melanoma_sensitivity": round(float(alerts[is_mel].mean()), 4) if is_mel.any() else None,
+        "melanoma_specificity": round(float((~alerts[~is_mel]).mean()), 4) if (~is_mel).any() else None,
+    }
+
+
+def auc_interval(auc: float, positives: int, negatives: int) -> list[float]:
+    """Hanley & McNeil (1982): the AUC's standard error from its value and the two group sizes."""
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    var = (auc * (1 - auc) + (positives - 1) * (q1 - auc**2) + (negatives - 1) * (q2 - auc**2)) / (
+        positives * negatives
+    )
+    half = 1.96 * float(np.sqrt(max(var, 0.0)))
+    return [round(max(auc - half, 0.0), 3), round(min(auc + half, 1.0), 3)]
 
 
 def score(splits_: Splits, config: TrainConfig) -> dict:
@@ -251,6 +330,32 @@ def render(results: dict) -> str:
                 f"{_f(r['stress_worst_melanoma_sensitivity'])} | {_f(old.get('balanced_accuracy'))} / "
                 f"{_f(old.get('melanoma_roc_auc'))} |"
             )
+    cross = {k: v for k, v in results.items() if k.startswith("folds: ")}
+    if cross:
+        lines += [
+            "",
+            "**Cross-validated by lesion** (`bench.shift folds`): the data dealt into k lesion-grouped folds; each "
+            "fold scored by a model trained on the others (its validation images carved from them, calibrated on "
+            "them with the served views, as `train.run` does), so every image is scored once, and the oldest "
+            "upload block on all of its images rather than a test split's share. Melanoma AUC with a "
+            "Hanley-McNeil 95 % interval; sensitivity / specificity at each fold model's own alert threshold.",
+            "",
+            "| recipe | epochs | folds | all: bal. acc. | all: mel. AUC | all: mel. sens. / spec. at alert | "
+            "isic-0k images (melanomas) | isic-0k bal. acc. | isic-0k mel. AUC (95 % CI) | "
+            "isic-0k mel. sens. / spec. at alert | isic-0k AUC per fold |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for name, r in cross.items():
+            a, o = r["all"], r[OLDEST]
+            low, high = o["melanoma_roc_auc_95"]
+            per_fold = ", ".join(_f(f[OLDEST]["melanoma_roc_auc"]) for f in r["per_fold"])
+            lines.append(
+                f"| {name[7:]} | {r['epochs']} | {r['folds']} | {_f(a['balanced_accuracy'])} | "
+                f"{_f(a['melanoma_roc_auc'])} | {_f(a['melanoma_sensitivity'])} / {_f(a['melanoma_specificity'])} | "
+                f"{o['images']} ({o['melanomas']}) | {_f(o['balanced_accuracy'])} | "
+                f"{_f(o['melanoma_roc_auc'])} ({low:.3f}-{high:.3f}) | "
+                f"{_f(o['melanoma_sensitivity'])} / {_f(o['melanoma_specificity'])} | {per_fold} |"
+            )
     holdouts = {k: v for k, v in results.items() if k.startswith("holdout: ")}
     for name, r in holdouts.items():
         t = r["test"]
@@ -268,10 +373,11 @@ def render(results: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["recipes", "holdout", "gate", "views"])
+    parser.add_argument("what", choices=["recipes", "holdout", "gate", "views", "folds"])
     parser.add_argument("--data", required=True)
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--only", help="run just this recipe (a prefix of its name)")
+    parser.add_argument("--folds", type=int, default=5, help="folds: how many (each image is scored once)")
     parser.add_argument("--domain", default="ham10000/vidir_modern", help="the source or block to hold out")
     args = parser.parse_args(argv)
     results = load()
@@ -288,6 +394,14 @@ def main(argv: list[str] | None = None) -> int:
             print(name, json.dumps(results[f"recipe: {name}"]["test"]), flush=True)
     elif args.what == "gate":
         results["gate"] = gate_leave_one_out(args.data)
+        save(results)
+    elif args.what == "folds":
+        name = next((n for n in RECIPES if n.startswith(args.only or DEFAULT_RECIPE)), None)
+        if name is None:
+            raise SystemExit(f"no recipe starts with {args.only!r}")
+        # scored as served: the views the default serves with, each fold calibrated on them
+        config = replace(base, **RECIPES[name], views=TrainConfig().views)
+        results[f"folds: {name}"] = cross_validate(args.data, config, args.folds) | {"epochs": args.epochs}
         save(results)
     elif args.what == "views":
         results["views"] = views(args.data)

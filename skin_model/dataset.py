@@ -229,6 +229,25 @@ def split(
     if test:
         test_fraction = 0.0
     fractions = {"test": test_fraction, "val": val_fraction, "train": 1.0 - test_fraction - val_fraction}
+    parts = _deal(pool, fractions, seed, group_by)
+    return {"train": parts["train"], "val": parts["val"], "test": test + parts["test"]}
+
+
+def folds(records: list[Record], k: int, seed: int, group_by: str = "lesion") -> list[list[Record]]:
+    """``k`` grouped, stratified folds dealt as ``split`` deals: each image in exactly one, no group in two.
+
+    For cross-validation: scoring every image once by a model that never saw
+    its lesion gives a small source (the oldest upload block) k times the
+    test images of one split, so a recipe change can be told from noise.
+    """
+    if not 2 <= k <= 20:
+        raise DatasetError(f"folds must be between 2 and 20; received {k}")
+    parts = _deal(records, {str(i): 1.0 / k for i in range(k)}, seed, group_by)
+    return [parts[str(i)] for i in range(k)]
+
+
+def _deal(pool: list[Record], fractions: dict[str, float], seed: int, group_by: str) -> dict[str, list[Record]]:
+    """Groups in a seeded order, largest first, each to the part furthest below its share of the group's classes."""
     groups: dict[str, list[Record]] = defaultdict(list)
     root = _linked_groups(pool, group_by)
     for record in sorted(pool, key=lambda r: str(r.path)):
@@ -238,11 +257,10 @@ def split(
     order.sort(key=lambda g: -len(groups[g]))  # stable: big groups first, ties in the seeded order
     per_class = Counter(r.label for r in pool)
     have: dict[str, Counter] = {name: Counter() for name in fractions}
-    parts: dict[str, list[Record]] = {"train": [], "val": [], "test": list(test)}
+    parts: dict[str, list[Record]] = {name: [] for name in fractions}
     for key in order:
         members = groups[key]
         labels = Counter(r.label for r in members)
-
         target = max(fractions, key=lambda name: _deficit(fractions[name], have[name], labels, per_class))
         have[target].update(labels)
         parts[target] += members

@@ -10,7 +10,7 @@ import pytest
 
 from skin_model import metadata
 from skin_model.audit import audit, usable
-from skin_model.dataset import Record, group_of, split
+from skin_model.dataset import Record, folds, group_of, split
 from skin_model.errors import DatasetError
 
 HEADER = "image,isic2019_diagnosis,lesion_id,source,dx_type,age,sex,site,extra_column\n"
@@ -195,6 +195,30 @@ def test_whole_sources_or_id_blocks_stay_together_and_lesions_too(group_by):
         groups = {name: {group_of(r, key) for r in part} for name, part in parts.items()}
         assert not groups["train"] & groups["val"] and not groups["train"] & groups["test"]
         assert not groups["val"] & groups["test"]
+
+
+@pytest.mark.parametrize("k", [2, 5])
+def test_folds_score_every_image_once_and_keep_each_lesion_in_one_fold(k):
+    records = lesion_records(90)
+
+    parts = folds(records, k, seed=3)
+
+    assert len(parts) == k
+    assert sorted(str(r.path) for part in parts for r in part) == sorted(str(r.path) for r in records)
+    homes = Counter(lesion for part in parts for lesion in {r.lesion for r in part})
+    assert set(homes.values()) == {1}
+    for part in parts:  # dealt like split: sizes and the melanoma share stay close to even
+        assert abs(len(part) - len(records) / k) <= 3
+        assert 0.5 < Counter(r.label for r in part)["melanoma"] / len(part) < 0.85
+
+
+def test_folds_are_seeded_and_refuse_a_count_that_is_no_cross_validation():
+    records = lesion_records(60)
+
+    assert folds(records, 3, seed=1) == folds(records, 3, seed=1)
+    assert folds(records, 3, seed=1) != folds(records, 3, seed=2)
+    with pytest.raises(DatasetError, match="folds must be between 2 and 20"):
+        folds(records, 1, seed=1)
 
 
 def test_an_unknown_grouping_is_refused():
