@@ -34,10 +34,10 @@ from pathlib import Path
 import numpy as np
 
 from bench.report import put_section
-from skin_model import audit, dataset, evaluate, robustness, splits, stream
+from skin_model import audit, dataset, evaluate, splits, stream
 from skin_model.config import TrainConfig
 from skin_model.splits import Splits, domain
-from skin_model.train import calibrate, fit, fit_gate
+from skin_model.train import calibrate, fit, fit_gate, score_test
 
 HERE = Path(__file__).resolve().parent
 RESULTS_JSON = HERE / "shift_results.json"
@@ -170,17 +170,9 @@ def score(splits_: Splits, config: TrainConfig) -> dict:
 def assess(model, splits_: Splits, config: TrainConfig, gate: dict) -> dict:
     """Calibrate a trained model on validation (with ``config.views``), then score its test split every way."""
     meta = calibrate(model, splits_, config)
-    robust = robustness.report(
-        model,
-        config.image_size,
-        splits_.records["test"],
-        meta["temperature"],
-        meta["alert_threshold"],
-        gate,
-        config.views,
-    )[0]
+    scored = score_test(model, splits_, config, meta, gate)
+    robust, test = scored["robustness"], scored["metrics"]["test"]
     stressed = [m for name, m in robust["stress"].items() if name != "none"]
-    test = meta["metrics"]["test"]
     return {
         "val_balanced_accuracy": meta["metrics"]["val"]["balanced_accuracy"],
         "test": {k: test[k] for k in ("images", "balanced_accuracy", "melanoma_sensitivity", "melanoma_specificity")}

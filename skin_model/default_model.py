@@ -64,7 +64,6 @@ def recalibrate(data: str, out: Path) -> int:
     """
     import keras
 
-    from skin_model import robustness
     from skin_model.config import TrainConfig
     from skin_model.splits import prepare
 
@@ -80,15 +79,7 @@ def recalibrate(data: str, out: Path) -> int:
     model = keras.models.load_model(out / MODEL_FILE, compile=False, safe_mode=True)
     metadata |= train.calibrate(model, splits, config)
     metadata["gate"] = train.fit_gate(model, splits, config)
-    metadata["robustness"] = robustness.report(
-        model,
-        config.image_size,
-        splits.records["test"],
-        metadata["temperature"],
-        metadata["alert_threshold"],
-        metadata["gate"],
-        config.views,
-    )[0]
+    metadata |= train.score_test(model, splits, config, metadata, metadata["gate"])
     (out / INDEX_FILE).write_bytes(train.similar_index(model, splits, config, data))
     metadata["files"] = {INDEX_FILE: sha256(out / INDEX_FILE)}
     write_json(out / METADATA_FILE, metadata)

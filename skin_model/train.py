@@ -144,7 +144,7 @@ def train_step(model, optimizer, strategy, global_batch: int):
 def fit(
     splits: Splits, config: TrainConfig, progress: Path | None = None, should_stop=None, cluster=None, listener=None
 ) -> TrainResult:
-    """Train on prepared splits; return the best model and its metadata (not yet registered).
+    """Train on prepared splits; return the best model and its training metadata (not calibrated, not registered).
 
     ``config.batch_size`` is per replica; the global batch and the peak
     learning rate scale with the replicas of ``cluster`` (default: this device).
@@ -248,8 +248,6 @@ def fit(
         "history": tracker.history,
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }
-    if cluster.is_chief:
-        metadata |= calibrate(model, splits, config)
     return TrainResult(model=model, metadata=metadata, history=tracker.history)
 
 
@@ -280,10 +278,6 @@ def calibrate(model, splits: Splits, config: TrainConfig) -> dict:
     p_mel_val = evaluate.softmax(val[None], temperature)[:, evaluate.MEL]
     clean_spec = evaluate.sensitivity_specificity(p_mel_val, is_mel, by_condition["none"])[1]
     final_spec = evaluate.sensitivity_specificity(p_mel_val, is_mel, threshold)[1]
-    metrics = {"val": evaluate.report(val[None], y, temperature, threshold)}
-    if splits.records["test"]:
-        test_logits = stream.logits(model, splits.paths("test"), config.image_size, views=config.views)
-        metrics["test"] = evaluate.report(test_logits, splits.y["test"], temperature, threshold)
     return {
         "temperature": temperature,
         "alert_threshold": threshold,
@@ -294,8 +288,22 @@ def calibrate(model, splits: Splits, config: TrainConfig) -> dict:
             "specificity": round(final_spec, 4),
         },
         "operating_curve": evaluate.operating_curve(p_mel_val, is_mel, extra=(threshold,)),
-        "metrics": metrics,
+        "metrics": {"val": evaluate.report(val[None], y, temperature, threshold)},
     }
+
+
+def score_test(model, splits: Splits, config: TrainConfig, calibrated: dict, gate: dict | None) -> dict:
+    """The test split's metrics and its per-source and stress tables, from one scoring of its images.
+
+    ``calibrated``: what ``calibrate`` returned (temperature, threshold, validation metrics).
+    """
+    from skin_model import robustness
+
+    temperature, threshold = calibrated["temperature"], calibrated["alert_threshold"]
+    records = splits.records["test"]
+    tables, logits = robustness.report(model, config.image_size, records, temperature, threshold, gate, config.views)
+    test = evaluate.report(logits, splits.y["test"], temperature, threshold)
+    return {"robustness": tables, "metrics": calibrated["metrics"] | {"test": test}}
 
 
 def fit_gate(model, splits: Splits, config: TrainConfig) -> dict:
@@ -340,7 +348,7 @@ def run(
     job snapshotted into ``cases_dir`` when it started, else a copy of today's
     taken now, so cases added or removed meanwhile change nothing in the run.
     """
-    from skin_model import cases, robustness
+    from skin_model import cases
     from skin_model.registry import Registry
     from skin_model.similar import INDEX_FILE
 
@@ -361,20 +369,13 @@ def run(
         if not cluster.is_chief:
             return None
         data = dict(result.metadata["data"], root=str(Path(root).resolve()), cases=cases.summary(taken, splits.records))
-        metadata = dict(result.metadata, data=data)
+        log.write("calibrate")
+        metadata = dict(result.metadata, data=data) | calibrate(result.model, splits, config)
         log.write("gate")
         metadata["gate"] = fit_gate(result.model, splits, config)
         if splits.records["test"]:
             log.write("stress")
-            metadata["robustness"] = robustness.report(
-                result.model,
-                config.image_size,
-                splits.records["test"],
-                metadata["temperature"],
-                metadata["alert_threshold"],
-                metadata["gate"],
-                config.views,
-            )[0]
+            metadata |= score_test(result.model, splits, config, metadata, metadata["gate"])
         log.write("index")
         files = {INDEX_FILE: similar_index(result.model, splits, config, root)}
     version = (registry or Registry()).register(result.model, metadata, activate=activate, files=files)

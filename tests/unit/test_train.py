@@ -78,6 +78,15 @@ def test_metadata_has_per_source_and_stress_tables_of_the_test_split(trained):
     assert sum(m["images"] for m in robustness["per_source"].values()) == test_images
 
 
+def test_the_test_metrics_are_the_clean_row_of_the_stress_table_one_scoring_of_the_test_split(trained):
+    metadata = trained["version"].metadata
+    test, clean = metadata["metrics"]["test"], metadata["robustness"]["stress"]["none"]
+
+    for key in ("images", "balanced_accuracy", "melanoma_sensitivity", "melanoma_specificity", "melanoma_roc_auc"):
+        assert test[key] == clean[key], key
+    assert test["per_class"] and test["confusion"]  # the full report, not the table's summary
+
+
 def test_metadata_records_two_epochs_of_history_and_the_config(trained):
     metadata = trained["version"].metadata
 
