@@ -7,7 +7,7 @@ DEV := $(VENV)/.dev-installed
 PORT ?= 8501
 export SKIN_DATA_DIR ?= $(abspath ../shared/data/isic9)
 
-.PHONY: run test test-fast lint format browser train-default bench bench-app bench-scale bench-shift bench-similar bench-gate clean
+.PHONY: run test test-fast lint format browser train-default bench bench-app bench-scale bench-shift bench-folds bench-similar bench-gate clean
 
 $(RUNTIME): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -70,6 +70,12 @@ bench-shift: $(DEV)
 	$(PY) -m bench.shift recipes --data $(SKIN_DATA_DIR)
 	$(PY) -m bench.shift holdout --data $(SKIN_DATA_DIR) --domain ham10000/vidir_modern
 	$(PY) -m bench.shift views --data $(SKIN_DATA_DIR)
+
+## Lesion-grouped 5-fold cross-validation of the default recipe and of one alternative, 12 epochs a fold: every
+## image, the oldest upload block's ~400 included, scored once by a model that never saw its lesion (~35 min a recipe).
+bench-folds: $(DEV)
+	$(PY) -m bench.shift folds --data $(SKIN_DATA_DIR) --epochs 12
+	$(PY) -m bench.shift folds --data $(SKIN_DATA_DIR) --epochs 12 --only "class x domain weights + mild camera-like augmentation with cooler"
 
 ## Retrieval of similar cases (live index, then 10,000 and 100,000 generated images) and the PDF report's cost.
 bench-similar: $(DEV)

@@ -98,7 +98,8 @@ def cross_validate(root: str, config: TrainConfig, k: int) -> dict:
     does, so the pooled alerts are each model's own operating point.
     """
     report = audit.audit(root)
-    records = audit.usable(report, config.label_policy)
+    # a Test folder is already held out as such; the folds are dealt from the training images alone
+    records = [r for r in audit.usable(report, config.label_policy) if r.source != "Test"]
     parts = dataset.folds(records, k, config.seed, config.group_by)
     scored, per_fold = [], []
     for i, test in enumerate(parts):
@@ -109,8 +110,8 @@ def cross_validate(root: str, config: TrainConfig, k: int) -> dict:
         logits = stream.logits(model, fold.paths("test"), config.image_size, views=config.views)
         probs = evaluate.softmax(logits, meta["temperature"])
         alerts = probs[:, evaluate.MEL] >= meta["alert_threshold"]
-        scored += [(r, p, a) for r, p, a in zip(test, probs, alerts, strict=True)]
-        mine = scored[-len(test) :]
+        mine = list(zip(test, probs, alerts, strict=True))
+        scored += mine
         per_fold.append(
             {
                 "alert_threshold": meta["alert_threshold"],
@@ -128,7 +129,20 @@ def cross_validate(root: str, config: TrainConfig, k: int) -> dict:
 
 
 def pooled(scored: list) -> dict:
-    """Balanced accuracy, melanoma AUC (Hanley-McNeil 95 % interval), sensitivity / specificity at each alert."""
+    """Balanced accuracy, melanoma AUC (Hanley-McNeil 95 % interval), sensitivity / specificity at each alert.
+
+    Pooled over folds, the AUC ranks scores of k models, each calibrated on its own validation images.
+    """
+    if not scored:  # e.g. a fold without images of the oldest block, when whole blocks are kept together
+        return {"images": 0, "melanomas": 0} | dict.fromkeys(
+            (
+                "balanced_accuracy",
+                "melanoma_roc_auc",
+                "melanoma_roc_auc_95",
+                "melanoma_sensitivity",
+                "melanoma_specificity",
+            )
+        )
     y = dataset.labels_of([r for r, _, _ in scored])
     probs = np.array([p for _, p, _ in scored])
     alerts = np.array([a for _, _, a in scored])
@@ -339,13 +353,13 @@ def render(results: dict) -> str:
         ]
         for name, r in cross.items():
             a, o = r["all"], r[OLDEST]
-            low, high = o["melanoma_roc_auc_95"]
+            interval = "({:.3f}-{:.3f})".format(*o["melanoma_roc_auc_95"]) if o["melanoma_roc_auc_95"] else ""
             per_fold = ", ".join(_f(f[OLDEST]["melanoma_roc_auc"]) for f in r["per_fold"])
             lines.append(
                 f"| {name[7:]} | {r['epochs']} | {r['folds']} | {_f(a['balanced_accuracy'])} | "
                 f"{_f(a['melanoma_roc_auc'])} | {_f(a['melanoma_sensitivity'])} / {_f(a['melanoma_specificity'])} | "
                 f"{o['images']} ({o['melanomas']}) | {_f(o['balanced_accuracy'])} | "
-                f"{_f(o['melanoma_roc_auc'])} ({low:.3f}-{high:.3f}) | "
+                f"{_f(o['melanoma_roc_auc'])} {interval} | "
                 f"{_f(o['melanoma_sensitivity'])} / {_f(o['melanoma_specificity'])} | {per_fold} |"
             )
     holdouts = {k: v for k, v in results.items() if k.startswith("holdout: ")}

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from skin_model import CLASSES
 from skin_model.audit import audit, usable
-from skin_model.config import BalanceConfig, TrainConfig, data_dir
+from skin_model.config import DEFAULT_MODEL_DIR, BalanceConfig, TrainConfig, data_dir
+from skin_model.dataset import fingerprint
 from skin_model.predict import Predictor
 from skin_model.registry import Registry
 from skin_model.robustness import evaluate_folder
@@ -93,6 +96,17 @@ def test_no_lesion_lands_in_two_splits_of_the_default_training_split(report):
     assert not lesions["val"] & lesions["test"]
     several = Counter(r.lesion for part in parts.values() for r in part if not r.lesion.startswith("image:"))
     assert sum(n > 1 for n in several.values()) > 200  # the real set does have lesions with several images
+
+
+def test_the_committed_default_was_trained_on_todays_split_of_the_real_set(report):
+    """A change to the audit or the dealing of splits would silently move images between the default's splits."""
+    metadata = json.loads((DEFAULT_MODEL_DIR / "metadata.json").read_text())
+    config = replace(TrainConfig.from_dict(metadata["config"]), cases=False)
+
+    parts = training_split(report, config)[1]
+
+    prints = {name: fingerprint(records, report.hashes) for name, records in parts.items()}
+    assert prints == {k: metadata["data"]["fingerprints"][k] for k in ("train", "val", "test")}
 
 
 def test_a_short_real_training_registers_a_live_version(trained):

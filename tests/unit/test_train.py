@@ -78,7 +78,7 @@ def test_metadata_has_per_source_and_stress_tables_of_the_test_split(trained):
     assert sum(m["images"] for m in robustness["per_source"].values()) == test_images
 
 
-def test_the_test_metrics_are_the_clean_row_of_the_stress_table_one_scoring_of_the_test_split(trained):
+def test_the_test_metrics_agree_with_the_clean_row_of_the_stress_table(trained):
     metadata = trained["version"].metadata
     test, clean = metadata["metrics"]["test"], metadata["robustness"]["stress"]["none"]
 
