@@ -23,7 +23,7 @@ from skin_model.config import BalanceConfig, TrainConfig
 from skin_model.dataset import load_pixels, read_pixels
 from skin_model.runtime import seed_everything, tensorflow
 from skin_model.splits import prepare
-from skin_model.train import calibrate, fit, logits_of
+from skin_model.train import calibrate, fit, fit_gate, logits_of
 
 HERE = Path(__file__).resolve().parent
 
@@ -143,7 +143,10 @@ def train_ours(splits, config: TrainConfig) -> dict:
     marks = [e["time"] for e in events if e["event"] in ("start", "epoch")]
     return {
         "model": result.model,
-        "metadata": result.metadata | calibrate(result.model, splits, config),
+        # served as train.run registers it: calibrated, and with its not-a-lesion gate (the Predictor needs both)
+        "metadata": result.metadata
+        | calibrate(result.model, splits, config)
+        | {"gate": fit_gate(result.model, splits, config)},
         "epoch_seconds": list(np.diff(marks)),
         "total_seconds": time.perf_counter() - started,
         "parameters": result.metadata["training"]["parameters"],
