@@ -59,6 +59,11 @@ RECIPES = {  # full settings each (on top of TrainConfig's defaults), so every r
         **NO_CC,
         "device_augment": "mild-temperature",
     },
+    "the default recipe on a wider network (width 16 instead of 12)": {
+        **NO_CC,
+        "device_augment": "mild",
+        "width": 16,
+    },
     "class x domain weights + constancy layer + mild camera-like augmentation": {
         "colour_constancy": True,
         "normalise_exposure": True,
