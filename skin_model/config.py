@@ -93,6 +93,7 @@ class TrainConfig:
     normalise_exposure: bool = False  # that layer also brings every image to one brightness
     device_augment: str = "mild"  # camera-like augmentation: one of DEVICE_AUGMENT (see network.CAMERAS)
     views: int = 8  # test-time views the version is calibrated and served with: 1 or 8 (see network.dihedral)
+    consistency: float = 0.0  # > 0: each image beside a camera-altered twin, this weight on their disagreement
     cases: bool = True  # the clinic's confirmed cases join the training data (see cases.py)
     balance: BalanceConfig = field(default_factory=BalanceConfig)
 
@@ -109,6 +110,10 @@ class TrainConfig:
             raise SkinModelError(f"alert sensitivity must be in [0.85, 1); received {self.alert_sensitivity}")
         if self.views not in VIEWS:
             raise SkinModelError(f"views must be 1 or 8; received {self.views}")
+        if not 0 <= self.consistency <= 100:
+            raise SkinModelError(f"consistency must be between 0 and 100; received {self.consistency}")
+        if self.consistency and (self.device_augment == "none" or self.batch_size % 2):
+            raise SkinModelError("consistency needs camera-like augmentation and an even batch size (image + twin)")
         choices = {
             "group_by": ("lesion", "source", "id-block"),
             "label_policy": ("official", "folder"),
@@ -128,6 +133,7 @@ class TrainConfig:
         data.setdefault("normalise_exposure", False)  # versions from before the setting had no exposure step
         data.setdefault("cases", False)  # nor confirmed cases
         data.setdefault("views", 1)  # and were calibrated on the upright view alone
+        data.setdefault("consistency", 0.0)  # nor trained on twins
         data["device_augment"] = augment_strength(data.get("device_augment", "none"))
         balance = BalanceConfig(**data.pop("balance", {}))
         return cls(balance=balance, **data)

@@ -136,7 +136,7 @@ CAMERAS = {
 }
 
 
-def augmenter(seed: int, device: str = "none"):
+def augmenter(seed: int, device: str = "none", paired: bool = False):
     """On-the-fly augmentation for the tf.data pipeline (never inside the model).
 
     Flips and quarter turns are exact and cheap (a lesion has no "up");
@@ -145,6 +145,10 @@ def augmenter(seed: int, device: str = "none"):
     clinics' cameras and dermatoscopes (colour cast, exposure, saturation, a
     dark circular vignette, defocus; crops and gamma when strong), so none of
     them can stand in for a diagnosis.
+
+    ``paired``: a batch of N comes back as 2 N, the N images as taken, then
+    the same N (same flips and turns) through another camera: twins that
+    differ only in acquisition, for the consistency loss (``train.train_step``).
     """
     tf = tensorflow()
     from keras import layers
@@ -158,10 +162,14 @@ def augmenter(seed: int, device: str = "none"):
         name="augment",
     )
     camera = CAMERAS.get(device)
+    if paired and camera is None:
+        raise ValueError("paired views need camera-like augmentation (device must not be 'none')")
 
     def augment(images):
         turns = tf.random.uniform([], 0, 4, dtype=tf.int32, seed=seed + 3)
         images = tf.image.rot90(colour(images, training=True), k=turns)
+        if paired:
+            return tf.concat([images, _device_like(images, replace(camera, share=1.0), seed + 4)], axis=0)
         return _device_like(images, camera, seed + 4) if camera else images
 
     return augment

@@ -48,10 +48,12 @@ def training(
     seed: int,
     context=None,
     device: str = "none",
+    paired: bool = False,
 ):
     """Endless shuffled, augmented ``(pixels, label, weight)`` batches of this worker's shard.
 
     ``context``: a tf.distribute InputContext; ``device``: camera-like augmentation strength (see network.augmenter).
+    ``paired``: each batch holds ``batch // 2`` images, then their camera-altered twins in the same order.
 
     Endless so every worker runs the same number of steps per epoch even
     when the shards differ by an image; the caller counts steps.
@@ -59,7 +61,7 @@ def training(
     tf = tensorflow()
     from skin_model.network import augmenter
 
-    augment = augmenter(seed, device)
+    augment = augmenter(seed, device, paired)
     read = _reader(image_size)
     names = tf.data.Dataset.from_tensor_slices(
         ([str(p) for p in paths], np.asarray(labels, np.int32), np.asarray(weights, np.float32))
@@ -68,8 +70,9 @@ def training(
         names = names.shard(context.num_input_pipelines, context.input_pipeline_id)
     names = names.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True).repeat()
     ds = names.map(lambda p, y, w: (read(p), y, w), num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
-    ds = ds.batch(batch, drop_remainder=True)
-    ds = ds.map(lambda x, y, w: (augment(x), y, w), num_parallel_calls=tf.data.AUTOTUNE)
+    twice = (lambda t: tf.concat([t, t], axis=0)) if paired else (lambda t: t)
+    ds = ds.batch(batch // 2 if paired else batch, drop_remainder=True)
+    ds = ds.map(lambda x, y, w: (augment(x), twice(y), twice(w)), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

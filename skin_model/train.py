@@ -112,12 +112,16 @@ def _cross_entropy(logits: np.ndarray, y: np.ndarray) -> float:
     return float(-np.log(np.clip(p, 1e-12, 1)).mean())
 
 
-def train_step(model, optimizer, strategy, global_batch: int):
+def train_step(model, optimizer, strategy, global_batch: int, consistency: float = 0.0):
     """One synchronous step on every replica: ``(sum of mean loss, correct count)`` over the global batch.
 
     A plain loop around ``strategy.run`` rather than ``model.fit``: Keras 3's
     fit fails under MultiWorkerMirroredStrategy (keras-team/keras#20585), and
     one loop for every strategy is one thing to test.
+
+    ``consistency``: each replica's batch is image twins (see ``stream.training``'s
+    ``paired``); this weight times their Jensen-Shannon divergence joins the
+    loss, so a camera change alone cannot move the answer (AugMix, Hendrycks et al. 2020).
     """
     tf = tensorflow()
     import keras
@@ -128,6 +132,10 @@ def train_step(model, optimizer, strategy, global_batch: int):
         with tf.GradientTape() as tape:
             logits = model(x, training=True)
             loss = tf.nn.compute_average_loss(loss_fn(y, logits) * w, global_batch_size=global_batch)
+            if consistency:
+                pairs = global_batch // 2
+                twin_w = tf.split(w, 2)[0]
+                loss += consistency * tf.nn.compute_average_loss(disagreement(logits) * twin_w, global_batch_size=pairs)
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         hits = tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), tf.cast(y, tf.int32)), tf.float32)
@@ -139,6 +147,14 @@ def train_step(model, optimizer, strategy, global_batch: int):
         return strategy.reduce("SUM", loss, axis=None), strategy.reduce("SUM", hits, axis=None)
 
     return step
+
+
+def disagreement(logits):
+    """Jensen-Shannon divergence (nats) between the answers to each image and its twin: first half vs second."""
+    tf = tensorflow()
+    log_p = tf.stack(tf.split(tf.nn.log_softmax(logits), 2))  # (2, N, classes)
+    log_mean = tf.reduce_logsumexp(log_p, axis=0) - math.log(2.0)
+    return tf.reduce_mean(tf.reduce_sum(tf.exp(log_p) * (log_p - log_mean), axis=-1), axis=0)
 
 
 def fit(
@@ -202,9 +218,10 @@ def fit(
             config.seed,
             context,
             config.device_augment,
+            paired=config.consistency > 0,
         )
     )
-    step = train_step(model, optimizer, cluster.strategy, global_batch)
+    step = train_step(model, optimizer, cluster.strategy, global_batch, config.consistency)
     tracker = Tracker(log, steps, config.epochs)
     iterator = iter(batches)
     for epoch in range(config.epochs):

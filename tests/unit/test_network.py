@@ -129,3 +129,33 @@ def test_versions_saved_before_views_read_as_calibrated_on_the_upright_image_and
     assert TrainConfig.from_dict(old).views == 1 and TrainConfig().views == 8
     with pytest.raises(SkinModelError, match="views must be 1 or 8"):
         TrainConfig(views=4)
+
+
+def test_paired_views_are_twins_that_differ_in_camera_alone(lesion):
+    tf = tensorflow()
+    marked = lesion.astype(np.float32).copy()
+    marked[:8, :8] = (0.0, 255.0, 0.0)  # a green corner: flips and turns must move it the same way in both twins
+    batch = tf.constant(np.repeat(marked[None], 16, axis=0), tf.float32)
+    out = np.asarray(network.augmenter(seed=5, device="mild", paired=True)(batch))
+    assert out.shape == (32, *lesion.shape)
+    taken, twin = out[:16], out[16:]
+
+    def corner(images: np.ndarray) -> list[int]:
+        green = images[..., 1] - images[..., [0, 2]].mean(axis=-1)
+        patches = [green[:, :8, :8], green[:, :8, -8:], green[:, -8:, :8], green[:, -8:, -8:]]
+        return np.stack([p.mean(axis=(1, 2)) for p in patches]).argmax(axis=0).tolist()
+
+    assert corner(taken) == corner(twin)  # same geometry
+    assert len(set(corner(taken))) > 1  # while the flips and turns do vary between images
+    colour_shift = np.abs(taken.mean(axis=(1, 2)) - twin.mean(axis=(1, 2))).max(axis=1)
+    assert (colour_shift > 0.5).mean() > 0.5  # the twin went through another camera
+
+
+def test_paired_views_without_camera_augmentation_are_refused():
+    with pytest.raises(ValueError, match="camera"):
+        network.augmenter(seed=5, device="none", paired=True)
+    with pytest.raises(SkinModelError, match="consistency"):
+        TrainConfig(consistency=12.0, device_augment="none")
+    with pytest.raises(SkinModelError, match="consistency"):
+        TrainConfig(consistency=12.0, batch_size=31)
+    assert TrainConfig.from_dict(TrainConfig(consistency=12.0).to_dict()).consistency == 12.0

@@ -196,3 +196,30 @@ def test_the_version_carries_a_checksummed_index_of_its_training_and_validation_
     assert all(p.startswith("Train/") and not p.startswith("/") for p in index.paths)
     assert set(index.diagnoses) <= set(CLASSES)
     trained["registry"].verify(version)
+
+
+def test_the_disagreement_of_twins_is_their_jensen_shannon_divergence():
+    from skin_model.runtime import tensorflow
+
+    tf = tensorflow()
+    same = tf.constant([[2.0, 0.0], [0.0, 1.0], [2.0, 0.0], [0.0, 1.0]])  # two images, then identical twins
+    np.testing.assert_allclose(train.disagreement(same), [0.0, 0.0], atol=1e-6)
+    opposite = tf.constant([[30.0, 0.0], [0.0, 30.0]])  # one image, its twin sure of the other class
+    np.testing.assert_allclose(train.disagreement(opposite), [np.log(2.0)], atol=1e-4)  # the most there is
+    p, q = np.array([0.8, 0.2]), np.array([0.4, 0.6])
+    m = (p + q) / 2
+    expected = 0.5 * (p * np.log(p / m)).sum() + 0.5 * (q * np.log(q / m)).sum()
+    np.testing.assert_allclose(train.disagreement(tf.constant(np.log([p, q]), tf.float32)), [expected], rtol=1e-5)
+
+
+def test_training_on_twins_runs_and_records_its_consistency_weight(clean_dataset, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from skin_model.splits import prepare
+
+    monkeypatch.setenv("SKIN_HOME", str(tmp_path))
+    config = replace(CONFIG, consistency=12.0, device_augment="mild", cases=False)
+    result = train.fit(prepare(clean_dataset.root, config), config)
+    assert [row["epoch"] for row in result.history] == [1, 2]
+    assert all(np.isfinite(row["loss"]) and row["loss"] > 0 for row in result.history)
+    assert result.metadata["config"]["consistency"] == 12.0

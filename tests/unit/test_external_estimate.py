@@ -1,0 +1,80 @@
+"""The external-like estimate drawn from cross-validated scores (bench.shift): what it counts, and from where."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench.shift import EXTERNAL_MIX, OLDEST, external_draws, load_rows, save_rows
+
+
+def rows_for(label: str, n: int, p_melanoma: float, alert: bool, predicted: str | None = None, where=OLDEST):
+    return [
+        {
+            "image": f"{label}-{where}-{i}",
+            "label": label,
+            "domain": where,
+            "fold": 1 + i % 5,
+            "p_melanoma": p_melanoma,
+            "predicted": predicted or label,
+            "alert": alert,
+        }
+        for i in range(n)
+    ]
+
+
+def perfect() -> list[dict]:
+    rows = rows_for("melanoma", 40, 0.9, True)
+    for label in EXTERNAL_MIX:
+        if label not in ("melanoma", "seborrheic keratosis"):
+            rows += rows_for(label, 40, 0.01, False)
+    return rows
+
+
+def test_a_model_right_on_every_image_meets_every_target_but_misses_seborrheic_keratosis():
+    out = external_draws(perfect(), draws=50)
+    assert out["meets_all"] == 1.0
+    assert out["melanoma_roc_auc"]["median"] == 1.0
+    assert out["melanoma_sensitivity"]["median"] == 1.0 and out["melanoma_specificity"]["median"] == 1.0
+    # nine classes, one of which the training data does not have: 8 of 9 recalls
+    assert out["balanced_accuracy"]["median"] == pytest.approx(8 / 9, abs=1e-3)
+
+
+def test_melanomas_and_nevi_come_from_the_oldest_block_alone():
+    rows = perfect()
+    # later-era melanomas that the model misses, and later-era nevi it alerts on: neither may enter a draw
+    rows += rows_for("melanoma", 200, 0.0, False, "nevus", where="isic_archive/isic-10k")
+    rows += rows_for("nevus", 200, 0.99, True, "melanoma", where="isic_archive/isic-10k")
+    assert external_draws(rows, draws=50)["meets_all"] == 1.0
+
+
+def test_alerts_on_old_nevi_cost_specificity_in_proportion_to_their_share():
+    rows = [r | {"alert": True, "p_melanoma": 0.95} if r["label"] == "nevus" else r for r in perfect()]
+    out = external_draws(rows, draws=50)
+    # 16 of the 102 images that are not melanomas are nevi
+    assert out["melanoma_specificity"]["median"] == pytest.approx(1 - 16 / 102, abs=1e-3)
+    assert out["melanoma_specificity"]["meets_target"] == 1.0 and out["melanoma_roc_auc"]["median"] < 1.0
+
+
+def test_draws_vary_when_scores_do_and_the_share_meeting_a_target_follows():
+    rng = np.random.default_rng(0)
+    rows = [r | {"alert": bool(rng.random() < 0.75)} if r["label"] == "melanoma" else r for r in perfect()]
+    out = external_draws(rows, draws=400)
+    low, high = out["melanoma_sensitivity"]["central_90"]
+    assert low < 0.75 < high
+    assert 0.2 < out["melanoma_sensitivity"]["meets_target"] < 0.9
+
+
+def test_too_few_old_melanomas_say_so_instead_of_drawing():
+    rows = [r for r in perfect() if r["label"] != "melanoma"] + rows_for("melanoma", 10, 0.9, True)
+    assert external_draws(rows, draws=10) == {"draws": 0, "too_few_images": {"melanoma": 10}}
+
+
+def test_scores_saved_as_csv_read_back_the_same(tmp_path, monkeypatch):
+    import bench.shift
+
+    monkeypatch.setattr(bench.shift, "FOLD_SCORES", tmp_path)
+    rows = perfect()[:20]
+    path = save_rows("a recipe: with x, y (z)", rows)
+    assert path.parent == tmp_path and path.name == "a-recipe-with-x-y-z.csv"
+    assert load_rows(path) == rows
