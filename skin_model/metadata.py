@@ -68,8 +68,11 @@ def image_id(file: Path) -> str:
 
 
 def id_block(file: Path) -> str:
-    """``isic-<n>k`` for ISIC ids (upload batch of 1,000), else the file's own name."""
-    match = _ISIC_ID.fullmatch(file.stem)
+    """``isic-<n>k`` for ISIC ids (upload batch of 1,000), else the file's own name.
+
+    A downloaded copy keeps its id's block: ``ISIC_0025509(1)`` is in the 25k block, not a block of its own.
+    """
+    match = _ISIC_ID.match(file.stem)
     return f"isic-{int(match.group(1)) // ID_BLOCK}k" if match else file.stem
 
 

@@ -74,6 +74,7 @@ def test_id_blocks_follow_isic_upload_order():
     assert metadata.id_block(Path("ISIC_0000999.jpg")) == "isic-0k"
     assert metadata.id_block(Path("ISIC_0010123.jpg")) == "isic-10k"
     assert metadata.id_block(Path("photo.jpg")) == "photo"
+    assert metadata.id_block(Path("ISIC_0025509(1).jpg")) == "isic-25k"  # a second download of one image
 
 
 # -- the audit with metadata --------------------------------------------------------
