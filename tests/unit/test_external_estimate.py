@@ -78,3 +78,15 @@ def test_scores_saved_as_csv_read_back_the_same(tmp_path, monkeypatch):
     path = save_rows("a recipe: with x, y (z)", rows)
     assert path.parent == tmp_path and path.name == "a-recipe-with-x-y-z.csv"
     assert load_rows(path) == rows
+
+
+def test_a_stand_in_never_counts_as_finding_the_class_it_stands_in_for():
+    # a model that calls every benign keratosis a seborrheic keratosis still finds no seborrheic keratosis
+    rows = [
+        r | {"predicted": "seborrheic keratosis"} if r["label"] == "pigmented benign keratosis" else r
+        for r in perfect()
+    ]
+    assert external_draws(rows, draws=20)["balanced_accuracy"]["median"] == pytest.approx(7 / 9, abs=1e-3)
+    # with seborrheic keratoses of its own, found, the class counts
+    rows = perfect() + rows_for("seborrheic keratosis", 5, 0.01, False)
+    assert external_draws(rows, draws=20)["balanced_accuracy"]["median"] == pytest.approx(1.0, abs=1e-3)
