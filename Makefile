@@ -76,6 +76,8 @@ bench-shift: $(DEV)
 bench-folds: $(DEV)
 	$(PY) -m bench.shift folds --data $(SKIN_DATA_DIR) --epochs 12
 	$(PY) -m bench.shift folds --data $(SKIN_DATA_DIR) --epochs 12 --only "class x domain weights + mild camera-like augmentation with cooler"
+	$(PY) -m bench.shift folds --data $(SKIN_DATA_DIR) --epochs 12 --only "the first model's recipe"
+	$(PY) -m bench.shift live-external --data $(SKIN_DATA_DIR)
 
 ## Retrieval of similar cases (live index, then 10,000 and 100,000 generated images) and the PDF report's cost.
 bench-similar: $(DEV)

@@ -90,3 +90,9 @@ def test_a_stand_in_never_counts_as_finding_the_class_it_stands_in_for():
     # with seborrheic keratoses of its own, found, the class counts
     rows = perfect() + rows_for("seborrheic keratosis", 5, 0.01, False)
     assert external_draws(rows, draws=20)["balanced_accuracy"]["median"] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_a_small_split_is_drawn_with_replacement_when_asked():
+    rows = [r for r in perfect() if r["label"] != "dermatofibroma"] + rows_for("dermatofibroma", 5, 0.01, False)
+    assert external_draws(rows, draws=10)["too_few_images"] == {"dermatofibroma": 5}
+    assert external_draws(rows, draws=10, bootstrap=True)["meets_all"] == 1.0
