@@ -38,6 +38,8 @@ import numpy as np
 from bench.report import put_section
 from skin_model import CLASSES, audit, dataset, evaluate, splits, stream
 from skin_model.config import TrainConfig
+from skin_model.images import decode
+from skin_model.network import over_views, resize
 from skin_model.splits import Splits, domain
 from skin_model.train import calibrate, fit, fit_gate, score_test
 
@@ -361,6 +363,80 @@ def live_external(root: str) -> dict:
     return {"model_version": predictor.version.number, "views": config.views} | external_draws(rows, bootstrap=True)
 
 
+def look_stats(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An image's colour look: mean and spread of each CIELAB channel (Reinhard et al. 2001)."""
+    from skimage.color import rgb2lab
+
+    lab = rgb2lab(pixels / 255.0).reshape(-1, 3)
+    return lab.mean(axis=0), lab.std(axis=0) + 1e-6
+
+
+def restyle(pixels: np.ndarray, look: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """The image with another look's CIELAB means and spreads: its content kept, its colours re-toned."""
+    from skimage.color import lab2rgb, rgb2lab
+
+    mean, spread = look_stats(pixels)
+    lab = (rgb2lab(pixels / 255.0) - mean) / spread * look[1] + look[0]
+    return np.clip(lab2rgb(lab) * 255.0, 0, 255).astype(np.uint8)
+
+
+def average_look(records: list) -> tuple[np.ndarray, np.ndarray]:
+    looks = [look_stats(decode(r.path)) for r in records]
+    return np.mean([m for m, _ in looks], axis=0), np.mean([s for _, s in looks], axis=0)
+
+
+def look_probe(model, config: TrainConfig, fitted: Splits, temperature: float, threshold: float) -> dict:
+    """Whose colour look carries the melanoma signal: the test split's images re-toned to each source's look.
+
+    Every melanoma here is from the ISIC archive and every HAM10000 image is
+    something else, so a model can answer "archive colours, so melanoma". If
+    HAM10000 lesions given the oldest block's look get melanoma alerts, and
+    old-block melanomas given HAM10000's look lose them, the colours of a
+    source, not the lesion, carry the answer. Looks: the average of the
+    training split's images of each (up to 200).
+    """
+    train, test = fitted.records["train"], fitted.records["test"]
+    looks = {
+        "the oldest block's look": average_look([r for r in train if domain(r) == OLDEST][:200]),
+        "HAM10000's look": average_look([r for r in train if r.origin.startswith("ham10000")][:200]),
+    }
+    groups = {
+        "HAM10000 lesions (none a melanoma)": [r for r in test if r.origin.startswith("ham10000")],
+        "oldest-block melanomas": [r for r in test if domain(r) == OLDEST and r.label == "melanoma"],
+        "oldest-block nevi": [r for r in test if domain(r) == OLDEST and r.label == "nevus"],
+    }
+
+    def p_melanoma(images: list[np.ndarray]) -> np.ndarray:
+        x = np.stack([resize(i[None], config.image_size)[0] for i in images])
+        batches = [over_views(model, x[i : i + 64], config.views).numpy() for i in range(0, len(x), 64)]
+        logits = np.concatenate(batches)
+        return evaluate.softmax(logits, temperature)[:, evaluate.MEL]
+
+    out: dict = {}
+    for group, records in groups.items():
+        taken = [decode(r.path) for r in records]
+        versions = {"as taken": taken} | {name: [restyle(i, look) for i in taken] for name, look in looks.items()}
+        out[group] = {"images": len(records)}
+        for name, images in versions.items():
+            p = p_melanoma(images)
+            out[group][name] = {
+                "median_p_melanoma": round(float(np.median(p)), 3),
+                "alerted": round(float((p >= threshold).mean()), 3),
+            }
+    return out
+
+
+def live_look(root: str) -> dict:
+    """``look_probe`` on the live model and its own split."""
+    from skin_model.predict import Predictor
+
+    predictor = Predictor.load()
+    config = TrainConfig.from_dict(predictor.metadata["config"])
+    prepared = splits.prepare(root, config)
+    probe = look_probe(predictor.keras_model, config, prepared, predictor.temperature, predictor.threshold)
+    return {"model_version": predictor.version.number, "probe": probe}
+
+
 def gate_leave_one_out(root: str) -> dict:
     """Per negative kind: the share refused by a gate fitted without that kind (the live model's features)."""
     from bench.gate import live_inputs
@@ -533,6 +609,24 @@ def render(results: dict) -> str:
                 for m in ACCEPTANCE
             ]
             lines.append(f"| {name} | {' | '.join(cells)} | {e['meets_all']:.0%} |")
+    if "look" in results:
+        probe = results["look"]["probe"]
+        looks = [k for k in next(iter(probe.values())) if k != "images"]
+        lines += [
+            "",
+            f"**Whose colours carry the melanoma signal** (`bench.shift look`, model version "
+            f"{results['look']['model_version']}, its lesion-grouped test split, 8 views): each image re-toned to a "
+            "source's colour look (CIELAB means and spreads, Reinhard et al. 2001; the average of that source's "
+            "training images), content kept. Median P(melanoma), and the share alerted at the version's threshold. "
+            "Every melanoma here comes from the ISIC archive and no HAM10000 image is one, so a model can learn "
+            "the archive's colours as melanoma; this shows how far it did.",
+            "",
+            "| test images | " + " | ".join(looks) + " |",
+            "|---|" + "---|" * len(looks),
+        ]
+        for group, r in probe.items():
+            cells = [f"{r[k]['median_p_melanoma']:.3f} ({r[k]['alerted']:.0%} alerted)" for k in looks]
+            lines.append(f"| {group} ({r['images']}) | " + " | ".join(cells) + " |")
     holdouts = {k: v for k, v in results.items() if k.startswith("holdout: ")}
     for name, r in holdouts.items():
         t = r["test"]
@@ -550,7 +644,7 @@ def render(results: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["recipes", "holdout", "gate", "views", "folds", "live-external"])
+    parser.add_argument("what", choices=["recipes", "holdout", "gate", "views", "folds", "live-external", "look"])
     parser.add_argument("--data", required=True)
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--only", help="run just this recipe (a prefix of its name)")
@@ -584,6 +678,9 @@ def main(argv: list[str] | None = None) -> int:
         save(results)
     elif args.what == "views":
         results["views"] = views(args.data)
+        save(results)
+    elif args.what == "look":
+        results["look"] = live_look(args.data)
         save(results)
     elif args.what == "live-external":
         results["live external-like"] = live_external(args.data)
