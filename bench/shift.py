@@ -74,6 +74,11 @@ RECIPES = {  # full settings each (on top of TrainConfig's defaults), so every r
         "device_augment": "mild",
         "consistency": 12.0,
     },
+    "the default recipe, half the images given another image's colour look (look swap 0.5)": {
+        **NO_CC,
+        "device_augment": "mild",
+        "look_swap": 0.5,
+    },
     # as close to the first model (the one the external images were first measured on) as folds allow: its image-level
     # split cannot be had; scored as it was served, on one view; a check of the external-like estimate against that
     "the first model's recipe (folder labels, class weights, no camera augmentation, one view)": {

@@ -94,6 +94,7 @@ class TrainConfig:
     device_augment: str = "mild"  # camera-like augmentation: one of DEVICE_AUGMENT (see network.CAMERAS)
     views: int = 8  # test-time views the version is calibrated and served with: 1 or 8 (see network.dihedral)
     consistency: float = 0.0  # > 0: each image beside a camera-altered twin, this weight on their disagreement
+    look_swap: float = 0.0  # share of training images given another image's colour look (network.swap_looks)
     cases: bool = True  # the clinic's confirmed cases join the training data (see cases.py)
     balance: BalanceConfig = field(default_factory=BalanceConfig)
 
@@ -112,6 +113,8 @@ class TrainConfig:
             raise SkinModelError(f"views must be 1 or 8; received {self.views}")
         if not 0 <= self.consistency <= 100:
             raise SkinModelError(f"consistency must be between 0 and 100; received {self.consistency}")
+        if not 0 <= self.look_swap <= 1:
+            raise SkinModelError(f"look swap must be a share between 0 and 1; received {self.look_swap}")
         if self.consistency and (self.device_augment == "none" or self.batch_size % 2):
             raise SkinModelError("consistency needs camera-like augmentation and an even batch size (image + twin)")
         choices = {
@@ -134,6 +137,7 @@ class TrainConfig:
         data.setdefault("cases", False)  # nor confirmed cases
         data.setdefault("views", 1)  # and were calibrated on the upright view alone
         data.setdefault("consistency", 0.0)  # nor trained on twins
+        data.setdefault("look_swap", 0.0)  # nor with swapped colour looks
         data["device_augment"] = augment_strength(data.get("device_augment", "none"))
         balance = BalanceConfig(**data.pop("balance", {}))
         return cls(balance=balance, **data)

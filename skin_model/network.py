@@ -136,7 +136,7 @@ CAMERAS = {
 }
 
 
-def augmenter(seed: int, device: str = "none", paired: bool = False):
+def augmenter(seed: int, device: str = "none", paired: bool = False, look_swap: float = 0.0):
     """On-the-fly augmentation for the tf.data pipeline (never inside the model).
 
     Flips and quarter turns are exact and cheap (a lesion has no "up");
@@ -149,6 +149,9 @@ def augmenter(seed: int, device: str = "none", paired: bool = False):
     ``paired``: a batch of N comes back as 2 N, the N images as taken, then
     the same N (same flips and turns) through another camera: twins that
     differ only in acquisition, for the consistency loss (``train.train_step``).
+
+    ``look_swap``: the share of images given the colour look of another image
+    of the batch (see ``swap_looks``).
     """
     tf = tensorflow()
     from keras import layers
@@ -168,11 +171,35 @@ def augmenter(seed: int, device: str = "none", paired: bool = False):
     def augment(images):
         turns = tf.random.uniform([], 0, 4, dtype=tf.int32, seed=seed + 3)
         images = tf.image.rot90(colour(images, training=True), k=turns)
+        if look_swap > 0:
+            images = swap_looks(images, look_swap, seed + 5)
         if paired:
             return tf.concat([images, _device_like(images, replace(camera, share=1.0), seed + 4)], axis=0)
         return _device_like(images, camera, seed + 4) if camera else images
 
     return augment
+
+
+def swap_looks(images, share: float, seed: int):
+    """A ``share`` of a float [0, 255] batch re-toned to another image's look: YUV means and spreads swapped.
+
+    Every melanoma in the shared data comes from the ISIC archive and no
+    HAM10000 image is one, so a source's colours alone can say "melanoma"
+    (``bench.shift look``: re-toned to the archive's look, 90 % of HAM10000
+    lesions raise the alert). Partners are drawn within the batch, across
+    classes and sources, so a look stops telling the class (after
+    Reinhard et al. 2001's colour transfer; MixStyle, Zhou et al. 2021, mixes such statistics inside the network).
+    """
+    tf = tensorflow()
+    n = tf.shape(images)[0]
+    yuv = tf.image.rgb_to_yuv(images / 255.0)
+    mean = tf.reduce_mean(yuv, axis=(1, 2), keepdims=True)
+    spread = tf.math.reduce_std(yuv, axis=(1, 2), keepdims=True) + 1e-3
+    partner = tf.random.shuffle(tf.range(n), seed=seed)
+    swapped = (yuv - mean) / spread * tf.gather(spread, partner) + tf.gather(mean, partner)
+    rgb = tf.clip_by_value(tf.image.yuv_to_rgb(swapped), 0.0, 1.0) * 255.0
+    chosen = tf.random.uniform([n, 1, 1, 1], 0.0, 1.0, seed=seed + 1) < share
+    return tf.where(chosen, rgb, images)
 
 
 def _device_like(images, camera: Camera, seed: int):

@@ -49,11 +49,13 @@ def training(
     context=None,
     device: str = "none",
     paired: bool = False,
+    look_swap: float = 0.0,
 ):
     """Endless shuffled, augmented ``(pixels, label, weight)`` batches of this worker's shard.
 
     ``context``: a tf.distribute InputContext; ``device``: camera-like augmentation strength (see network.augmenter).
     ``paired``: each batch holds ``batch // 2`` images, then their camera-altered twins in the same order.
+    ``look_swap``: the share of images re-toned to another image's colour look (see network.swap_looks).
 
     Endless so every worker runs the same number of steps per epoch even
     when the shards differ by an image; the caller counts steps.
@@ -61,7 +63,7 @@ def training(
     tf = tensorflow()
     from skin_model.network import augmenter
 
-    augment = augmenter(seed, device, paired)
+    augment = augmenter(seed, device, paired, look_swap)
     read = _reader(image_size)
     names = tf.data.Dataset.from_tensor_slices(
         ([str(p) for p in paths], np.asarray(labels, np.int32), np.asarray(weights, np.float32))

@@ -219,6 +219,7 @@ def fit(
             context,
             config.device_augment,
             paired=config.consistency > 0,
+            look_swap=config.look_swap,
         )
     )
     step = train_step(model, optimizer, cluster.strategy, global_batch, config.consistency)

@@ -159,3 +159,28 @@ def test_paired_views_without_camera_augmentation_are_refused():
     with pytest.raises(SkinModelError, match="consistency"):
         TrainConfig(consistency=12.0, batch_size=31)
     assert TrainConfig.from_dict(TrainConfig(consistency=12.0).to_dict()).consistency == 12.0
+
+
+def test_swapped_looks_are_the_batch_own_looks_dealt_again():
+    tf = tensorflow()
+    rng = np.random.default_rng(0)
+    colours = rng.uniform(60, 190, (8, 3))  # mid-range, so no channel clips
+    texture = rng.normal(0, 10, (8, 16, 16, 3))
+    batch = (colours[:, None, None, :] + texture).astype(np.float32)
+    out = network.swap_looks(tf.constant(batch), share=1.0, seed=3).numpy()
+    before, after = batch.mean(axis=(1, 2)), out.mean(axis=(1, 2))
+    # each image now wears one of the batch's looks, every look worn once: a reshuffle, not a new colour
+    match = np.abs(after[:, None, :] - before[None, :, :]).max(axis=-1).argmin(axis=1)
+    np.testing.assert_allclose(after, before[match], atol=1.0)
+    assert sorted(match.tolist()) == list(range(8)) and (match != np.arange(8)).sum() >= 4
+    # the content stays: each image's texture, re-toned, still correlates with its own
+    own = [np.corrcoef(out[i, ..., 1].ravel(), texture[i, ..., 1].ravel())[0, 1] for i in range(8)]
+    assert min(own) > 0.8
+    untouched = network.swap_looks(tf.constant(batch), share=0.0, seed=3).numpy()
+    np.testing.assert_array_equal(untouched, batch)
+
+
+def test_a_look_swap_share_outside_zero_to_one_is_refused():
+    with pytest.raises(SkinModelError, match="look swap"):
+        TrainConfig(look_swap=1.5)
+    assert TrainConfig.from_dict(TrainConfig(look_swap=0.5).to_dict()).look_swap == 0.5
