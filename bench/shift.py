@@ -308,11 +308,12 @@ def score(splits_: Splits, config: TrainConfig) -> dict:
     started = time.time()
     result = fit(splits_, config)
     gate = fit_gate(result.model, splits_, config)
-    return {
+    out = {
         "minutes": round((time.time() - started) / 60, 1),
         "seconds_per_epoch": result.metadata["training"]["seconds_per_epoch"],
         "best_epoch": result.metadata["training"]["best_epoch"],
     } | assess(result.model, splits_, config, gate)
+    return out | {"look": look_probe(result.model, config, splits_, out["temperature"], out["alert_threshold"])}
 
 
 def assess(model, splits_: Splits, config: TrainConfig, gate: dict) -> dict:
@@ -529,6 +530,25 @@ def render(results: dict) -> str:
                 f"{_f(old.get('melanoma_roc_auc'))} | "
                 f"{r['seconds_per_epoch']} |"
             )
+        probed = {name: r["look"] for name, r in recipes.items() if "look" in r}
+        if probed:
+            lines += [
+                "",
+                'The same runs\' colour-look probe (`look_probe`; see "Whose colours carry the melanoma signal" '
+                "below): the share alerted as taken, then re-toned to the other source's look. A model that "
+                "reads the lesion, not the source's colours, changes little.",
+                "",
+                "| recipe | HAM10000 test lesions alerted: as taken -> oldest block's look | "
+                "oldest-block test melanomas alerted: as taken -> HAM10000's look |",
+                "|---|---|---|",
+            ]
+            for name, look in probed.items():
+                ham, mel = look["HAM10000 lesions (none a melanoma)"], look["oldest-block melanomas"]
+                to_old, to_ham = ham["the oldest block's look"]["alerted"], mel["HAM10000's look"]["alerted"]
+                lines.append(
+                    f"| {name[8:]} | {ham['as taken']['alerted']:.0%} -> {to_old:.0%} | "
+                    f"{mel['as taken']['alerted']:.0%} -> {to_ham:.0%} |"
+                )
     if "gate" in results:
         unseen = results["gate"]["refused_when_unseen"]
         lines += [
