@@ -26,7 +26,8 @@ if predictor is not None:
     st.subheader(f"Live model: version {predictor.version.number}")
     st.caption(
         f"Registered {predictor.version.created}. Held-out {split} images that share no lesion with the training "
-        "images, but come from the same five sources: expect less on another clinic's camera."
+        "images, but come from the same five sources: expect less on another clinic's camera, whose colours alone "
+        "can move the melanoma alert either way."
     )
     cols = st.columns(4)
     cols[0].metric("Balanced accuracy", pct(test.get("balanced_accuracy")))

@@ -198,7 +198,9 @@ def render(metadata: dict) -> str:
         "- Seborrheic keratosis: the folder's images are either melanomas by the official label or also filed as "
         "melanoma; none is left to learn from, so the model does not predict it meaningfully.",
         "- Melanomas and nevi all come from the ISIC archive (none from the HAM10000 clinics), and most nevi from its "
-        "oldest uploads: the model has never seen a nevus from the other cameras.",
+        "oldest uploads: the model has never seen a nevus from the other cameras, and can take the archive's colour "
+        "look for melanoma. Re-toned to the old archive's colours, benign HAM10000 lesions may raise the alert; "
+        "archive melanomas re-toned to HAM10000's may not (`python -m bench.shift look` measures the live version).",
         "- Not for photos taken without a dermatoscope; images that are not dermoscopy are refused.",
         f"- Built with TensorFlow {metadata.get('versions', {}).get('tensorflow')} / "
         f"Keras {metadata.get('versions', {}).get('keras')}.",
