@@ -313,7 +313,8 @@ def score(splits_: Splits, config: TrainConfig) -> dict:
         "seconds_per_epoch": result.metadata["training"]["seconds_per_epoch"],
         "best_epoch": result.metadata["training"]["best_epoch"],
     } | assess(result.model, splits_, config, gate)
-    return out | {"look": look_probe(result.model, config, splits_, out["temperature"], out["alert_threshold"])}
+    probe = look_probe(result.model, config, splits_, out["temperature"], out["alert_threshold"])
+    return out | ({"look": probe} if probe else {})
 
 
 def assess(model, splits_: Splits, config: TrainConfig, gate: dict) -> dict:
@@ -387,6 +388,7 @@ def restyle(pixels: np.ndarray, look: tuple[np.ndarray, np.ndarray]) -> np.ndarr
 
 
 def average_look(records: list) -> tuple[np.ndarray, np.ndarray]:
+    """A source's look: its images' CIELAB means and spreads, averaged."""
     looks = [look_stats(decode(r.path)) for r in records]
     return np.mean([m for m, _ in looks], axis=0), np.mean([s for _, s in looks], axis=0)
 
@@ -399,12 +401,18 @@ def look_probe(model, config: TrainConfig, fitted: Splits, temperature: float, t
     HAM10000 lesions given the oldest block's look get melanoma alerts, and
     old-block melanomas given HAM10000's look lose them, the colours of a
     source, not the lesion, carry the answer. Looks: the average of the
-    training split's images of each (up to 200).
+    training split's images of each (up to 200); the oldest block's from its
+    nevi alone, so no melanoma's colours are in it. Re-toning HAM10000
+    images to their own source's look is the control: what re-toning alone does.
     """
     train, test = fitted.records["train"], fitted.records["test"]
+    old_nevi = [r for r in train if domain(r) == OLDEST and r.label == "nevus"]
+    ham = [r for r in train if r.origin.startswith("ham10000")]
+    if not old_nevi or not ham:
+        return {}  # e.g. a source held out: no look to lend
     looks = {
-        "the oldest block's look": average_look([r for r in train if domain(r) == OLDEST][:200]),
-        "HAM10000's look": average_look([r for r in train if r.origin.startswith("ham10000")][:200]),
+        "the oldest block's look": average_look(old_nevi[:200]),
+        "HAM10000's look": average_look(ham[:200]),
     }
     groups = {
         "HAM10000 lesions (none a melanoma)": [r for r in test if r.origin.startswith("ham10000")],
@@ -420,6 +428,8 @@ def look_probe(model, config: TrainConfig, fitted: Splits, temperature: float, t
 
     out: dict = {}
     for group, records in groups.items():
+        if not records:
+            continue
         taken = [decode(r.path) for r in records]
         versions = {"as taken": taken} | {name: [restyle(i, look) for i in taken] for name, look in looks.items()}
         out[group] = {"images": len(records)}
@@ -440,7 +450,7 @@ def live_look(root: str) -> dict:
     config = TrainConfig.from_dict(predictor.metadata["config"])
     prepared = splits.prepare(root, config)
     probe = look_probe(predictor.keras_model, config, prepared, predictor.temperature, predictor.threshold)
-    return {"model_version": predictor.version.number, "probe": probe}
+    return {"model_version": predictor.version.number, "views": config.views, "probe": probe}
 
 
 def gate_leave_one_out(root: str) -> dict:
@@ -535,19 +545,22 @@ def render(results: dict) -> str:
             lines += [
                 "",
                 'The same runs\' colour-look probe (`look_probe`; see "Whose colours carry the melanoma signal" '
-                "below): the share alerted as taken, then re-toned to the other source's look. A model that "
-                "reads the lesion, not the source's colours, changes little.",
+                "below): the share alerted when re-toned to their own source's look (the control: what re-toning "
+                "alone does), then to the other source's. A model that reads the lesion, not the source's colours, "
+                "changes little.",
                 "",
-                "| recipe | HAM10000 test lesions alerted: as taken -> oldest block's look | "
-                "oldest-block test melanomas alerted: as taken -> HAM10000's look |",
+                "| recipe | HAM10000 test lesions alerted: HAM10000's look -> oldest block's look | "
+                "oldest-block test melanomas alerted: oldest block's look -> HAM10000's look |",
                 "|---|---|---|",
             ]
             for name, look in probed.items():
+                if not {"HAM10000 lesions (none a melanoma)", "oldest-block melanomas"} <= set(look):
+                    continue
                 ham, mel = look["HAM10000 lesions (none a melanoma)"], look["oldest-block melanomas"]
-                to_old, to_ham = ham["the oldest block's look"]["alerted"], mel["HAM10000's look"]["alerted"]
+                old_look, ham_look = "the oldest block's look", "HAM10000's look"
                 lines.append(
-                    f"| {name[8:]} | {ham['as taken']['alerted']:.0%} -> {to_old:.0%} | "
-                    f"{mel['as taken']['alerted']:.0%} -> {to_ham:.0%} |"
+                    f"| {name[8:]} | {ham[ham_look]['alerted']:.0%} -> {ham[old_look]['alerted']:.0%} | "
+                    f"{mel[old_look]['alerted']:.0%} -> {mel[ham_look]['alerted']:.0%} |"
                 )
     if "gate" in results:
         unseen = results["gate"]["refused_when_unseen"]
@@ -640,9 +653,11 @@ def render(results: dict) -> str:
         lines += [
             "",
             f"**Whose colours carry the melanoma signal** (`bench.shift look`, model version "
-            f"{results['look']['model_version']}, its lesion-grouped test split, 8 views): each image re-toned to a "
-            "source's colour look (CIELAB means and spreads, Reinhard et al. 2001; the average of that source's "
-            "training images), content kept. Median P(melanoma), and the share alerted at the version's threshold. "
+            f"{results['look']['model_version']}, its test split, {results['look'].get('views', 8)} views): each "
+            "image re-toned to a source's colour look (CIELAB means and spreads, Reinhard et al. 2001; the average of "
+            "that source's training images, the oldest block's from its nevi alone), content kept; re-toned to its "
+            "own source's look is the control, what re-toning alone does. Median P(melanoma), and the share alerted "
+            "at the version's threshold. "
             "Every melanoma here comes from the ISIC archive and no HAM10000 image is one, so a model can learn "
             "the archive's colours as melanoma; this shows how far it did.",
             "",
@@ -681,11 +696,12 @@ def main(argv: list[str] | None = None) -> int:
     # (``views`` measures what 8 views add to a trained model)
     base = TrainConfig(epochs=args.epochs, cases=False, views=1)
     if args.what == "recipes":
-        prepared = splits.prepare(args.data, base)
         for name, change in RECIPES.items():
             if args.only and not name.startswith(args.only):
                 continue
-            results[f"recipe: {name}"] = score(prepared, replace(base, **change)) | {"epochs": args.epochs}
+            config = replace(base, **change)
+            prepared = splits.prepare(args.data, config)  # a recipe may read the folder labels instead
+            results[f"recipe: {name}"] = score(prepared, config) | {"epochs": args.epochs}
             save(results)
             print(name, json.dumps(results[f"recipe: {name}"]["test"]), flush=True)
     elif args.what == "gate":

@@ -106,6 +106,10 @@ def render(metadata: dict) -> str:
         "loss weights balanced over class x acquisition domain"
         if config.get("weighting") == "class-domain"
         else "loss weights balanced over classes",
+        f"each image beside a camera-altered twin, their disagreement weighted {config['consistency']:g}"
+        if config.get("consistency")
+        else None,
+        f"{config['look_swap']:.0%} of images given another image's colour look" if config.get("look_swap") else None,
     ]
     lines = [
         f"# Model card: skin lesion CNN, version {metadata.get('version', '?')}",

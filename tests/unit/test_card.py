@@ -44,3 +44,14 @@ def test_the_gate_line_counts_missed_negatives_instead_of_rounding_them_away():
 
     assert "Refuses all but 1 of its 4167 fitting negatives" in missed_one and "100.0%" not in missed_one
     assert "Refuses every one of its 4167 fitting negatives" in missed_none
+
+
+def test_the_recipe_line_names_twins_and_look_swaps_only_when_a_version_used_them():
+    def recipe(config: dict) -> str:
+        return next(line for line in card.render({"config": config}).splitlines() if line.startswith("- Recipe:"))
+
+    plain = recipe({"weighting": "class-domain"})
+    assert plain == "- Recipe: loss weights balanced over class x acquisition domain."
+    both = recipe({"weighting": "class-domain", "consistency": 12.0, "look_swap": 0.5})
+    assert "; each image beside a camera-altered twin, their disagreement weighted 12; " in both
+    assert both.endswith("; 50% of images given another image's colour look.")
