@@ -185,8 +185,8 @@ def swap_looks(images, share: float, seed: int):
 
     Every melanoma in the shared data comes from the ISIC archive and no
     HAM10000 image is one, so a source's colours alone can say "melanoma"
-    (``bench.shift look``: re-toned to the archive's look, 90 % of HAM10000
-    lesions raise the alert). Partners are drawn within the batch, across
+    (``bench.shift look``: re-toned to the old archive's look, about 9 in 10
+    HAM10000 lesions raise the alert). Partners are drawn within the batch, across
     classes and sources, so a look stops telling the class (after
     Reinhard et al. 2001's colour transfer; MixStyle, Zhou et al. 2021, mixes such statistics inside the network).
     """
