@@ -39,9 +39,9 @@ from bench.report import put_section
 from skin_model import CLASSES, audit, dataset, evaluate, splits, stream
 from skin_model.config import TrainConfig
 from skin_model.images import decode
-from skin_model.network import over_views, resize
+from skin_model.network import resize
 from skin_model.splits import Splits, domain
-from skin_model.train import calibrate, fit, fit_gate, score_test
+from skin_model.train import calibrate, fit, fit_gate, logits_of, score_test
 
 HERE = Path(__file__).resolve().parent
 RESULTS_JSON = HERE / "shift_results.json"
@@ -342,13 +342,18 @@ def assess(model, splits_: Splits, config: TrainConfig, gate: dict) -> dict:
     }
 
 
-def views(root: str) -> dict:
-    """The live model's weights calibrated and scored on the upright image alone, then on 8 views."""
+def live_split(root: str):
+    """The live model, the config it was trained with, and that config's split of ``root``."""
     from skin_model.predict import Predictor
 
     predictor = Predictor.load()
     config = TrainConfig.from_dict(predictor.metadata["config"])
-    prepared = splits.prepare(root, config)
+    return predictor, config, splits.prepare(root, config)
+
+
+def views(root: str) -> dict:
+    """The live model's weights calibrated and scored on the upright image alone, then on 8 views."""
+    predictor, config, prepared = live_split(root)
     out = {"model_version": predictor.version.number}
     for count in (1, 8):
         out[str(count)] = assess(predictor.keras_model, prepared, replace(config, views=count), predictor.info.gate)
@@ -362,11 +367,7 @@ def live_external(root: str) -> dict:
     One test split holds fewer images of some classes than a set needs (14 dermatofibromas, 16 of the oldest
     block's melanomas for the committed default), so its sets are drawn with replacement.
     """
-    from skin_model.predict import Predictor
-
-    predictor = Predictor.load()
-    config = TrainConfig.from_dict(predictor.metadata["config"])
-    prepared = splits.prepare(root, config)
+    predictor, config, prepared = live_split(root)
     logits = stream.logits(predictor.keras_model, prepared.paths("test"), config.image_size, views=config.views)
     probs = evaluate.softmax(logits, predictor.temperature)
     alerts = probs[:, evaluate.MEL] >= predictor.threshold
@@ -425,10 +426,8 @@ def look_probe(model, config: TrainConfig, fitted: Splits, temperature: float, t
     }
 
     def p_melanoma(images: list[np.ndarray]) -> np.ndarray:
-        x = np.stack([resize(i[None], config.image_size)[0] for i in images])
-        batches = [over_views(model, x[i : i + 64], config.views).numpy() for i in range(0, len(x), 64)]
-        logits = np.concatenate(batches)
-        return evaluate.softmax(logits, temperature)[:, evaluate.MEL]
+        x = np.stack([resize(i[None], config.image_size)[0] for i in images])  # any size, one batch
+        return evaluate.softmax(logits_of(model, x, batch=64, views=config.views), temperature)[:, evaluate.MEL]
 
     out: dict = {}
     for group, records in groups.items():
@@ -448,11 +447,7 @@ def look_probe(model, config: TrainConfig, fitted: Splits, temperature: float, t
 
 def live_look(root: str) -> dict:
     """``look_probe`` on the live model and its own split."""
-    from skin_model.predict import Predictor
-
-    predictor = Predictor.load()
-    config = TrainConfig.from_dict(predictor.metadata["config"])
-    prepared = splits.prepare(root, config)
+    predictor, config, prepared = live_split(root)
     probe = look_probe(predictor.keras_model, config, prepared, predictor.temperature, predictor.threshold)
     return {"model_version": predictor.version.number, "views": config.views, "probe": probe}
 

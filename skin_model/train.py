@@ -54,10 +54,14 @@ class ProgressLog:
             handle.write(line + "\n")
 
 
-def logits_of(model, x: np.ndarray, batch: int = 128) -> np.ndarray:
-    """Inference-mode logits of in-memory pixels in batches (no augmentation, no dropout)."""
+def logits_of(model, x: np.ndarray, batch: int = 128, views: int = 1) -> np.ndarray:
+    """Inference-mode logits of in-memory square pixels in batches, averaged over ``views`` (see network.over_views)."""
     tf = tensorflow()
-    out = [model(tf.constant(x[i : i + batch], tf.float32), training=False).numpy() for i in range(0, len(x), batch)]
+    from skin_model.network import over_views
+
+    out = [
+        np.asarray(over_views(model, tf.constant(x[i : i + batch], tf.float32), views)) for i in range(0, len(x), batch)
+    ]
     return np.concatenate(out) if out else np.empty((0, len(CLASSES)))
 
 

@@ -223,3 +223,20 @@ def test_training_on_twins_runs_and_records_its_consistency_weight(clean_dataset
     assert [row["epoch"] for row in result.history] == [1, 2]
     assert all(np.isfinite(row["loss"]) and row["loss"] > 0 for row in result.history)
     assert result.metadata["config"]["consistency"] == 12.0
+
+
+def test_in_memory_logits_average_the_eight_views_as_served():
+    from skin_model.network import build
+
+    model = build(32, len(CLASSES), width=4)
+    weights = model.get_weights()
+    weights[-2] = weights[-2] * 1e5  # an untrained network's logits are too small to compare
+    model.set_weights(weights)
+    x = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype(np.float32)
+    flips = lambda v: [v, v[::-1], v[:, ::-1], v[::-1, ::-1]]
+    views = lambda v: flips(v) + [f.transpose(1, 0, 2) for f in flips(v)]
+    by_hand = np.stack([model(np.stack(views(v)), training=False).numpy().mean(axis=0) for v in x])
+    upright = model(x, training=False).numpy()
+    assert np.abs(by_hand - upright).max() > 0.1  # the views differ: the check below can fail
+    np.testing.assert_allclose(train.logits_of(model, x, batch=2, views=8), by_hand, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(train.logits_of(model, x, batch=2), upright, rtol=1e-4, atol=1e-3)
