@@ -1,23 +1,27 @@
-"""``make bench-shift``: what each recipe change does away from the training conditions.
+"""``make bench-shift`` and ``make bench-folds``: what each recipe change does away from the training conditions.
 
-Two measurements, each a real training run on the shared data:
+Each measurement is a real training run on the shared data, except where it scores the live model:
 
 - ``recipes``: the same grouped split and seed, one change at a time (class
   weights -> class x domain weights -> + colour constancy -> + camera-like
-  augmentation); each scored on the grouped test split, per source and under
-  every stress condition.
+  augmentation); each scored on the grouped test split, per source, under
+  every stress condition and with the colour-look probe (``bench.look``).
 - ``holdout``: leave one acquisition source or upload block out of training
   entirely (validation comes from the other sources), then score on it: the
   closest this data gets to "another clinic".
 - ``folds``: one recipe, k-fold cross-validated by lesion: every image
-  scored once by a model that never saw its lesion, so the oldest upload
-  block (the external images' era) is scored on all of its images, not on
-  the few that one test split holds.
+  scored once by a model that never saw its lesion, as taken and re-toned to
+  the oldest block's look, so the oldest upload block (the external images'
+  era) is scored on all of its images, and the external-like estimate
+  (``bench.external``) has per-image scores to draw from.
 - ``views``: the live model calibrated and scored on one view, then on 8
   (test-time augmentation), same weights.
+- ``look`` / ``live-external``: the live model's colour-look probe, and
+  external-like sets drawn from its own test split.
 - ``gate``: the live model's not-a-lesion gate refitted with one kind of
   negative left out, then tried on that kind: how it does on non-lesion
   pictures it has never seen.
+- ``render``: rewrite the report from the results kept so far, running nothing.
 
 Results go to ``bench/shift_results.json`` (one entry per run, kept between
 invocations) and the "Out-of-source" section of ``bench/RESULTS.md``.
@@ -26,26 +30,24 @@ invocations) and the "Out-of-source" section of ``bench/RESULTS.md``.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import re
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from bench.external import ACCEPTANCE, OLDEST, external_draws, save_rows, score_rows
+from bench.look import average_look, look_probe, probabilities, restyle
 from bench.report import put_section
-from skin_model import CLASSES, audit, dataset, evaluate, splits, stream
+from skin_model import audit, dataset, evaluate, splits, stream
 from skin_model.config import TrainConfig
 from skin_model.images import decode
-from skin_model.network import resize
 from skin_model.splits import Splits, domain
-from skin_model.train import calibrate, fit, fit_gate, logits_of, score_test
+from skin_model.train import calibrate, fit, fit_gate, score_test
 
 HERE = Path(__file__).resolve().parent
 RESULTS_JSON = HERE / "shift_results.json"
-FOLD_SCORES = HERE / "fold_scores"  # per-image cross-validated scores (ids, labels, scores; no pixels)
 
 NO_CC = {"colour_constancy": False, "normalise_exposure": False}
 RECIPES = {  # full settings each (on top of TrainConfig's defaults), so every row can be rerun as it was
@@ -98,21 +100,7 @@ RECIPES = {  # full settings each (on top of TrainConfig's defaults), so every r
 }
 
 
-OLDEST = "isic_archive/isic-0k"  # the upload block most like the external images (see render)
-
-# The external acceptance folder (issue #9): 16 images a class, 3 seborrheic keratoses and 3 vascular lesions; its
-# melanomas and nevi come from the oldest uploads. The training data has no seborrheic keratosis left once official
-# labels resolve its folder (its images are melanomas or copies of benign keratoses), so that class is always missed.
-EXTERNAL_MIX = dict.fromkeys(CLASSES, 16) | {"seborrheic keratosis": 3, "vascular lesion": 3}
-OLDEST_ONLY = ("melanoma", "nevus")  # drawn from the oldest block; every other class from any source
-STAND_IN = {"seborrheic keratosis": "pigmented benign keratosis"}  # officially the same diagnosis (BKL)
-ACCEPTANCE = {  # issue #9's external targets (refusals aside: folds do not fit a gate)
-    "balanced_accuracy": 0.50,
-    "melanoma_sensitivity": 0.75,
-    "melanoma_specificity": 0.50,
-    "melanoma_roc_auc": 0.78,
-}
-
+OTHERS_RETONED = "other classes in the oldest block's colours"
 DEFAULT_RECIPE = "class x domain weights + mild camera-like augmentation on half the images"
 
 
@@ -156,7 +144,11 @@ def cross_validate(root: str, config: TrainConfig, k: int) -> dict:
         alerts = probs[:, evaluate.MEL] >= meta["alert_threshold"]
         mine = list(zip(test, probs, alerts, strict=True))
         scored += mine
-        rows += score_rows(i + 1, mine)
+        # the same images in the oldest block's colours: the external set's other classes may not be in HAM10000's
+        look = average_look([r for r in fold.records["train"] if domain(r) == OLDEST and r.label == "nevus"][:200])
+        retoned = probabilities(model, [restyle(decode(r.path), look) for r in test], config, meta["temperature"])
+        retoned_alerts = retoned[:, evaluate.MEL] >= meta["alert_threshold"]
+        rows += score_rows(i + 1, mine, list(zip(retoned, retoned_alerts, strict=True)))
         per_fold.append(
             {
                 "alert_threshold": meta["alert_threshold"],
@@ -171,6 +163,7 @@ def cross_validate(root: str, config: TrainConfig, k: int) -> dict:
         OLDEST: pooled([s for s in scored if domain(s[0]) == OLDEST]),
         "per_fold": per_fold,
         "external_like": external_draws(rows),
+        "external_like_old_look": external_draws(rows, others_retoned=True),
         "rows": rows,
     }
 
@@ -204,97 +197,6 @@ def pooled(scored: list) -> dict:
         "melanoma_sensitivity": round(float(alerts[is_mel].mean()), 4) if is_mel.any() else None,
         "melanoma_specificity": round(float((~alerts[~is_mel]).mean()), 4) if (~is_mel).any() else None,
     }
-
-
-def score_rows(fold: int, scored: list) -> list[dict]:
-    """One row per scored image: enough to recompute any pooled figure later without retraining."""
-    return [
-        {
-            "image": record.path.stem,
-            "label": record.label,
-            "domain": domain(record),
-            "fold": fold,
-            "p_melanoma": round(float(probs[evaluate.MEL]), 6),
-            "predicted": CLASSES[int(probs.argmax())],
-            "alert": bool(alert),
-        }
-        for record, probs, alert in scored
-    ]
-
-
-def external_draws(rows: list[dict], draws: int = 2000, seed: int = 0, bootstrap: bool = False) -> dict:
-    """What the external acceptance set would likely show, drawn again and again from cross-validated scores.
-
-    Each draw takes the external folder's class mix (``EXTERNAL_MIX``) without
-    replacement: melanomas and nevi from the oldest upload block, like the
-    external ones; other classes from any source (where the external ones come
-    from is not known). With 16 melanomas a set, one draw's sensitivity moves
-    by about 0.1 from chance alone: the spread and the share of draws meeting
-    each target say more than one number. ``bootstrap``: draw with replacement, for a
-    pool smaller than a set (one test split).
-    """
-    rng = np.random.default_rng(seed)
-    pools: dict[str, list[dict]] = {}
-    for name, n in EXTERNAL_MIX.items():
-        pool = [r for r in rows if r["label"] == name and (name not in OLDEST_ONLY or r["domain"] == OLDEST)]
-        if len(pool) < (1 if bootstrap else n) and name in STAND_IN:
-            pool = [r for r in rows if r["label"] == STAND_IN[name]]
-        pools[name] = pool
-    short = {name: len(pools[name]) for name, n in EXTERNAL_MIX.items() if len(pools[name]) < (1 if bootstrap else n)}
-    if short:
-        return {"draws": 0, "too_few_images": short}
-    outcomes = [_one_external_set(pools, rng, bootstrap) for _ in range(draws)]
-    summary: dict = {"draws": draws}
-    for measure, target in ACCEPTANCE.items():
-        values = np.array([o[measure] for o in outcomes])
-        summary[measure] = {
-            "median": round(float(np.median(values)), 3),
-            "central_90": [round(float(v), 3) for v in np.percentile(values, [5, 95])],
-            "meets_target": round(float((values >= target).mean()), 3),
-        }
-    passing = [all(o[m] >= t for m, t in ACCEPTANCE.items()) for o in outcomes]
-    summary["meets_all"] = round(float(np.mean(passing)), 3)
-    return summary
-
-
-def _one_external_set(pools: dict[str, list[dict]], rng: np.random.Generator, bootstrap: bool) -> dict[str, float]:
-    drawn = {
-        name: [pools[name][i] for i in rng.choice(len(pools[name]), n, replace=bootstrap)]
-        for name, n in EXTERNAL_MIX.items()
-    }
-    # a stand-in's images are of another class: they count against the class they stand in for, never as found
-    recalls = [np.mean([r["predicted"] == r["label"] == name for r in items]) for name, items in drawn.items()]
-    mel = drawn["melanoma"]
-    others = [r for name, items in drawn.items() if name != "melanoma" for r in items]
-    scores = np.array([r["p_melanoma"] for r in mel + others])
-    is_mel = np.arange(len(scores)) < len(mel)
-    return {
-        "balanced_accuracy": float(np.mean(recalls)),
-        "melanoma_sensitivity": float(np.mean([r["alert"] for r in mel])),
-        "melanoma_specificity": float(np.mean([not r["alert"] for r in others])),
-        "melanoma_roc_auc": float(evaluate.roc_auc(scores, is_mel)),
-    }
-
-
-def save_rows(name: str, rows: list[dict]) -> Path:
-    """The per-image scores of one cross-validated recipe, as CSV beside the results."""
-    FOLD_SCORES.mkdir(exist_ok=True)
-    path = FOLD_SCORES / (re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:120] + ".csv")
-    partial = path.with_suffix(".partial")
-    with partial.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    partial.replace(path)  # a run cut short leaves the previous file whole
-    return path
-
-
-def load_rows(path: Path) -> list[dict]:
-    with path.open(encoding="utf-8") as handle:
-        return [
-            r | {"fold": int(r["fold"]), "p_melanoma": float(r["p_melanoma"]), "alert": r["alert"] == "True"}
-            for r in csv.DictReader(handle)
-        ]
 
 
 def auc_interval(auc: float, positives: int, negatives: int) -> list[float]:
@@ -373,76 +275,6 @@ def live_external(root: str) -> dict:
     alerts = probs[:, evaluate.MEL] >= predictor.threshold
     rows = score_rows(0, list(zip(prepared.records["test"], probs, alerts, strict=True)))
     return {"model_version": predictor.version.number, "views": config.views} | external_draws(rows, bootstrap=True)
-
-
-def look_stats(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """An image's colour look: mean and spread of each CIELAB channel (Reinhard et al. 2001)."""
-    from skimage.color import rgb2lab
-
-    lab = rgb2lab(pixels / 255.0).reshape(-1, 3)
-    return lab.mean(axis=0), lab.std(axis=0) + 1e-6
-
-
-def restyle(pixels: np.ndarray, look: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """The image with another look's CIELAB means and spreads: its content kept, its colours re-toned."""
-    from skimage.color import lab2rgb, rgb2lab
-
-    mean, spread = look_stats(pixels)
-    lab = (rgb2lab(pixels / 255.0) - mean) / spread * look[1] + look[0]
-    return np.clip(lab2rgb(lab) * 255.0, 0, 255).astype(np.uint8)
-
-
-def average_look(records: list) -> tuple[np.ndarray, np.ndarray]:
-    """A source's look: its images' CIELAB means and spreads, averaged."""
-    looks = [look_stats(decode(r.path)) for r in records]
-    return np.mean([m for m, _ in looks], axis=0), np.mean([s for _, s in looks], axis=0)
-
-
-def look_probe(model, config: TrainConfig, fitted: Splits, temperature: float, threshold: float) -> dict:
-    """Whose colour look carries the melanoma signal: the test split's images re-toned to each source's look.
-
-    Every melanoma here is from the ISIC archive and every HAM10000 image is
-    something else, so a model can answer "archive colours, so melanoma". If
-    HAM10000 lesions given the oldest block's look get melanoma alerts, and
-    old-block melanomas given HAM10000's look lose them, the colours of a
-    source, not the lesion, carry the answer. Looks: the average of the
-    training split's images of each (up to 200); the oldest block's from its
-    nevi alone, so no melanoma's colours are in it. Re-toning HAM10000
-    images to their own source's look is the control: what re-toning alone does.
-    """
-    train, test = fitted.records["train"], fitted.records["test"]
-    old_nevi = [r for r in train if domain(r) == OLDEST and r.label == "nevus"]
-    ham = [r for r in train if r.origin.startswith("ham10000")]
-    if not old_nevi or not ham:
-        return {}  # e.g. a source held out: no look to lend
-    looks = {
-        "the oldest block's look": average_look(old_nevi[:200]),
-        "HAM10000's look": average_look(ham[:200]),
-    }
-    groups = {
-        "HAM10000 lesions (none a melanoma)": [r for r in test if r.origin.startswith("ham10000")],
-        "oldest-block melanomas": [r for r in test if domain(r) == OLDEST and r.label == "melanoma"],
-        "oldest-block nevi": [r for r in test if domain(r) == OLDEST and r.label == "nevus"],
-    }
-
-    def p_melanoma(images: list[np.ndarray]) -> np.ndarray:
-        x = np.stack([resize(i[None], config.image_size)[0] for i in images])  # any size, one batch
-        return evaluate.softmax(logits_of(model, x, batch=64, views=config.views), temperature)[:, evaluate.MEL]
-
-    out: dict = {}
-    for group, records in groups.items():
-        if not records:
-            continue
-        taken = [decode(r.path) for r in records]
-        versions = {"as taken": taken} | {name: [restyle(i, look) for i in taken] for name, look in looks.items()}
-        out[group] = {"images": len(records)}
-        for name, images in versions.items():
-            p = p_melanoma(images)
-            out[group][name] = {
-                "median_p_melanoma": round(float(np.median(p)), 3),
-                "alerted": round(float((p >= threshold).mean()), 3),
-            }
-    return out
 
 
 def live_look(root: str) -> dict:
@@ -543,10 +375,10 @@ def render(results: dict) -> str:
         if probed:
             lines += [
                 "",
-                'The same runs\' colour-look probe (`look_probe`; see "Whose colours carry the melanoma signal" '
-                "below): the share alerted when re-toned to their own source's look (the control: what re-toning "
-                "alone does), then to the other source's. A model that reads the lesion, not the source's colours, "
-                "changes little.",
+                "The same runs' colour-look probe (`bench.look.look_probe`; see \"Whose colours carry the melanoma "
+                "signal\" below): the share alerted when re-toned to their own source's look (the control: what re-"
+                "toning alone does), then to the other source's. A model that reads the lesion, not the source's "
+                "colours, changes little.",
                 "",
                 "| recipe | HAM10000 test lesions alerted: HAM10000's look -> oldest block's look | "
                 "oldest-block test melanomas alerted: oldest block's look -> HAM10000's look |",
@@ -620,7 +452,11 @@ def render(results: dict) -> str:
                 f"{_f(o['melanoma_roc_auc'])} {interval} | "
                 f"{_f(o['melanoma_sensitivity'])} / {_f(o['melanoma_specificity'])} | {per_fold} |"
             )
-    external = {k[7:]: v["external_like"] for k, v in cross.items() if v.get("external_like", {}).get("draws")}
+    external = {}
+    for name, r in cross.items():
+        for key, how in (("external_like", "as taken"), ("external_like_old_look", OTHERS_RETONED)):
+            if r.get(key, {}).get("draws"):
+                external[f"{name[7:]}: {how}"] = r[key]
     live = results.get("live external-like", {})
     if live.get("draws"):
         name = f"the live model itself (version {live['model_version']}), its own test split, drawn with replacement"
@@ -628,14 +464,19 @@ def render(results: dict) -> str:
     if external:
         lines += [
             "",
-            "**External-like sets, drawn from the cross-validated scores** (`bench.shift.external_draws`): each draw "
-            "is a set with the external acceptance folder's class mix (16 a class, 3 seborrheic keratoses, 3 vascular "
-            "lesions), its melanomas and nevi from the oldest upload block as the external ones are, the other classes "
-            "from any source. Seborrheic keratosis always counts as missed (the training data has none once official "
-            "labels resolve its folder; benign keratoses stand in for its scores). Median over the draws, the central "
-            "90 % of draws in brackets, and the share of draws meeting each target (balanced accuracy 0.50, melanoma "
-            "sensitivity 0.75 and specificity 0.50 at the alert, AUC 0.78). The gate is not fitted in folds, so "
-            "refusals are not in it.",
+            "**External-like sets, drawn from the cross-validated scores** (`bench.external.external_draws`): "
+            "each draw is a set with the external acceptance folder's class mix (16 a class, 3 seborrheic "
+            "keratoses, 3 vascular lesions), its melanomas and nevi from the oldest upload block as the external "
+            "ones are, the other classes from any source. Seborrheic keratosis always counts as missed (the "
+            "training data has none once official labels resolve its folder; benign keratoses stand in for its "
+            "scores). Median over the draws, the central 90 % of draws in brackets, and the share of draws "
+            "meeting each target (balanced accuracy 0.50, melanoma sensitivity 0.75 and specificity 0.50 at the "
+            "alert, AUC 0.78). The gate is not fitted in folds, so refusals are not in it. Each recipe twice: its"
+            " images as taken, and with the other classes' images re-toned to the oldest block's colour look "
+            f"('{OTHERS_RETONED}', `bench.look.restyle`), the case where the external set's other classes came "
+            "through the old archive's cameras too: a model that reads 'archive colours, so melanoma' pays for it"
+            " there. Where the external set's other classes come from is not known: the truth is likely between "
+            "the two.",
             "",
             "| recipe | bal. acc. | mel. sens. at alert | mel. spec. at alert | mel. AUC | draws meeting all four |",
             "|---|---|---|---|---|---|",
@@ -683,14 +524,20 @@ def render(results: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["recipes", "holdout", "gate", "views", "folds", "live-external", "look"])
-    parser.add_argument("--data", required=True)
+    measurements = ["recipes", "holdout", "gate", "views", "folds", "live-external", "look", "render"]
+    parser.add_argument("what", choices=measurements)
+    parser.add_argument("--data", help="the dataset root (every measurement but render)")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--only", help="run just this recipe (a prefix of its name)")
     parser.add_argument("--folds", type=int, default=5, help="folds: how many (each image is scored once)")
     parser.add_argument("--domain", default="ham10000/vidir_modern", help="the source or block to hold out")
     args = parser.parse_args(argv)
     results = load()
+    if args.what == "render":
+        save(results)
+        return 0
+    if not args.data:
+        parser.error("--data is required")
     # the shared data alone, scored on the upright view as every row so far was: rows compare like with like
     # (``views`` measures what 8 views add to a trained model)
     base = TrainConfig(epochs=args.epochs, cases=False, views=1)

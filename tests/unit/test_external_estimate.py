@@ -1,11 +1,11 @@
-"""The external-like estimate drawn from cross-validated scores (bench.shift): what it counts, and from where."""
+"""The external-like estimate drawn from cross-validated scores (bench.external): what it counts, and from where."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from bench.shift import EXTERNAL_MIX, OLDEST, external_draws, load_rows, save_rows
+from bench.external import EXTERNAL_MIX, OLDEST, external_draws, load_rows, save_rows
 
 
 def rows_for(label: str, n: int, p_melanoma: float, alert: bool, predicted: str | None = None, where=OLDEST):
@@ -71,9 +71,9 @@ def test_too_few_old_melanomas_say_so_instead_of_drawing():
 
 
 def test_scores_saved_as_csv_read_back_the_same(tmp_path, monkeypatch):
-    import bench.shift
+    import bench.external
 
-    monkeypatch.setattr(bench.shift, "FOLD_SCORES", tmp_path)
+    monkeypatch.setattr(bench.external, "FOLD_SCORES", tmp_path)
     rows = perfect()[::10]  # melanomas alerted and other classes not: both alert values go through the file
     path = save_rows("a recipe: with x, y (z)", rows)
     assert path.parent == tmp_path and path.name == "a-recipe-with-x-y-z.csv"
@@ -97,3 +97,45 @@ def test_a_small_split_is_drawn_with_replacement_when_asked():
     rows = [r for r in perfect() if r["label"] != "dermatofibroma"] + rows_for("dermatofibroma", 5, 0.01, False)
     assert external_draws(rows, draws=10)["too_few_images"] == {"dermatofibroma": 5}
     assert external_draws(rows, draws=10, bootstrap=True)["meets_all"] == 1.0
+
+
+def in_old_look(rows: list[dict], p_melanoma: float, alert: bool, predicted: str = "melanoma") -> list[dict]:
+    """The rows as a model scores their images re-toned to the oldest block's look."""
+    return [
+        r | {"p_melanoma_old_look": p_melanoma, "predicted_old_look": predicted, "alert_old_look": alert} for r in rows
+    ]
+
+
+def test_retoned_draws_score_only_the_other_classes_in_the_old_look():
+    # a model that alerts on every image in the archive's colours: melanomas and nevi keep their own scores (they
+    # are in that look already), every other class becomes a false alarm
+    rows = in_old_look(perfect(), 0.99, True)
+    as_taken, retoned = external_draws(rows, draws=20), external_draws(rows, draws=20, others_retoned=True)
+    assert as_taken["meets_all"] == 1.0
+    assert retoned["melanoma_sensitivity"]["median"] == 1.0
+    # only the 16 nevi of the 102 images that are not melanomas stay unalerted
+    assert retoned["melanoma_specificity"]["median"] == pytest.approx(16 / 102, abs=1e-3)
+    # and only melanoma and nevus are still named: 2 of 9 recalls
+    assert retoned["balanced_accuracy"]["median"] == pytest.approx(2 / 9, abs=1e-3)
+    assert retoned["meets_all"] == 0.0
+
+
+def test_a_model_that_ignores_the_look_scores_the_same_retoned():
+    rows = [
+        r | {"p_melanoma_old_look": r["p_melanoma"], "predicted_old_look": r["predicted"], "alert_old_look": r["alert"]}
+        for r in perfect()
+    ]
+    assert external_draws(rows, draws=30, others_retoned=True) == external_draws(rows, draws=30)
+
+
+def test_scores_without_the_old_look_say_so():
+    assert external_draws(perfect(), draws=5, others_retoned=True) == {"draws": 0, "not_scored_in_the_old_look": True}
+
+
+def test_old_look_scores_survive_the_csv(tmp_path, monkeypatch):
+    import bench.external
+
+    monkeypatch.setattr(bench.external, "FOLD_SCORES", tmp_path)
+    rows = in_old_look(perfect()[::10], 0.25, False, "nevus")
+    rows[0] |= {"p_melanoma_old_look": 0.75, "alert_old_look": True}
+    assert load_rows(save_rows("retoned", rows)) == rows
