@@ -189,3 +189,28 @@ def test_a_look_swap_share_outside_zero_to_one_is_refused():
     with pytest.raises(SkinModelError, match="look swap"):
         TrainConfig(look_swap=1.5)
     assert TrainConfig.from_dict(TrainConfig(look_swap=0.5).to_dict()).look_swap == 0.5
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0])
+def test_the_training_stream_swaps_looks_only_when_asked(tmp_path, share):
+    """``look_swap`` reaches the images training sees: red lesions wear blue looks, and blue red, only when on."""
+    from PIL import Image
+
+    from skin_model import stream
+
+    tensorflow().random.set_seed(1)
+    rng = np.random.default_rng(1)
+    paths, labels = [], []
+    for i in range(8):
+        tint = (200, 70, 60) if i % 2 == 0 else (60, 70, 200)  # label 0: red, label 1: blue
+        pixels = np.clip(np.array(tint) + rng.normal(0, 12, (24, 24, 3)), 0, 255).astype(np.uint8)
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(pixels).save(paths[-1])
+        labels.append(i % 2)
+    batches = stream.training(paths, np.array(labels), np.ones(8), 24, 8, seed=2, look_swap=share)
+    worn = []  # per image: does it wear the other class's look?
+    for x, y, _ in batches.take(6):
+        red = x.numpy().mean(axis=(1, 2)) @ np.array([1.0, 0.0, -1.0]) > 0
+        worn += (red != (y.numpy() == 0)).tolist()
+    # with every image re-toned to a random partner of the batch, about half the partners are of the other colour
+    assert (sum(worn) == 0) if share == 0 else (0.25 < np.mean(worn) < 0.75)

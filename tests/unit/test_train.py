@@ -240,3 +240,26 @@ def test_in_memory_logits_average_the_eight_views_as_served():
     assert np.abs(by_hand - upright).max() > 0.1  # the views differ: the check below can fail
     np.testing.assert_allclose(train.logits_of(model, x, batch=2, views=8), by_hand, rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(train.logits_of(model, x, batch=2), upright, rtol=1e-4, atol=1e-3)
+
+
+def test_the_consistency_weight_adds_the_twins_disagreement_to_the_loss():
+    import keras
+
+    from skin_model.runtime import tensorflow
+
+    tf = tensorflow()
+    rng = np.random.default_rng(0)
+    model = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Flatten(), keras.layers.Dense(3)])  # no dropout
+    images = rng.normal(0, 1, (2, 4, 4, 3))
+    twins = np.concatenate([images, images + rng.normal(0, 1, images.shape)]).astype(np.float32)  # images, then twins
+    batch = (twins, np.array([0, 1, 0, 1], np.int32), np.ones(4, np.float32))
+
+    def loss_at(weight: float) -> float:
+        optimizer = keras.optimizers.SGD(0.0)  # the weights stay put: both losses are of the same model
+        optimizer.build(model.trainable_variables)
+        step = train.train_step(model, optimizer, tf.distribute.get_strategy(), 4, weight)
+        return float(step(iter(tf.data.Dataset.from_tensors(batch).repeat()))[0])
+
+    js = float(np.mean(train.disagreement(model(twins, training=True))))
+    assert js > 0.01  # the twins disagree, so the term is there to see
+    np.testing.assert_allclose(loss_at(5.0) - loss_at(0.0), 5.0 * js, rtol=1e-4)
