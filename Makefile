@@ -71,10 +71,12 @@ bench-shift: $(DEV)
 	$(PY) -m bench.shift holdout --data $(SKIN_DATA_DIR) --domain ham10000/vidir_modern
 	$(PY) -m bench.shift views --data $(SKIN_DATA_DIR)
 
-## Lesion-grouped 5-fold cross-validation of the default recipe and of one alternative, 12 epochs a fold: every
-## image, the oldest upload block's ~400 included, scored once by a model that never saw its lesion (~35 min a recipe).
+## Lesion-grouped 5-fold cross-validation of the default recipe, the previous one and two others, 12 epochs a fold:
+## every image, the oldest upload block's ~400 included, scored once by a model that never saw its lesion, as taken
+## and re-toned to that block's colours; then external-like draws (~20 min a recipe on 2 cores).
 bench-folds: $(DEV)
 	$(PY) -m bench.shift folds --data $(SKIN_DATA_DIR) --epochs 12
+	$(PY) -m bench.shift folds --data $(SKIN_DATA_DIR) --epochs 12 --only "class x domain weights + mild camera-like augmentation on half"
 	$(PY) -m bench.shift folds --data $(SKIN_DATA_DIR) --epochs 12 --only "class x domain weights + mild camera-like augmentation with cooler"
 	$(PY) -m bench.shift folds --data $(SKIN_DATA_DIR) --epochs 12 --only "the first model's recipe"
 	$(PY) -m bench.shift live-external --data $(SKIN_DATA_DIR)

@@ -94,7 +94,7 @@ class TrainConfig:
     device_augment: str = "mild"  # camera-like augmentation: one of DEVICE_AUGMENT (see network.CAMERAS)
     views: int = 8  # test-time views the version is calibrated and served with: 1 or 8 (see network.dihedral)
     consistency: float = 0.0  # > 0: each image beside a camera-altered twin, this weight on their disagreement
-    look_swap: float = 0.0  # share of training images given another image's colour look (network.swap_looks)
+    look_swap: float = 0.5  # share of training images given another image's colour look (network.swap_looks)
     cases: bool = True  # the clinic's confirmed cases join the training data (see cases.py)
     balance: BalanceConfig = field(default_factory=BalanceConfig)
 
