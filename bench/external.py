@@ -52,7 +52,7 @@ def score_rows(fold: int, scored: list, retoned: list | None = None) -> list[dic
         }
         for record, probs, alert in scored
     ]
-    for row, (probs, alert) in zip(rows, retoned or [], strict=False):
+    for row, (probs, alert) in zip(rows, retoned or [], strict=retoned is not None):
         row |= {
             "p_melanoma_old_look": round(float(probs[evaluate.MEL]), 6),
             "predicted_old_look": CLASSES[int(probs.argmax())],

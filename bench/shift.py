@@ -287,12 +287,14 @@ def score_both_looks(model, fitted: Splits, config: TrainConfig, temperature: fl
     """
     test = fitted.records["test"]
     images = [decode(r.path) for r in test]
-    look = average_look([r for r in fitted.records["train"] if domain(r) == OLDEST and r.label == "nevus"][:200])
+    old_nevi = [r for r in fitted.records["train"] if domain(r) == OLDEST and r.label == "nevus"]
+    versions = [images] + ([[restyle(i, average_look(old_nevi[:200])) for i in images]] if old_nevi else [])
     scored = []
-    for version in (images, [restyle(i, look) for i in images]):
+    for version in versions:  # no old-block nevi to lend a look (that block held out): as taken alone
         probs = probabilities(model, version, config, temperature)
         scored.append(list(zip(probs, probs[:, evaluate.MEL] >= threshold, strict=True)))
-    return [(record, p, a) for record, (p, a) in zip(test, scored[0], strict=True)], scored[1]
+    taken = [(record, p, a) for record, (p, a) in zip(test, scored[0], strict=True)]
+    return taken, (scored[1] if old_nevi else None)
 
 
 def live_look(root: str) -> dict:
@@ -507,7 +509,7 @@ def render(results: dict) -> str:
             ]
             lines.append(f"| {name} | {' | '.join(cells)} | {e['meets_all']:.0%} |")
     if "look" in results:
-        probe = results["look"]["probe"]
+        probe = results["look"]["probe"] or {"(no test images to probe)": {"images": 0}}
         looks = [k for k in next(iter(probe.values())) if k != "images"]
         lines += [
             "",
@@ -593,7 +595,7 @@ def main(argv: list[str] | None = None) -> int:
         save(results)
     else:
         held = holdout_splits(args.data, base, args.domain)
-        out = score(held, base) | {"epochs": args.epochs, "recipe": "the default recipe"}
+        out = score(held, base) | {"epochs": args.epochs, "recipe": f"the default recipe (look swap {base.look_swap})"}
         results[f"holdout: {args.domain}"] = out
         save(results)
         print(json.dumps(out["test"]), flush=True)

@@ -249,10 +249,12 @@ def test_the_consistency_weight_adds_the_twins_disagreement_to_the_loss():
 
     tf = tensorflow()
     rng = np.random.default_rng(0)
+    keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Flatten(), keras.layers.Dense(3)])  # no dropout
     images = rng.normal(0, 1, (2, 4, 4, 3))
-    twins = np.concatenate([images, images + rng.normal(0, 1, images.shape)]).astype(np.float32)  # images, then twins
-    batch = (twins, np.array([0, 1, 0, 1], np.int32), np.ones(4, np.float32))
+    twins = np.concatenate([images, images + rng.normal(0, 4, images.shape)]).astype(np.float32)  # images, then twins
+    weights = np.array([1.0, 3.0, 1.0, 3.0], np.float32)  # an image and its twin weigh the same
+    batch = (twins, np.array([0, 1, 0, 1], np.int32), weights)
 
     def loss_at(weight: float) -> float:
         optimizer = keras.optimizers.SGD(0.0)  # the weights stay put: both losses are of the same model
@@ -260,6 +262,7 @@ def test_the_consistency_weight_adds_the_twins_disagreement_to_the_loss():
         step = train.train_step(model, optimizer, tf.distribute.get_strategy(), 4, weight)
         return float(step(iter(tf.data.Dataset.from_tensors(batch).repeat()))[0])
 
-    js = float(np.mean(train.disagreement(model(twins, training=True))))
-    assert js > 0.01  # the twins disagree, so the term is there to see
-    np.testing.assert_allclose(loss_at(5.0) - loss_at(0.0), 5.0 * js, rtol=1e-4)
+    js = train.disagreement(model(twins, training=True)).numpy()
+    assert js.min() > 0.01  # the twins disagree, so the term is there to see
+    # each pair's disagreement weighs as its image does: (1 x js0 + 3 x js1) / 2 pairs
+    np.testing.assert_allclose(loss_at(5.0) - loss_at(0.0), 5.0 * float((js * weights[:2]).mean()), rtol=1e-4)
