@@ -30,6 +30,12 @@ def restyle(pixels: np.ndarray, look: tuple[np.ndarray, np.ndarray]) -> np.ndarr
     return np.clip(lab2rgb(lab) * 255.0, 0, 255).astype(np.uint8)
 
 
+def old_nevi_look(train: list) -> tuple[np.ndarray, np.ndarray] | None:
+    """The oldest block's look, from its nevi alone (no melanoma's colours in it); None without any to lend."""
+    old_nevi = [r for r in train if domain(r) == OLDEST and r.label == "nevus"]
+    return average_look(old_nevi[:200]) if old_nevi else None
+
+
 def average_look(records: list) -> tuple[np.ndarray, np.ndarray]:
     """A source's look: its images' CIELAB means and spreads, averaged."""
     looks = [look_stats(decode(r.path)) for r in records]
@@ -55,12 +61,12 @@ def look_probe(model, config: TrainConfig, fitted: Splits, temperature: float, t
     images to their own source's look is the control: what re-toning alone does.
     """
     train, test = fitted.records["train"], fitted.records["test"]
-    old_nevi = [r for r in train if domain(r) == OLDEST and r.label == "nevus"]
+    old_look = old_nevi_look(train)
     ham = [r for r in train if r.origin.startswith("ham10000")]
-    if not old_nevi or not ham:
+    if old_look is None or not ham:
         return {}  # e.g. a source held out: no look to lend
     looks = {
-        "the oldest block's look": average_look(old_nevi[:200]),
+        "the oldest block's look": old_look,
         "HAM10000's look": average_look(ham[:200]),
     }
     groups = {

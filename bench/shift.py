@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.external import ACCEPTANCE, OLDEST, external_draws, save_rows, score_rows
-from bench.look import average_look, look_probe, probabilities, restyle
+from bench.look import look_probe, old_nevi_look, probabilities, restyle
 from bench.report import put_section
 from skin_model import audit, dataset, evaluate, splits
 from skin_model.config import TrainConfig
@@ -287,14 +287,14 @@ def score_both_looks(model, fitted: Splits, config: TrainConfig, temperature: fl
     """
     test = fitted.records["test"]
     images = [decode(r.path) for r in test]
-    old_nevi = [r for r in fitted.records["train"] if domain(r) == OLDEST and r.label == "nevus"]
-    versions = [images] + ([[restyle(i, average_look(old_nevi[:200])) for i in images]] if old_nevi else [])
+    look = old_nevi_look(fitted.records["train"])
+    versions = [images] + ([[restyle(i, look) for i in images]] if look is not None else [])
     scored = []
     for version in versions:  # no old-block nevi to lend a look (that block held out): as taken alone
         probs = probabilities(model, version, config, temperature)
         scored.append(list(zip(probs, probs[:, evaluate.MEL] >= threshold, strict=True)))
     taken = [(record, p, a) for record, (p, a) in zip(test, scored[0], strict=True)]
-    return taken, (scored[1] if old_nevi else None)
+    return taken, (scored[1] if look is not None else None)
 
 
 def live_look(root: str) -> dict:
