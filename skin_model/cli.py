@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from skin_model import CLASSES
-from skin_model.config import DEVICE_AUGMENT, BalanceConfig, TrainConfig, data_dir
+from skin_model.config import DEVICE_AUGMENT, VIEWS, BalanceConfig, TrainConfig, data_dir
 from skin_model.distribute import STRATEGIES, worker_of
 from skin_model.errors import SkinModelError
 
@@ -77,12 +77,10 @@ def cmd_balance(args) -> int:
     return 0
 
 
-def cmd_train(args) -> int:
-    from skin_model import jobs, train
-    from skin_model.console import TrainingConsole
-
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    """The recipe the train command's flags describe (refused with a clear error when out of range)."""
     balance = BalanceConfig(strategy=args.balance, n=args.n, seed=args.seed)
-    config = TrainConfig(
+    return TrainConfig(
         epochs=args.epochs,
         image_size=args.image_size,
         batch_size=args.batch_size,
@@ -96,9 +94,18 @@ def cmd_train(args) -> int:
         colour_constancy=args.colour_constancy,
         normalise_exposure=args.normalise_exposure,
         device_augment=args.device_augment,
+        look_swap=args.look_swap,
+        views=args.views,
         cases=args.cases,
         balance=balance,
     )
+
+
+def cmd_train(args) -> int:
+    from skin_model import jobs, train
+    from skin_model.console import TrainingConsole
+
+    config = train_config(args)
     # one training at a time on this state folder, the app's jobs included; a cluster's other workers register nothing
     chief = args.strategy != "multiworker" or worker_of(os.environ.get("TF_CONFIG"))[1] == 0
     with jobs.training_lock() if chief else contextlib.nullcontext():
@@ -415,6 +422,20 @@ def parser() -> argparse.ArgumentParser:
         choices=DEVICE_AUGMENT,
         default=defaults.device_augment,
         help="camera-like augmentation (colour cast, exposure, vignette, defocus; crops and gamma when strong)",
+    )
+    t.add_argument(
+        "--look-swap",
+        type=float,
+        default=defaults.look_swap,
+        metavar="SHARE",
+        help="share of training images given another image's colour look (0: the recipe before it was the default)",
+    )
+    t.add_argument(
+        "--views",
+        type=int,
+        choices=VIEWS,
+        default=defaults.views,
+        help="test-time views the version is calibrated and served with (8: flips and quarter turns)",
     )
     t.add_argument(
         "--no-cases", dest="cases", action="store_false", help="leave the clinic's confirmed cases out of training"

@@ -45,11 +45,16 @@ def test_three_cases_added_in_the_browser_are_shown_trained_on_and_scored(app_se
         expander = page.get_by_text("Add as a confirmed case").nth(i)
         if not page.get_by_role("button", name="Add confirmed case").nth(i).is_visible():
             expander.click()
-        page.get_by_role("button", name="Add confirmed case").nth(i).click()
+        button = page.get_by_role("button", name="Add confirmed case").nth(i)
+        button.click()
         wait_idle(page)
-        deadline = time.time() + 30
+        start, clicked_again = time.time(), False
         while len(cases.all_cases()) < i + 1:  # stored before the next click: a busy page drops none
-            assert time.time() < deadline, f"case {i + 1} was not stored"
+            # a click can land while a loaded machine redraws the form; a second one is safe (duplicates are refused)
+            if not clicked_again and time.time() > start + 20:
+                button.click()
+                clicked_again = True
+            assert time.time() < start + 90, f"case {i + 1} was not stored"
             page.wait_for_timeout(300)
         wait_idle(page)  # the run that stored it has finished drawing: the next button is not replaced mid-click
 

@@ -155,3 +155,21 @@ def test_balance_json_shows_counts_before_and_after(capsys, clean_dataset):
     assert set(data["before"]) == set(data["after"]) == set(CLASSES)
     assert all(data["after"][name] == 10 for name in clean_dataset.classes)
     assert data["after"]["dermatofibroma"] == 0
+
+
+def test_train_flags_reach_the_recipe_so_an_earlier_recipe_can_be_retrained_from_the_command_line():
+    from skin_model.cli import parser, train_config
+    from skin_model.config import TrainConfig
+
+    default = train_config(parser().parse_args(["train"]))
+    earlier = train_config(parser().parse_args(["train", "--look-swap", "0", "--views", "1"]))
+
+    assert default == TrainConfig()  # no flag: the committed default's recipe
+    assert (earlier.look_swap, earlier.views) == (0.0, 1)
+
+
+def test_train_with_a_look_swap_outside_0_to_1_exits_2_before_training(capsys, tmp_path):
+    code, _, err = run(capsys, "train", "--data", str(tmp_path), "--look-swap", "1.5")
+
+    assert code == 2
+    assert "look swap" in assert_one_error_line(err)
