@@ -7,6 +7,7 @@ import numpy as np
 from bench.external import OLDEST
 from skin_model import evaluate
 from skin_model.config import TrainConfig
+from skin_model.gate import AlertRule, stats_table
 from skin_model.images import decode
 from skin_model.network import resize
 from skin_model.splits import Splits, domain
@@ -48,7 +49,7 @@ def probabilities(model, images: list[np.ndarray], config: TrainConfig, temperat
     return evaluate.softmax(logits_of(model, x, batch=64, views=config.views), temperature)
 
 
-def look_probe(model, config: TrainConfig, fitted: Splits, temperature: float, threshold: float) -> dict:
+def look_probe(model, config: TrainConfig, fitted: Splits, temperature: float, rule: AlertRule) -> dict:
     """Whose colour look carries the melanoma signal: the test split's images re-toned to each source's look.
 
     Every melanoma here is from the ISIC archive and every HAM10000 image is
@@ -89,6 +90,6 @@ def look_probe(model, config: TrainConfig, fitted: Splits, temperature: float, t
             p = p_melanoma(images)
             out[group][name] = {
                 "median_p_melanoma": round(float(np.median(p)), 3),
-                "alerted": round(float((p >= threshold).mean()), 3),
+                "alerted": round(float((p >= rule.thresholds(stats_table(images))).mean()), 3),
             }
     return out

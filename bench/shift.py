@@ -40,11 +40,12 @@ import numpy as np
 from bench.external import ACCEPTANCE, OLDEST, external_draws, save_rows, score_rows
 from bench.look import look_probe, old_nevi_look, probabilities, restyle
 from bench.report import put_section
-from skin_model import audit, dataset, evaluate, splits
+from skin_model import audit, dataset, evaluate, gate, splits
 from skin_model.config import TrainConfig
+from skin_model.gate import AlertRule
 from skin_model.images import decode
-from skin_model.splits import Splits, domain
-from skin_model.train import calibrate, fit, fit_gate, score_test
+from skin_model.splits import Splits, domain, subset
+from skin_model.train import GATE_IMAGES, calibrate, fit, fit_gate, score_test
 
 HERE = Path(__file__).resolve().parent
 RESULTS_JSON = HERE / "shift_results.json"
@@ -83,6 +84,16 @@ RECIPES = {  # full settings each (on top of TrainConfig's defaults), so every r
     "(look swap 0.5; the default)": {
         **NO_CC,
         "device_augment": "mild",
+        "look_swap": 0.5,
+    },
+    "the default with every training image given another image's colour look (look swap 1.0)": {
+        **NO_CC,
+        "device_augment": "mild",
+        "look_swap": 1.0,
+    },
+    "the default with cooler and warmer light too (look swap 0.5, temperature 0.25)": {
+        **NO_CC,
+        "device_augment": "mild-temperature",
         "look_swap": 0.5,
     },
     # as close to the first model (the one the external images were first measured on) as folds allow: its image-level
@@ -142,14 +153,18 @@ def cross_validate(root: str, config: TrainConfig, k: int) -> dict:
         rest = [r for j, part in enumerate(parts) if j != i for r in part]
         fold = held_out_splits(report, rest, test, config)
         model = fit(fold, config).model
-        meta = calibrate(model, fold, config)
+        # no gate is fitted in folds, but its usual ranges are the training images' alone: the app's two thresholds
+        ranges = gate.usual_ranges(list(dataset.Pixels(subset(fold.records["train"], GATE_IMAGES, config.seed))))
+        meta = calibrate(model, fold, config, ranges)
+        rule = AlertRule(meta["alert_threshold"], meta["alert_threshold_unusual"], ranges)
         # also in the oldest block's colours: the external set's other classes may not be in HAM10000's
-        mine, retoned = score_both_looks(model, fold, config, meta["temperature"], meta["alert_threshold"])
+        mine, retoned = score_both_looks(model, fold, config, meta["temperature"], rule)
         scored += mine
         rows += score_rows(i + 1, mine, retoned)
         per_fold.append(
             {
                 "alert_threshold": meta["alert_threshold"],
+                "alert_threshold_unusual": meta["alert_threshold_unusual"],
                 "all": pooled(mine),
                 OLDEST: pooled([s for s in mine if domain(s[0]) == OLDEST]),
             }
@@ -217,13 +232,14 @@ def score(splits_: Splits, config: TrainConfig) -> dict:
         "seconds_per_epoch": result.metadata["training"]["seconds_per_epoch"],
         "best_epoch": result.metadata["training"]["best_epoch"],
     } | assess(result.model, splits_, config, gate)
-    probe = look_probe(result.model, config, splits_, out["temperature"], out["alert_threshold"])
+    rule = AlertRule(out["alert_threshold"], out["alert_threshold_unusual"], gate["unusual_ranges"])
+    probe = look_probe(result.model, config, splits_, out["temperature"], rule)
     return out | ({"look": probe} if probe else {})
 
 
 def assess(model, splits_: Splits, config: TrainConfig, gate: dict) -> dict:
     """Calibrate a trained model on validation (with ``config.views``), then score its test split every way."""
-    meta = calibrate(model, splits_, config)
+    meta = calibrate(model, splits_, config, gate["unusual_ranges"])
     scored = score_test(model, splits_, config, meta, gate)
     robust, test = scored["robustness"], scored["metrics"]["test"]
     stressed = [m for name, m in robust["stress"].items() if name != "none"]
@@ -233,6 +249,7 @@ def assess(model, splits_: Splits, config: TrainConfig, gate: dict) -> dict:
         | {"melanoma_roc_auc": test["melanoma_roc_auc"], "ece": test["ece"]},
         "temperature": meta["temperature"],
         "alert_threshold": meta["alert_threshold"],
+        "alert_threshold_unusual": meta["alert_threshold_unusual"],
         "stress_worst_balanced_accuracy": min(m["balanced_accuracy"] for m in stressed),
         "stress_worst_melanoma_sensitivity": min(m["melanoma_sensitivity"] or 0.0 for m in stressed),
         "stress_most_refused": max(m["refused"] for m in stressed),
@@ -270,7 +287,7 @@ def live_external(root: str) -> dict:
     """
     predictor, config, prepared = live_split(root)
     taken, retoned = score_both_looks(
-        predictor.keras_model, prepared, config, predictor.temperature, predictor.threshold
+        predictor.keras_model, prepared, config, predictor.temperature, predictor.info.alert_rule
     )
     rows = score_rows(0, taken, retoned)
     return {"model_version": predictor.version.number, "views": config.views} | {
@@ -279,7 +296,7 @@ def live_external(root: str) -> dict:
     }
 
 
-def score_both_looks(model, fitted: Splits, config: TrainConfig, temperature: float, threshold: float):
+def score_both_looks(model, fitted: Splits, config: TrainConfig, temperature: float, rule: AlertRule):
     """The test split scored as taken, ``(record, probabilities, alert)`` each; re-toned, ``(probabilities, alert)``.
 
     Re-toned: to the look of the training split's oldest-block nevi, the external set's other classes' worst case
@@ -292,7 +309,8 @@ def score_both_looks(model, fitted: Splits, config: TrainConfig, temperature: fl
     scored = []
     for version in versions:  # no old-block nevi to lend a look (that block held out): as taken alone
         probs = probabilities(model, version, config, temperature)
-        scored.append(list(zip(probs, probs[:, evaluate.MEL] >= threshold, strict=True)))
+        alerts = probs[:, evaluate.MEL] >= rule.thresholds(gate.stats_table(version))  # each look judged as taken
+        scored.append(list(zip(probs, alerts, strict=True)))
     taken = [(record, p, a) for record, (p, a) in zip(test, scored[0], strict=True)]
     return taken, (scored[1] if look is not None else None)
 
@@ -300,7 +318,7 @@ def score_both_looks(model, fitted: Splits, config: TrainConfig, temperature: fl
 def live_look(root: str) -> dict:
     """``look_probe`` on the live model and its own split."""
     predictor, config, prepared = live_split(root)
-    probe = look_probe(predictor.keras_model, config, prepared, predictor.temperature, predictor.threshold)
+    probe = look_probe(predictor.keras_model, config, prepared, predictor.temperature, predictor.info.alert_rule)
     return {"model_version": predictor.version.number, "views": config.views, "probe": probe}
 
 
@@ -354,6 +372,12 @@ def save(results: dict) -> None:
 
 def _f(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
+
+
+def _thresholds(r: dict) -> str:
+    """One alert threshold, or the usual / unusual-conditions pair of runs since there are two."""
+    strict = r.get("alert_threshold_unusual", r["alert_threshold"])
+    return str(r["alert_threshold"]) if strict == r["alert_threshold"] else f"{r['alert_threshold']} / {strict}"
 
 
 def render(results: dict) -> str:
@@ -442,7 +466,7 @@ def render(results: dict) -> str:
             lines.append(
                 f"| {count} | {_f(r['test']['balanced_accuracy'])} | {_f(r['test']['melanoma_roc_auc'])} | "
                 f"{_f(r['test']['melanoma_sensitivity'])} / {_f(r['test']['melanoma_specificity'])} | "
-                f"{r['alert_threshold']} | {_f(r['stress_worst_balanced_accuracy'])} | "
+                f"{_thresholds(r)} | {_f(r['stress_worst_balanced_accuracy'])} | "
                 f"{_f(r['stress_worst_melanoma_sensitivity'])} | {_f(old.get('balanced_accuracy'))} / "
                 f"{_f(old.get('melanoma_roc_auc'))} |"
             )
@@ -536,7 +560,7 @@ def render(results: dict) -> str:
             f"**Leave-source-out: {name[9:]}** ({r['recipe']}, {r['epochs']} epochs). Trained and validated without "
             f"it, then scored on its {t['images']} images: balanced accuracy {_f(t['balanced_accuracy'])}, melanoma "
             f"sensitivity {_f(t['melanoma_sensitivity'])} / specificity {_f(t['melanoma_specificity'])} at the alert "
-            f"({r['alert_threshold']}), melanoma AUC {_f(t['melanoma_roc_auc'])}, refused as not a lesion "
+            f"({_thresholds(r)}), melanoma AUC {_f(t['melanoma_roc_auc'])}, refused as not a lesion "
             f"{_f(r['stress']['none']['refused'])}; worst stress condition: balanced accuracy "
             f"{_f(r['stress_worst_balanced_accuracy'])}, refused {_f(r['stress_most_refused'])}.",
         ]

@@ -61,11 +61,14 @@ with st.sidebar:
         "Lower means more alerts and fewer missed melanomas.",
     )
     point = operating_point(predictor.metadata, threshold)
+    strict = predictor.info.strict_threshold
     if point:
         st.caption(
             f"On validation at {threshold:.3g}: sensitivity {pct(point['sensitivity'])}, "
-            f"specificity {pct(point['specificity'])}. Model default: {predictor.threshold:.3g}."
+            f"specificity {pct(point['specificity'])}. Model default: {predictor.threshold:.3g}"
+            + (f", {strict:.3g} for unusual imaging conditions." if strict < predictor.threshold else ".")
         )
+    chosen = None if threshold == predictor.threshold else threshold  # the default: each image at its own threshold
 
 source = st.radio("Image source", ["Upload files", "Camera"], horizontal=True, label_visibility="collapsed")
 if source == "Camera":
@@ -151,7 +154,7 @@ for index, upload in enumerate(files):
         try:
             pixels = decode(upload.getvalue(), name=name)
             k = similar.DEFAULT_K if show_similar else 0
-            result = predictor.predict(pixels, name=name, tta=use_tta, threshold=threshold, similar=k)
+            result = predictor.predict(pixels, name=name, tta=use_tta, threshold=chosen, similar=k)
         except SkinModelError as error:
             st.error(literal(error))
             continue
@@ -189,7 +192,7 @@ for index, upload in enumerate(files):
             if result.melanoma_alert:
                 st.error(
                     f"**Melanoma alert**: P(melanoma) {result.alert_probability:.1%} reaches the alert "
-                    f"threshold {threshold:.3g}. Consider excision or biopsy.",
+                    f"threshold {result.alert_threshold:.3g}. Consider excision or biopsy.",
                     icon=":material/warning:",
                 )
             colour = RISK_COLOURS[result.risk_group]

@@ -46,6 +46,9 @@ def metrics_table(versions: list[Version]) -> pd.DataFrame:
             "melanoma ROC AUC": m.get("melanoma_roc_auc"),
             "calibration error (ECE)": m.get("ece"),
             "alert threshold": version.metadata.get("alert_threshold"),
+            "alert threshold, unusual conditions": version.metadata.get(
+                "alert_threshold_unusual", version.metadata.get("alert_threshold")
+            ),
             **{f"recall: {c}": m.get("per_class", {}).get(c, {}).get("recall") for c in CLASSES},
         }
     return pd.DataFrame(rows)

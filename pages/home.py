@@ -33,7 +33,21 @@ if predictor is not None:
     cols[0].metric("Balanced accuracy", pct(test.get("balanced_accuracy")))
     cols[1].metric("Melanoma sensitivity", pct(test.get("melanoma_sensitivity")))
     cols[2].metric("Melanoma specificity", pct(test.get("melanoma_specificity")))
-    cols[3].metric("Melanoma alert at P(melanoma) ≥", f"{predictor.threshold:.3g}")
+    strict = predictor.info.strict_threshold
+    cols[3].metric(
+        "Melanoma alert at P(melanoma) ≥",
+        f"{predictor.threshold:.3g}",
+        help=f"{strict:.3g} for an image whose imaging conditions are unusual (the result says so)"
+        if strict < predictor.threshold
+        else None,
+    )
+    if strict < predictor.threshold:
+        st.caption(
+            f"The alert fires at P(melanoma) ≥ {predictor.threshold:.3g}, or ≥ {strict:.3g} when an image's imaging "
+            "conditions are unusual (a colour cast, exposure, washed-out colours or dark corners beyond most "
+            "training images): melanomas read lower in cooler light. Sensitivity and specificity above are with "
+            "each image held to its own threshold."
+        )
     shifted = [m for name, m in stress.items() if name != "none"]
     if shifted:
         worst = min(shifted, key=lambda m: m["melanoma_sensitivity"])

@@ -48,14 +48,36 @@ def _shift_rows(table: dict) -> list[str]:
     ]
 
 
-def _cost(cost: dict | None) -> str:
-    if not cost:
-        return ""
-    return (
-        f" Chosen on clean validation images alone it would be {cost['clean_threshold']}, with validation "
-        f"specificity {pct(cost['clean_specificity'])}; holding under every condition costs specificity "
-        f"{pct(cost['clean_specificity'] - cost['specificity'])} (now {pct(cost['specificity'])})."
+def _alert_line(metadata: dict, sensitivity: object) -> str:
+    """How the alert thresholds were chosen and what they cost, for one threshold or two (see gate.AlertRule)."""
+    usual, strict = metadata.get("alert_threshold"), metadata.get("alert_threshold_unusual")
+    cost = metadata.get("threshold_cost") or {}
+    target = (
+        f"validation melanoma sensitivity at least {sensitivity} with 95% confidence, clean and under each stress "
+        "condition"
     )
+    if strict is None or strict == usual:
+        line = f"melanoma alert at P(melanoma) >= {usual}: the lowest of the thresholds that keep {target}."
+        if cost:
+            line += (
+                f" Chosen on clean validation images alone it would be {cost['clean_threshold']}, with validation "
+                f"specificity {pct(cost['clean_specificity'])}; holding under every condition costs specificity "
+                f"{pct(cost['clean_specificity'] - cost['specificity'])} (now {pct(cost['specificity'])})."
+            )
+        return line
+    line = (
+        f"melanoma alert at P(melanoma) >= {usual}, or >= {strict} for an image whose imaging conditions are unusual "
+        "(colour cast, exposure, washed-out colours or dark corners outside the central 98% of the training "
+        f"images; the app says so): together they keep {target}, the strict one alone the lowest that does."
+    )
+    if cost:
+        line += (
+            f" Validation specificity {pct(cost['specificity'])} ({pct(cost.get('unusual_share'))} of its images "
+            f"unusual); {pct(cost.get('strict_specificity'))} were every image held to the strict threshold, and "
+            f"{pct(cost['clean_specificity'])} at the threshold chosen on clean images alone "
+            f"({cost['clean_threshold']})."
+        )
+    return line
 
 
 AUGMENTATION = {
@@ -138,9 +160,7 @@ def render(metadata: dict) -> str:
         f"- Recipe: {'; '.join(r for r in recipe if r)}.",
         _views_line(config.get("views", 1)),
         f"- Temperature {metadata.get('temperature')} (fitted on validation images clean and under every stress "
-        f"condition); melanoma alert at P(melanoma) >= {metadata.get('alert_threshold')}: the lowest of the "
-        f"thresholds that keep validation melanoma sensitivity at least {config.get('alert_sensitivity')} with 95% "
-        "confidence, clean and under each stress condition." + _cost(metadata.get("threshold_cost")),
+        f"condition); {_alert_line(metadata, config.get('alert_sensitivity'))}",
         "",
         "## Performance on held-out images",
         "Test and validation images share no lesion with training. They come from the same sources as the training "

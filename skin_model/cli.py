@@ -174,7 +174,7 @@ def cmd_evaluate(args) -> int:
         f"accuracy {result['accuracy']}, "
         f"balanced accuracy {result['balanced_accuracy']}, melanoma sensitivity "
         f"{result['melanoma_sensitivity']} / specificity {result['melanoma_specificity']} "
-        f"at threshold {predictor.threshold}"
+        f"at threshold {predictor.threshold} ({predictor.info.strict_threshold} for unusual imaging conditions)"
     )
     _emit(args, result, head + "\n\n" + _table(rows, ["class", "precision", "recall", "f1", "support"]) + tables)
     return 0

@@ -77,14 +77,17 @@ def recalibrate(data: str, out: Path) -> int:
     import skin_model.network  # noqa: F401  (custom layers)
 
     model = keras.models.load_model(out / MODEL_FILE, compile=False, safe_mode=True)
-    metadata |= train.calibrate(model, splits, config)
     metadata["gate"] = train.fit_gate(model, splits, config)
+    metadata |= train.calibrate(model, splits, config, metadata["gate"]["unusual_ranges"])
     metadata |= train.score_test(model, splits, config, metadata, metadata["gate"])
     (out / INDEX_FILE).write_bytes(train.similar_index(model, splits, config, data))
     metadata["files"] = {INDEX_FILE: sha256(out / INDEX_FILE)}
     write_json(out / METADATA_FILE, metadata)
     (out / "MODEL_CARD.md").write_text(card.render(metadata))
-    print(f"recalibrated {out}: temperature {metadata['temperature']}, threshold {metadata['alert_threshold']}")
+    print(
+        f"recalibrated {out}: temperature {metadata['temperature']}, threshold {metadata['alert_threshold']} "
+        f"({metadata['alert_threshold_unusual']} for unusual imaging conditions)"
+    )
     return 0
 
 

@@ -65,7 +65,10 @@ def roc_curve(scores: np.ndarray, positive: np.ndarray) -> dict[str, list[float]
     return {"fpr": fpr, "tpr": tpr, "threshold": [float(min(t, 1.0)) for t in thresholds]}
 
 
-def sensitivity_specificity(p_mel: np.ndarray, is_mel: np.ndarray, threshold: float) -> tuple[float, float]:
+def sensitivity_specificity(
+    p_mel: np.ndarray, is_mel: np.ndarray, threshold: float | np.ndarray
+) -> tuple[float, float]:
+    """At one threshold, or at each image's own (an array beside ``p_mel``)."""
     alert = p_mel >= threshold
     is_mel = is_mel.astype(bool)
     sens = float(alert[is_mel].mean()) if is_mel.any() else float("nan")
@@ -99,6 +102,41 @@ def alert_threshold(p_mel: np.ndarray, is_mel: np.ndarray, sensitivity: float) -
     while misses + 1 < n and wilson_lower(n - misses - 1, n) >= sensitivity:
         misses += 1
     return float(positives[misses])
+
+
+def caught_needed(n: int, sensitivity: float) -> int:
+    """Melanomas of ``n`` that must be caught for the 95 % lower bound to reach ``sensitivity`` (all, when none do)."""
+    return next((k for k in range(n + 1) if wilson_lower(k, n) >= sensitivity), n)
+
+
+def alert_thresholds(
+    p_mel: dict[str, np.ndarray], unusual: dict[str, np.ndarray], is_mel: np.ndarray, sensitivity: float
+) -> tuple[float, float]:
+    """The alert thresholds ``(usual, strict)`` that keep the sensitivity target under every condition.
+
+    ``p_mel`` and ``unusual`` hold, per condition (clean and each stress
+    condition), the validation images' P(melanoma) and whether the app would
+    call their imaging conditions unusual. An image with unusual conditions is
+    held to the strict threshold, the lowest that reaches the target under
+    any condition on its own; every other image to the usual one, the highest
+    that still reaches it under every condition with both thresholds in place.
+    A cool cast lowers P(melanoma) and sets the strict threshold; holding
+    images that look usual to it too would cost specificity where nothing
+    is unusual.
+    """
+    is_mel = is_mel.astype(bool)
+    strict = min(alert_threshold(p, is_mel, sensitivity) for p in p_mel.values())
+    needed = caught_needed(int(is_mel.sum()), sensitivity)
+
+    def holds(usual: float) -> bool:
+        return all((p[is_mel] >= np.where(unusual[c][is_mel], strict, usual)).sum() >= needed for c, p in p_mel.items())
+
+    usual = strict
+    for candidate in sorted({float(v) for p in p_mel.values() for v in p[is_mel] if v > strict}):
+        if not holds(candidate):  # sensitivity only falls as the usual threshold rises
+            break
+        usual = candidate
+    return usual, strict
 
 
 def operating_curve(p_mel: np.ndarray, is_mel: np.ndarray, extra: tuple[float, ...] = ()) -> list[dict[str, float]]:
@@ -144,8 +182,8 @@ def _known(value: float) -> float | None:
     return None if value != value else round(value, 4)
 
 
-def report(logits: np.ndarray, y: np.ndarray, temperature: float, threshold: float) -> dict:
-    """Everything the model card, the CLI and the pages show for one split."""
+def report(logits: np.ndarray, y: np.ndarray, temperature: float, threshold: float | np.ndarray) -> dict:
+    """Everything the model card, the CLI and the pages show for one split (``threshold``: one, or each image's)."""
     probs = softmax(logits, temperature)
     pred = probs.argmax(axis=1)
     matrix = confusion(y, pred)

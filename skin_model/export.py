@@ -2,7 +2,8 @@
 
 The serving signature decodes JPEG/PNG/BMP/GIF bytes inside the graph, so a
 client sends the file as it is (base64 in TF Serving's REST API). It applies
-the same temperature and alert threshold as the app, and returns
+the same temperature as the app and its stricter alert threshold (the one for
+unusual imaging conditions, which the graph cannot tell), and returns
 ``probabilities`` (N, 9, in ``skin_model.CLASSES`` order) and
 ``melanoma_alert`` (N,), averaging the test-time views the version was
 calibrated on, as the app does. Unlike the app it does not apply EXIF
@@ -66,7 +67,8 @@ def savedmodel(out: Path | str, number: int | None = None, registry: Registry | 
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise SkinModelError(f"{out}: already exists and is not an empty folder; choose a new one")
     info = ModelInfo.parse(version.metadata, f"model version {version.number}")
-    serve = serving_fn(model, info.temperature, info.alert_threshold, info.image_size, info.views)
+    # no gate in the graph to tell unusual imaging conditions: every image is held to the strict threshold
+    serve = serving_fn(model, info.temperature, info.strict_threshold, info.image_size, info.views)
     module = tf.Module()
     module.model, module.serve = model, serve
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -90,7 +92,10 @@ def _description(version: Version) -> dict:
         "registry_version": version.number,
         "classes": list(CLASSES),
         "temperature": meta["temperature"],
-        "alert_threshold": meta["alert_threshold"],
+        "alert_threshold": ModelInfo.parse(meta).strict_threshold,
+        "alert_threshold_note": "the app's threshold for unusual imaging conditions, applied to every image: "
+        "the graph has no not-a-lesion gate to tell them (the app holds usual images to "
+        f"{meta['alert_threshold']})",
         "views": ModelInfo.parse(meta).views,
         "signature": SIGNATURE,
         "inputs": {"image_bytes": "string[N]: encoded JPEG/PNG/BMP/GIF files"},

@@ -23,8 +23,9 @@ Versions registered with the logistic gate keep it (no hidden layer).
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -59,6 +60,8 @@ STAT_NAMES = (
     "skin_fraction",
     "coarse_structure",
 )
+RANGED = ("cast_blue_red", "dark_corners", "brightness", "saturation")  # behind the "unusual conditions" warning
+USUAL = (0.01, 0.99)  # the quantiles of the training images that bound the usual conditions (see usual_ranges)
 FIRST_STAT_NAMES = STAT_NAMES[:13]  # what the logistic gate was fitted on (versions without "stat_names")
 STATS_CHUNK = 256  # images measured together: one numpy pass each, not 30 small ones an image
 
@@ -240,7 +243,11 @@ class Gate:
 
     def stats(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """The image statistics this gate was fitted on, in its order: ``(N, len(self.stat_names))``."""
-        return stats_table(images)[:, [STAT_NAMES.index(n) for n in self.stat_names]]
+        return self.fitted_columns(stats_table(images))
+
+    def fitted_columns(self, table: np.ndarray) -> np.ndarray:
+        """The columns of a full ``stats_table`` this gate was fitted on, in its order."""
+        return table[:, [STAT_NAMES.index(n) for n in self.stat_names]]
 
     def scores(self, features: np.ndarray, stats: np.ndarray) -> np.ndarray:
         z = (_design(features, stats) - self.mean) / self.scale
@@ -250,25 +257,63 @@ class Gate:
 
     def unusual(self, stats: dict[str, float]) -> list[str]:
         """Imaging conditions outside what the training images show, in words."""
-        found = []
-        lo, hi = self.ranges["cast_blue_red"]
-        if stats["cast_blue_red"] > hi:
-            found.append("cool (blue) colour cast")
-        elif stats["cast_blue_red"] < lo:
-            found.append("warm (yellow) colour cast")
-        if stats["dark_corners"] > self.ranges["dark_corners"][1]:
-            found.append("dark vignette at the corners")
-        lo, hi = self.ranges["brightness"]
-        if not lo <= stats["brightness"] <= hi:
-            found.append("unusual exposure")
-        if stats["saturation"] < self.ranges["saturation"][0]:
-            found.append("washed-out colours")
-        return found
+        return [name for name, found in unusual_conditions(self.ranges, stats).items() if found]
 
     def check(self, pixels: np.ndarray, features: np.ndarray) -> Verdict:
         stats = image_stats(pixels)
         score = float(self.scores(features, np.array([stats[n] for n in self.stat_names]))[0])
         return Verdict(lesion_like=score >= self.threshold, score=score, unusual=self.unusual(stats))
+
+
+def unusual_conditions(ranges: dict, stats: Mapping) -> dict[str, Any]:
+    """Each unusual imaging condition, found or not: one image's statistics by name, or a column of them per name."""
+    cast, brightness = stats["cast_blue_red"], stats["brightness"]
+    return {
+        "cool (blue) colour cast": cast > ranges["cast_blue_red"][1],
+        "warm (yellow) colour cast": cast < ranges["cast_blue_red"][0],
+        "dark vignette at the corners": stats["dark_corners"] > ranges["dark_corners"][1],
+        "unusual exposure": (brightness < ranges["brightness"][0]) | (brightness > ranges["brightness"][1]),
+        "washed-out colours": stats["saturation"] < ranges["saturation"][0],
+    }
+
+
+def usual_ranges(images: Sequence[np.ndarray]) -> dict[str, list[float]]:
+    """The central 98 % of the training images' colour cast, corner darkness, brightness and saturation.
+
+    Outside it an image gets a warning and the stricter melanoma alert
+    threshold (see ``evaluate.alert_thresholds``): tight enough that a
+    stress condition is mostly caught, which is what lets the usual threshold
+    stay higher; 1 % of the training images a side fall outside by construction.
+    """
+    table = stats_table(images)
+    return {k: _range(table[:, STAT_NAMES.index(k)]) for k in RANGED}
+
+
+def any_unusual(ranges: dict, table: np.ndarray) -> np.ndarray:
+    """Per row of a ``stats_table``: is any imaging condition unusual? (What the app warns about, many at once.)"""
+    found = unusual_conditions(ranges, {k: table[:, STAT_NAMES.index(k)] for k in RANGED})
+    return np.any(np.stack([np.asarray(f) for f in found.values()]), axis=0)
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """Which melanoma alert threshold an image is held to: the strict one when its imaging conditions are unusual.
+
+    ``ranges``: the usual ranges (``usual_ranges``); None holds every image to the strict threshold.
+    """
+
+    usual: float
+    strict: float
+    ranges: dict | None = None
+
+    def threshold_for(self, unusual: bool) -> float:
+        return self.strict if unusual else self.usual
+
+    def thresholds(self, table: np.ndarray) -> np.ndarray:
+        """Each image's threshold, from its row of a ``stats_table``."""
+        if not self.ranges:
+            return np.full(len(table), self.strict)
+        return np.where(any_unusual(self.ranges, table), self.strict, self.usual)
 
 
 Embed = Callable[[list[np.ndarray]], np.ndarray]  # images -> pooled features, through the model's own resize
@@ -291,11 +336,7 @@ def fit(embed: Embed, train: Sequence[np.ndarray], val: Sequence[np.ndarray], ne
     y = np.concatenate([np.ones(len(positives)), np.zeros(len(negatives))])
     mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
     net = fit_ensemble((x - mean) / scale, y)
-    clean_stats = stats_table(train)
-    ranges = {
-        k: _range(clean_stats[:, STAT_NAMES.index(k)].tolist())
-        for k in ("cast_blue_red", "dark_corners", "brightness", "saturation")
-    }
+    ranges = usual_ranges(train)
     reference = {
         "mean": mean.round(6).tolist(),
         "scale": scale.round(6).tolist(),
@@ -324,10 +365,9 @@ def fit(embed: Embed, train: Sequence[np.ndarray], val: Sequence[np.ndarray], ne
     return reference
 
 
-def _range(values: list[float]) -> list[float]:
-    lo, hi = np.quantile(values, [0.005, 0.995])
-    margin = 0.1 * (hi - lo)
-    return [round(float(lo - margin), 4), round(float(hi + margin), 4)]
+def _range(values: np.ndarray) -> list[float]:
+    lo, hi = np.quantile(values, USUAL)
+    return [round(float(lo), 4), round(float(hi), 4)]
 
 
 def _batched(embed: Embed, images: list[np.ndarray], batch: int = 64) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 One reader for what the predictor relies on: a version whose metadata lacks
 its temperature, alert threshold or gate is refused with one line, never run
-at a silent default (1.0 / 0.5 / no gate).
+at a silent default (1.0 / 0.5 / no gate). The alert threshold for unusual
+imaging conditions is optional: versions from before it have one threshold.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from skin_model import CLASSES
 from skin_model.config import VIEWS
 from skin_model.errors import RegistryError
+from skin_model.gate import AlertRule
 
 GATE_KEYS = ("mean", "scale", "weights", "bias", "threshold", "unusual_ranges")
 
@@ -27,6 +29,18 @@ class ModelInfo:
     operating_curve: list[dict]
     raw: dict
     views: int = 1  # test-time views it was calibrated on (versions before views: the upright one)
+    # for images with unusual imaging conditions (versions before it: one threshold for every image)
+    alert_threshold_unusual: float | None = None
+
+    @property
+    def alert_rule(self) -> AlertRule:
+        """The threshold each image is held to, by its imaging conditions as the gate judges them."""
+        return AlertRule(self.alert_threshold, self.strict_threshold, self.gate["unusual_ranges"])
+
+    @property
+    def strict_threshold(self) -> float:
+        """The lower of the two: what holds for any image, usual or not (serving without the gate uses it)."""
+        return self.alert_threshold if self.alert_threshold_unusual is None else self.alert_threshold_unusual
 
     @classmethod
     def parse(cls, metadata: dict, where: str = "model version") -> ModelInfo:
@@ -49,6 +63,14 @@ class ModelInfo:
             raise RegistryError(f"{where}: temperature must be positive; received {temperature}")
         if not 0 <= threshold <= 1:
             raise RegistryError(f"{where}: alert threshold must be in [0, 1]; received {threshold}")
+        strict = metadata.get("alert_threshold_unusual")
+        if strict is not None:
+            strict = float(need("alert_threshold_unusual", (int, float)))
+            if not 0 <= strict <= threshold:
+                raise RegistryError(
+                    f"{where}: the alert threshold for unusual imaging conditions must be in [0, {threshold}] "
+                    f"(no higher than the usual one); received {strict}"
+                )
         gate = need("gate", dict)
         missing = [k for k in GATE_KEYS if k not in gate]
         if missing:
@@ -61,6 +83,7 @@ class ModelInfo:
             image_size=int(need("image_size", int)),
             temperature=temperature,
             alert_threshold=threshold,
+            alert_threshold_unusual=strict,
             gate=gate,
             operating_curve=list(metadata.get("operating_curve") or []),
             raw=metadata,

@@ -141,11 +141,11 @@ class Predictor:
 
         ``tta``: None serves the views the version was calibrated on; True / False force 8 / 1. Forcing
         one view on a version calibrated on 8 scores it against a threshold validated on their mean (for
-        benchmarks; the app and the CLI never do).
+        benchmarks; the app and the CLI never do). ``threshold``: None holds the image to the version's own,
+        the strict one when the gate finds its imaging conditions unusual (see ``gate.AlertRule``).
         """
         logits, features = self.logits_features(pixels, tta)
         probs = self.probabilities(logits)  # logits averaged over the views, as calibrated
-        threshold = self.threshold if threshold is None else float(threshold)
         top = int(probs.argmax())
         mel = CLASSES.index(MELANOMA)
         p_mel = round(float(probs[mel]), 6)
@@ -153,14 +153,18 @@ class Predictor:
         if len(logits) > self.views:  # more views than validated: averaging may only add alerts, never remove one
             p_alert = max(p_mel, round(float(softmax(logits[:1], self.temperature)[0, mel]), 6))
         verdict = self._gate.check(pixels, features[:1])  # the upright view: what the gate was fitted on
+        chosen = threshold is not None  # the clinician's own threshold applies to every image alike
+        threshold = float(threshold) if chosen else self.info.alert_rule.threshold_for(bool(verdict.unusual))
         if not verdict.lesion_like:
             return self._refused(name, threshold, verdict.score, asked=similar > 0)
         warnings = images.quality(pixels).warnings()
         if verdict.unusual:
+            stricter = not chosen and threshold < self.threshold
             warnings.append(
                 "unusual imaging conditions: "
                 + ", ".join(verdict.unusual)
                 + "; the result holds less well, check the image and the camera settings"
+                + (f"; the stricter melanoma alert threshold {threshold:.3g} applies" if stricter else "")
             )
         entropy = float(-(probs * np.log(np.clip(probs, 1e-12, 1))).sum() / np.log(len(CLASSES)))
         if probs[top] < UNCERTAIN_TOP or entropy > UNCERTAIN_ENTROPY:

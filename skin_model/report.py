@@ -135,10 +135,14 @@ def _validated(metadata: dict, threshold: float) -> str:
     """What the version's own threshold did on held-out test images; another one chosen, on validation."""
     test = metadata.get("metrics", {}).get("test", {})
     sens, spec = test.get("melanoma_sensitivity"), test.get("melanoma_specificity")
-    if abs(threshold - float(metadata.get("alert_threshold", -1))) < 1e-9 and None not in (sens, spec):
+    usual = float(metadata.get("alert_threshold", -1))
+    strict = float(metadata.get("alert_threshold_unusual", usual))
+    if min(abs(threshold - usual), abs(threshold - strict)) < 1e-9 and None not in (sens, spec):
+        which = "" if abs(threshold - usual) < 1e-9 else ", the stricter one for unusual imaging conditions"
         return (
-            f" At this threshold the version found {sens:.0%} of melanomas with {spec:.0%} specificity on its "
-            f"held-out test images ({test.get('images', '?')}, split by lesion)."
+            f" This is the version's own threshold{which}: with its thresholds the version found {sens:.0%} of "
+            f"melanomas with {spec:.0%} specificity on its held-out test images ({test.get('images', '?')}, "
+            "split by lesion)."
         )
     point = operating_point(metadata, threshold)
     if point:

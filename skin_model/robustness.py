@@ -16,7 +16,7 @@ import numpy as np
 from skin_model import evaluate, shift
 from skin_model.dataset import Record, labels_of
 from skin_model.errors import DatasetError
-from skin_model.gate import Gate
+from skin_model.gate import AlertRule, Gate, stats_table
 from skin_model.images import decode
 from skin_model.runtime import tensorflow
 from skin_model.splits import domain
@@ -66,37 +66,39 @@ def report(
     image_size: int,
     records: list[Record],
     temperature: float,
-    threshold: float,
+    rule: AlertRule,
     gate: dict | None,
     views: int = 1,
-) -> tuple[dict, np.ndarray]:
-    """Per-source and stress tables for held-out ``records`` (the test split), scored over ``views`` as served,
-    and the clean images' logits they were built from (so no caller scores them twice)."""
+) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Per-source and stress tables for held-out ``records`` (the test split), scored over ``views`` as served;
+    the clean images' logits they were built from (so no caller scores them twice) and each one's alert threshold
+    (``rule``: the strict one where the imaging conditions are unusual, as in the app)."""
     y = labels_of(records)
     clean = [decode(Path(r.path)) for r in records]
     run = embedder(model, image_size, views)
     checker = Gate(gate) if gate else None
 
-    def measure(images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def measure(images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         logits, features = outputs(run, images)
+        table = stats_table(images)
         if checker is None:
-            return logits, np.zeros(len(images), bool)
-        stats = checker.stats(images)
-        return logits, checker.scores(features, stats) < checker.threshold
+            return logits, np.zeros(len(images), bool), rule.thresholds(table)
+        refused = checker.scores(features, checker.fitted_columns(table)) < checker.threshold
+        return logits, refused, rule.thresholds(table)
 
-    logits, refused = measure(clean)
+    logits, refused, applied = measure(clean)
     by_source = defaultdict(list)
     for i, record in enumerate(records):
         by_source[domain(record)].append(i)
     sources = {
-        name: scored(evaluate.report(logits[idx], y[idx], temperature, threshold), refused[idx])
+        name: scored(evaluate.report(logits[idx], y[idx], temperature, applied[idx]), refused[idx])
         for name, idx in sorted(by_source.items())
     }
-    stress = {"none": scored(evaluate.report(logits, y, temperature, threshold), refused)}
+    stress = {"none": scored(evaluate.report(logits, y, temperature, applied), refused)}
     for name in shift.CONDITIONS:
-        stress_logits, stress_refused = measure([shift.apply(name, p) for p in clean])
-        stress[name] = scored(evaluate.report(stress_logits, y, temperature, threshold), stress_refused)
-    return {"per_source": sources, "stress": stress}, logits
+        stress_logits, stress_refused, stress_applied = measure([shift.apply(name, p) for p in clean])
+        stress[name] = scored(evaluate.report(stress_logits, y, temperature, stress_applied), stress_refused)
+    return {"per_source": sources, "stress": stress}, logits, applied
 
 
 def evaluate_folder(predictor, root: Path | str, metadata: Path | str | None = None) -> dict:
@@ -124,13 +126,13 @@ def evaluate_folder(predictor, root: Path | str, metadata: Path | str | None = N
     if not records:
         raise DatasetError(f"{root}: no usable labelled images to evaluate")
     y = labels_of(records)
-    shift_tables, logits = report(
+    shift_tables, logits, applied = report(
         predictor.keras_model,
         config.image_size,
         records,
         predictor.temperature,
-        predictor.threshold,
+        predictor.info.alert_rule,
         info["gate"],
         config.views,
     )
-    return evaluate.report(logits, y, predictor.temperature, predictor.threshold) | {"scope": scope} | shift_tables
+    return evaluate.report(logits, y, predictor.temperature, applied) | {"scope": scope} | shift_tables

@@ -273,15 +273,21 @@ def fit(
     return TrainResult(model=model, metadata=metadata, history=tracker.history)
 
 
-def calibrate(model, splits: Splits, config: TrainConfig) -> dict:
-    """Temperature and melanoma alert threshold that hold on validation and under every stress condition.
+def calibrate(model, splits: Splits, config: TrainConfig, ranges: dict | None) -> dict:
+    """Temperature and melanoma alert thresholds that hold on validation and under every stress condition.
 
     Logits are averaged over the version's test-time views, as it is served.
     The temperature minimises the negative log-likelihood over the clean and
-    the stressed validation images together; the threshold is the lowest of
-    the thresholds that reach the sensitivity target on each of them, so the
-    promise survives another clinic's camera.
+    the stressed validation images together. Two thresholds (see
+    ``evaluate.alert_thresholds``): a strict one for images whose imaging
+    conditions fall outside ``ranges`` (the gate's usual ranges, as the app
+    judges them), and a usual one for the rest, so the promise survives
+    another clinic's camera without every image paying for the worst one.
+    No ``ranges``: one threshold, the strict one, for every image.
     """
+    from skin_model import gate
+    from skin_model.images import decode
+
     y = splits.y["val"]
     conditions = [None, *shift.CONDITIONS]
     val = {
@@ -290,27 +296,34 @@ def calibrate(model, splits: Splits, config: TrainConfig) -> dict:
     }
     temperature = evaluate.fit_temperature(np.concatenate(list(val.values())), np.tile(y, len(conditions)))
     is_mel = y == evaluate.MEL
-    by_condition = {}
-    for condition, logits in val.items():
-        p_mel = evaluate.softmax(logits, temperature)[:, evaluate.MEL]
-        # floor, not round: rounding up could push the smallest caught melanoma below the threshold
-        found = evaluate.alert_threshold(p_mel, is_mel, config.alert_sensitivity)
-        by_condition[condition or "none"] = math.floor(found * 1e4) / 1e4
-    threshold = min(by_condition.values())
-    p_mel_val = evaluate.softmax(val[None], temperature)[:, evaluate.MEL]
-    clean_spec = evaluate.sensitivity_specificity(p_mel_val, is_mel, by_condition["none"])[1]
-    final_spec = evaluate.sensitivity_specificity(p_mel_val, is_mel, threshold)[1]
+    p_mel = {c or "none": evaluate.softmax(logits, temperature)[:, evaluate.MEL] for c, logits in val.items()}
+    # floor, not round: rounding up could push the smallest caught melanoma below the threshold
+    floor = lambda t: math.floor(t * 1e4) / 1e4
+    by_condition = {c: floor(evaluate.alert_threshold(p, is_mel, config.alert_sensitivity)) for c, p in p_mel.items()}
+    if ranges:
+        images = [decode(path) for path in splits.paths("val")]
+        shown = lambda c: [shift.apply(c, p) for p in images] if c else images
+        unusual = {c or "none": gate.any_unusual(ranges, gate.stats_table(shown(c))) for c in conditions}
+        usual, strict = (floor(t) for t in evaluate.alert_thresholds(p_mel, unusual, is_mel, config.alert_sensitivity))
+    else:
+        unusual = {"none": np.ones(len(y), bool)}
+        usual = strict = min(by_condition.values())
+    applied = np.where(unusual["none"], strict, usual)  # each clean validation image's own threshold
+    spec_at = lambda t: evaluate.sensitivity_specificity(p_mel["none"], is_mel, t)[1]
     return {
         "temperature": temperature,
-        "alert_threshold": threshold,
+        "alert_threshold": usual,
+        "alert_threshold_unusual": strict,
         "threshold_by_condition": by_condition,
-        "threshold_cost": {  # what surviving every condition costs in validation specificity
+        "threshold_cost": {  # validation specificity: clean threshold alone, as applied, and the strict one everywhere
             "clean_threshold": by_condition["none"],
-            "clean_specificity": round(clean_spec, 4),
-            "specificity": round(final_spec, 4),
+            "clean_specificity": round(spec_at(by_condition["none"]), 4),
+            "specificity": round(spec_at(applied), 4),
+            "strict_specificity": round(spec_at(strict), 4),
+            "unusual_share": round(float(unusual["none"].mean()), 4),
         },
-        "operating_curve": evaluate.operating_curve(p_mel_val, is_mel, extra=(threshold,)),
-        "metrics": {"val": evaluate.report(val[None], y, temperature, threshold)},
+        "operating_curve": evaluate.operating_curve(p_mel["none"], is_mel, extra=(usual, strict)),
+        "metrics": {"val": evaluate.report(val[None], y, temperature, applied)},
     }
 
 
@@ -320,11 +333,16 @@ def score_test(model, splits: Splits, config: TrainConfig, calibrated: dict, gat
     ``calibrated``: what ``calibrate`` returned (temperature, threshold, validation metrics).
     """
     from skin_model import robustness
+    from skin_model.gate import AlertRule
 
-    temperature, threshold = calibrated["temperature"], calibrated["alert_threshold"]
+    temperature = calibrated["temperature"]
+    ranges = gate["unusual_ranges"] if gate else None
+    rule = AlertRule(calibrated["alert_threshold"], calibrated["alert_threshold_unusual"], ranges)
     records = splits.records["test"]
-    tables, logits = robustness.report(model, config.image_size, records, temperature, threshold, gate, config.views)
-    test = evaluate.report(logits, splits.y["test"], temperature, threshold)
+    tables, logits, applied = robustness.report(
+        model, config.image_size, records, temperature, rule, gate, config.views
+    )
+    test = evaluate.report(logits, splits.y["test"], temperature, applied)
     return {"robustness": tables, "metrics": calibrated["metrics"] | {"test": test}}
 
 
@@ -391,10 +409,13 @@ def run(
         if not cluster.is_chief:
             return None
         data = dict(result.metadata["data"], root=str(Path(root).resolve()), cases=cases.summary(taken, splits.records))
-        log.write("calibrate")
-        metadata = dict(result.metadata, data=data) | calibrate(result.model, splits, config)
         log.write("gate")
-        metadata["gate"] = fit_gate(result.model, splits, config)
+        fitted_gate = fit_gate(result.model, splits, config)
+        log.write("calibrate")
+        metadata = dict(result.metadata, data=data) | calibrate(
+            result.model, splits, config, fitted_gate["unusual_ranges"]
+        )
+        metadata["gate"] = fitted_gate
         if splits.records["test"]:
             log.write("stress")
             metadata |= score_test(result.model, splits, config, metadata, metadata["gate"])

@@ -36,6 +36,16 @@ def test_per_source_and_stress_tables_and_the_threshold_cost_are_shown():
     assert "Refuses 97.8% of its 926 fitting negatives" in text
 
 
+def test_two_alert_thresholds_are_both_named_with_what_each_costs():
+    cost = {"clean_threshold": 0.1065, "clean_specificity": 0.633, "specificity": 0.601}
+    cost |= {"strict_specificity": 0.472, "unusual_share": 0.046}
+
+    text = card.render({"alert_threshold": 0.102, "alert_threshold_unusual": 0.0603, "threshold_cost": cost})
+
+    assert "P(melanoma) >= 0.102, or >= 0.0603 for an image whose imaging conditions are unusual" in text
+    assert "Validation specificity 60.1% (4.6% of its images unusual); 47.2% were every image held" in text
+
+
 def test_the_gate_line_counts_missed_negatives_instead_of_rounding_them_away():
     gate = {"threshold": 0.44, "negatives_refused": 0.9998, "negatives": 4167, "hidden_weights": {}}
 

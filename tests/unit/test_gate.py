@@ -142,3 +142,23 @@ def test_unusual_conditions_are_named_without_refusing(fitted):
     assert cool.lesion_like and "cool (blue) colour cast" in cool.unusual
     assert vignette.lesion_like and "dark vignette at the corners" in vignette.unusual
     assert verdicts(reference, [val[2]])[0].unusual == []
+
+
+def test_usual_ranges_leave_about_one_training_image_in_fifty_outside_and_catch_a_cool_cast(lesion_images):
+    train = lesion_images(200, seed=11)
+    ranges = gate.usual_ranges(train)
+
+    outside = gate.any_unusual(ranges, gate.stats_table(train))
+    cooled = gate.any_unusual(ranges, gate.stats_table([shift.apply("cool cast", p) for p in train]))
+
+    assert 0.0 < outside.mean() <= 0.1  # the central 98 % of each of four statistics: a few percent in all
+    assert cooled.mean() > 0.5 > outside.mean()
+
+
+def test_an_alert_rule_holds_unusual_images_to_the_strict_threshold(fitted):
+    reference, val = fitted
+    rule = gate.AlertRule(usual=0.3, strict=0.1, ranges=reference["unusual_ranges"])
+    images = [val[2], shift.apply("dark vignette", val[1])]
+
+    assert list(rule.thresholds(gate.stats_table(images))) == [0.3, 0.1]
+    assert list(gate.AlertRule(0.3, 0.1).thresholds(gate.stats_table(images))) == [0.1, 0.1]  # no ranges: strict

@@ -240,3 +240,44 @@ def test_more_views_than_calibrated_may_add_a_melanoma_alert_never_remove_one(lo
         assert result.melanoma_probability == pytest.approx(float(predictor.probabilities(logits)[mel]), abs=1e-6)
         assert result.alert_probability == pytest.approx(max(result.melanoma_probability, upright), abs=1e-6)
     assert predictor.predict(pixels).alert_probability == predictor.predict(pixels).melanoma_probability  # one view
+
+
+def two_threshold_predictor(tiny_model, servable, lesion) -> Predictor:
+    """Usual images never alerted (threshold 1), unusual ones always (0); the lesion's own cast is just usual."""
+    from skin_model.gate import image_stats
+    from skin_model.registry import Registry
+
+    metadata = servable(tiny_model) | {"alert_threshold": 1.0, "alert_threshold_unusual": 0.0}
+    metadata["gate"]["unusual_ranges"]["cast_blue_red"] = [-1e9, image_stats(lesion)["cast_blue_red"] + 0.05]
+    return Predictor.load(Registry().register(tiny_model, metadata).number)
+
+
+def test_an_image_with_unusual_imaging_conditions_is_held_to_the_stricter_threshold_and_told_so(
+    tiny_model, servable, lesion
+):
+    from skin_model import shift
+
+    predictor = two_threshold_predictor(tiny_model, servable, lesion)
+    cooled = shift.apply("cool cast", lesion)
+
+    usual, unusual = predictor.predict(lesion), predictor.predict(cooled)
+    chosen = predictor.predict(cooled, threshold=1.0)  # a clinician's own threshold: the same for every image
+
+    assert (usual.alert_threshold, usual.melanoma_alert) == (1.0, False)
+    assert not any("stricter" in w for w in usual.warnings)
+    assert (unusual.alert_threshold, unusual.melanoma_alert) == (0.0, True)
+    assert any(
+        "cool (blue) colour cast" in w and "stricter melanoma alert threshold 0 applies" in w for w in unusual.warnings
+    )
+    assert (chosen.alert_threshold, chosen.melanoma_alert) == (1.0, False)
+
+
+def test_a_stricter_threshold_above_the_usual_one_is_refused_with_one_line(tiny_model, servable):
+    from skin_model.errors import RegistryError
+    from skin_model.registry import Registry
+
+    metadata = servable(tiny_model) | {"alert_threshold": 0.2, "alert_threshold_unusual": 0.3}
+    version = Registry().register(tiny_model, metadata)
+
+    with pytest.raises(RegistryError, match=r"unusual imaging conditions must be in \[0, 0\.2\]"):
+        Predictor.load(version.number)
