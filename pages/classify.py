@@ -60,15 +60,24 @@ with st.sidebar:
         help="Within the range validated for this model (sensitivity at least 70% on validation). "
         "Lower means more alerts and fewer missed melanomas.",
     )
-    point = operating_point(predictor.metadata, threshold)
+    chosen = None if threshold == predictor.threshold else threshold  # the default: each image at its own threshold
     strict = predictor.info.strict_threshold
-    if point:
+    if chosen is None:
+        val = predictor.metadata.get("metrics", {}).get("val", {})
+        sens, spec, where = (
+            val.get("melanoma_sensitivity"),
+            val.get("melanoma_specificity"),
+            "each image at its own threshold",
+        )
+    else:
+        point = operating_point(predictor.metadata, threshold) or {}
+        sens, spec, where = point.get("sensitivity"), point.get("specificity"), f"every image at {threshold:.3g}"
+    if sens is not None:
         st.caption(
-            f"On validation at {threshold:.3g}: sensitivity {pct(point['sensitivity'])}, "
-            f"specificity {pct(point['specificity'])}. Model default: {predictor.threshold:.3g}"
+            f"On validation, {where}: sensitivity {pct(sens)}, specificity {pct(spec)}. "
+            f"Model default: {predictor.threshold:.3g}"
             + (f", {strict:.3g} for unusual imaging conditions." if strict < predictor.threshold else ".")
         )
-    chosen = None if threshold == predictor.threshold else threshold  # the default: each image at its own threshold
 
 source = st.radio("Image source", ["Upload files", "Camera"], horizontal=True, label_visibility="collapsed")
 if source == "Camera":

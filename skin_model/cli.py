@@ -101,6 +101,12 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
     )
 
 
+def _thresholds(metadata: dict) -> str:
+    """A version's alert threshold, and its stricter one for unusual imaging conditions when it has one."""
+    usual, strict = metadata.get("alert_threshold"), metadata.get("alert_threshold_unusual")
+    return f"{usual}" if strict in (None, usual) else f"{usual} ({strict} unusual)"
+
+
 def cmd_train(args) -> int:
     from skin_model import jobs, train
     from skin_model.console import TrainingConsole
@@ -174,7 +180,12 @@ def cmd_evaluate(args) -> int:
         f"accuracy {result['accuracy']}, "
         f"balanced accuracy {result['balanced_accuracy']}, melanoma sensitivity "
         f"{result['melanoma_sensitivity']} / specificity {result['melanoma_specificity']} "
-        f"at threshold {predictor.threshold} ({predictor.info.strict_threshold} for unusual imaging conditions)"
+        f"at threshold {predictor.threshold}"
+        + (
+            f" ({predictor.info.strict_threshold} for unusual imaging conditions)"
+            if predictor.info.strict_threshold < predictor.threshold
+            else ""
+        )
     )
     _emit(args, result, head + "\n\n" + _table(rows, ["class", "precision", "recall", "f1", "support"]) + tables)
     return 0
@@ -332,7 +343,7 @@ def cmd_models(args) -> int:
                 v.created,
                 test.get("balanced_accuracy"),
                 test.get("melanoma_sensitivity"),
-                v.metadata.get("alert_threshold"),
+                _thresholds(v.metadata),
             ]
         )
     _emit(args, data, _table(rows, ["version", "live", "created", "test bal. acc.", "test mel. sens.", "threshold"]))

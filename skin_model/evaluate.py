@@ -114,25 +114,28 @@ def alert_thresholds(
 ) -> tuple[float, float]:
     """The alert thresholds ``(usual, strict)`` that keep the sensitivity target under every condition.
 
-    ``p_mel`` and ``unusual`` hold, per condition (clean and each stress
-    condition), the validation images' P(melanoma) and whether the app would
-    call their imaging conditions unusual. An image with unusual conditions is
-    held to the strict threshold, the lowest that reaches the target under
-    any condition on its own; every other image to the usual one, the highest
-    that still reaches it under every condition with both thresholds in place.
+    ``p_mel`` and ``unusual`` hold, per condition ("none": clean, and each
+    stress condition), the validation images' P(melanoma) and whether the app
+    would call their imaging conditions unusual. An image with unusual
+    conditions is held to the strict threshold, the lowest that reaches the
+    target under any condition on its own; every other image to the usual
+    one, the highest that still reaches it under every condition with both
+    thresholds in place, and never above what clean images alone would allow
+    (else, were nearly every melanoma flagged, nothing would bound it).
     A cool cast lowers P(melanoma) and sets the strict threshold; holding
     images that look usual to it too would cost specificity where nothing
     is unusual.
     """
     is_mel = is_mel.astype(bool)
     strict = min(alert_threshold(p, is_mel, sensitivity) for p in p_mel.values())
+    ceiling = alert_threshold(p_mel["none"], is_mel, sensitivity)
     needed = caught_needed(int(is_mel.sum()), sensitivity)
 
     def holds(usual: float) -> bool:
         return all((p[is_mel] >= np.where(unusual[c][is_mel], strict, usual)).sum() >= needed for c, p in p_mel.items())
 
     usual = strict
-    for candidate in sorted({float(v) for p in p_mel.values() for v in p[is_mel] if v > strict}):
+    for candidate in sorted({float(v) for p in p_mel.values() for v in p[is_mel] if strict < v <= ceiling}):
         if not holds(candidate):  # sensitivity only falls as the usual threshold rises
             break
         usual = candidate

@@ -285,8 +285,6 @@ def calibrate(model, splits: Splits, config: TrainConfig, ranges: dict | None) -
     another clinic's camera without every image paying for the worst one.
     No ``ranges``: one threshold, the strict one, for every image.
     """
-    from skin_model import gate
-    from skin_model.images import decode
 
     y = splits.y["val"]
     conditions = [None, *shift.CONDITIONS]
@@ -301,9 +299,7 @@ def calibrate(model, splits: Splits, config: TrainConfig, ranges: dict | None) -
     floor = lambda t: math.floor(t * 1e4) / 1e4
     by_condition = {c: floor(evaluate.alert_threshold(p, is_mel, config.alert_sensitivity)) for c, p in p_mel.items()}
     if ranges:
-        images = [decode(path) for path in splits.paths("val")]
-        shown = lambda c: [shift.apply(c, p) for p in images] if c else images
-        unusual = {c or "none": gate.any_unusual(ranges, gate.stats_table(shown(c))) for c in conditions}
+        unusual = unusual_by_condition(splits.paths("val"), ranges, conditions)
         usual, strict = (floor(t) for t in evaluate.alert_thresholds(p_mel, unusual, is_mel, config.alert_sensitivity))
     else:
         unusual = {"none": np.ones(len(y), bool)}
@@ -320,11 +316,26 @@ def calibrate(model, splits: Splits, config: TrainConfig, ranges: dict | None) -
             "clean_specificity": round(spec_at(by_condition["none"]), 4),
             "specificity": round(spec_at(applied), 4),
             "strict_specificity": round(spec_at(strict), 4),
-            "unusual_share": round(float(unusual["none"].mean()), 4),
+            "unusual_share": round(float(unusual["none"].mean()), 4) if ranges else None,
         },
-        "operating_curve": evaluate.operating_curve(p_mel["none"], is_mel, extra=(usual, strict)),
+        # the slider's exact values: the usual threshold, not the strict one (chosen, it would hold every image)
+        "operating_curve": evaluate.operating_curve(p_mel["none"], is_mel, extra=(usual,)),
         "metrics": {"val": evaluate.report(val[None], y, temperature, applied)},
     }
+
+
+def unusual_by_condition(paths: list[Path], ranges: dict, conditions: list, chunk: int = 64) -> dict[str, np.ndarray]:
+    """Per condition, which images the app would call unusual: decoded as uploads are, a chunk at a time."""
+    from skin_model import gate
+    from skin_model.images import decode
+
+    found: dict[str, list[np.ndarray]] = {c or "none": [] for c in conditions}
+    for start in range(0, len(paths), chunk):
+        images = [decode(path) for path in paths[start : start + chunk]]
+        for c in conditions:
+            shown = [shift.apply(c, p) for p in images] if c else images
+            found[c or "none"].append(gate.any_unusual(ranges, gate.stats_table(shown)))
+    return {c: np.concatenate(f) if f else np.zeros(0, bool) for c, f in found.items()}
 
 
 def score_test(model, splits: Splits, config: TrainConfig, calibrated: dict, gate: dict | None) -> dict:

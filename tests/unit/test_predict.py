@@ -272,12 +272,21 @@ def test_an_image_with_unusual_imaging_conditions_is_held_to_the_stricter_thresh
     assert (chosen.alert_threshold, chosen.melanoma_alert) == (1.0, False)
 
 
-def test_a_stricter_threshold_above_the_usual_one_is_refused_with_one_line(tiny_model, servable):
+@pytest.mark.parametrize(
+    ("strict", "message"),
+    [
+        (0.3, r"unusual imaging conditions must be in \[0, 0\.2\]"),
+        (-0.1, r"must be in \[0, 0\.2\]"),
+        ("low", "a number"),
+    ],
+    ids=["above-the-usual", "negative", "not-a-number"],
+)
+def test_a_bad_stricter_threshold_is_refused_with_one_line(tiny_model, servable, strict, message):
     from skin_model.errors import RegistryError
     from skin_model.registry import Registry
 
-    metadata = servable(tiny_model) | {"alert_threshold": 0.2, "alert_threshold_unusual": 0.3}
+    metadata = servable(tiny_model) | {"alert_threshold": 0.2, "alert_threshold_unusual": strict}
     version = Registry().register(tiny_model, metadata)
 
-    with pytest.raises(RegistryError, match=r"unusual imaging conditions must be in \[0, 0\.2\]"):
+    with pytest.raises(RegistryError, match=message):
         Predictor.load(version.number)

@@ -62,11 +62,15 @@ def test_metadata_has_the_not_a_lesion_gate_fitted_on_this_model(trained):
     assert gate["negatives"] > 100 and 0.0 <= gate["negatives_refused"] <= 1.0
 
 
-def test_the_threshold_is_the_lowest_over_validation_and_every_stress_condition(trained):
+def test_the_strict_threshold_is_the_lowest_over_validation_and_every_stress_condition(trained):
     metadata = trained["version"].metadata
 
     assert set(metadata["threshold_by_condition"]) == {"none", *CONDITIONS}
-    assert metadata["alert_threshold"] == min(metadata["threshold_by_condition"].values())
+    assert metadata["alert_threshold_unusual"] == min(metadata["threshold_by_condition"].values())
+    # the usual one: between the strict one and what clean validation images alone would allow
+    strict, usual = metadata["alert_threshold_unusual"], metadata["alert_threshold"]
+    assert strict <= usual <= metadata["threshold_by_condition"]["none"]
+    assert 0.0 <= metadata["threshold_cost"]["unusual_share"] <= 1.0
 
 
 def test_metadata_has_per_source_and_stress_tables_of_the_test_split(trained):
@@ -134,7 +138,9 @@ def test_the_trained_model_predicts_through_the_predictor(trained, blob):
     result = predictor.predict(blob("melanoma", seed=77, size=120))
 
     assert sum(result.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
-    assert result.alert_threshold == trained["version"].metadata["alert_threshold"]
+    unusual = any(w.startswith("unusual imaging conditions") for w in result.warnings)
+    metadata = trained["version"].metadata
+    assert result.alert_threshold == metadata["alert_threshold_unusual" if unusual else "alert_threshold"]
     assert np.isfinite(result.melanoma_probability)
 
 
