@@ -47,6 +47,11 @@ def test_home_quotes_the_committed_default_by_source_and_under_stress():
     low, high = min(sources, key=sources.get), max(sources, key=sources.get)
     assert sources[high] - sources[low] > 0.05  # two different sources: the range below says something
     assert f"{sources[low]:.1%} ({low}) to {sources[high]:.1%} ({high})" in shown
+    # both alert thresholds, and that the figures hold each image to its own
+    usual, strict = meta["alert_threshold"], meta["alert_threshold_unusual"]
+    assert strict < usual
+    assert f"P(melanoma) ≥ {usual:.3g}, or ≥ {strict:.3g} when an image's imaging conditions are unusual" in shown
+    assert f"{meta['metrics']['test']['melanoma_specificity']:.1%}" in [m.value for m in at.metric]
 
 
 def test_classify_shows_result_for_an_image_and_one_line_for_a_bad_file(live_tiny_model, blob, encode):

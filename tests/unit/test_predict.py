@@ -272,6 +272,19 @@ def test_an_image_with_unusual_imaging_conditions_is_held_to_the_stricter_thresh
     assert (chosen.alert_threshold, chosen.melanoma_alert) == (1.0, False)
 
 
+def test_benches_and_tables_hold_each_image_to_the_same_threshold_as_the_predictor(tiny_model, servable, lesion):
+    from skin_model import shift
+    from skin_model.gate import stats_table
+
+    predictor = two_threshold_predictor(tiny_model, servable, lesion)
+    images = [lesion, shift.apply("cool cast", lesion), shift.apply("warm cast", lesion), lesion[::-1]]
+
+    in_batch = predictor.info.alert_rule.thresholds(stats_table(images))  # robustness.report, calibration, benches
+
+    assert list(in_batch) == [predictor.predict(p).alert_threshold for p in images]
+    assert set(in_batch) == {0.0, 1.0}  # both kinds of image are in the set
+
+
 @pytest.mark.parametrize(
     ("strict", "message"),
     [
