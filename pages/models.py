@@ -79,7 +79,7 @@ else:
     st.dataframe(pd.DataFrame(scored), hide_index=True, width="stretch")
     st.caption(
         f"{len(confirmed)} confirmed case(s). Each version is scored only on the cases it did not train or validate "
-        "on; the melanoma alert is at its own threshold."
+        "on; the melanoma alert is at its own thresholds, as the app applies them."
     )
 
 st.subheader("Compare two versions")
@@ -104,7 +104,8 @@ st.subheader("Away from the training conditions")
 st.caption(
     "The held-out test split by acquisition source, and the same images under named device conditions: a cool or "
     "warm colour cast, dim or bright exposure, washed-out colours, strong JPEG compression, a dark dermatoscope "
-    "vignette, defocus. The melanoma alert is at each version's threshold; 'refused' is the share the not-a-lesion "
+    "vignette, defocus. The melanoma alert is at each version's thresholds (its stricter one where an image's "
+    "imaging conditions are unusual, as the app applies them); 'refused' is the share the not-a-lesion "
     "gate turned away (it should stay near 0 for real lesions)."
 )
 for version in chosen:
