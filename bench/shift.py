@@ -86,6 +86,11 @@ RECIPES = {  # full settings each (on top of TrainConfig's defaults), so every r
         "device_augment": "mild",
         "look_swap": 0.5,
     },
+    "the default with a quarter of the training images given another image's colour look (look swap 0.25)": {
+        **NO_CC,
+        "device_augment": "mild",
+        "look_swap": 0.25,
+    },
     "the default with every training image given another image's colour look (look swap 1.0)": {
         **NO_CC,
         "device_augment": "mild",
@@ -165,6 +170,8 @@ def cross_validate(root: str, config: TrainConfig, k: int) -> dict:
             {
                 "alert_threshold": meta["alert_threshold"],
                 "alert_threshold_unusual": meta["alert_threshold_unusual"],
+                "threshold_by_condition": meta["threshold_by_condition"],  # which condition sets the strict one
+                "threshold_cost": meta["threshold_cost"],
                 "all": pooled(mine),
                 OLDEST: pooled([s for s in mine if domain(s[0]) == OLDEST]),
             }
