@@ -278,7 +278,7 @@ def live_split(root: str):
 def views(root: str) -> dict:
     """The live model's weights calibrated and scored on the upright image alone, then on 8 views."""
     predictor, config, prepared = live_split(root)
-    out = {"model_version": predictor.version.number}
+    out = {"model_version": predictor.version.number, "look_swap": config.look_swap}  # the default's number stays 1
     for count in (1, 8):
         out[str(count)] = assess(predictor.keras_model, prepared, replace(config, views=count), predictor.info.gate)
         print(count, json.dumps(out[str(count)]["test"]), flush=True)
@@ -460,7 +460,8 @@ def render(results: dict) -> str:
     if "views" in results:
         lines += [
             "",
-            f"**Test-time views** (model version {results['views']['model_version']}, the same weights calibrated "
+            f"**Test-time views** (model version {results['views']['model_version']}, trained with look swap "
+            f"{results['views'].get('look_swap', 0.5)}, the same weights calibrated "
             "and scored each way; 8 views: the flips and quarter turns, logits averaged):",
             "",
             "| views | test bal. acc. | test mel. AUC | test mel. sens. / spec. at alert | alert threshold | "
