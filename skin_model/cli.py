@@ -104,7 +104,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
 def _thresholds(metadata: dict) -> str:
     """A version's alert threshold, and its stricter one for unusual imaging conditions when it has one."""
     usual, strict = metadata.get("alert_threshold"), metadata.get("alert_threshold_unusual")
-    return f"{usual}" if strict in (None, usual) else f"{usual} ({strict} unusual)"
+    return f"{usual}" if strict in (None, usual) else f"{usual} ({strict} for unusual imaging conditions)"
 
 
 def cmd_train(args) -> int:
@@ -180,12 +180,7 @@ def cmd_evaluate(args) -> int:
         f"accuracy {result['accuracy']}, "
         f"balanced accuracy {result['balanced_accuracy']}, melanoma sensitivity "
         f"{result['melanoma_sensitivity']} / specificity {result['melanoma_specificity']} "
-        f"at threshold {predictor.threshold}"
-        + (
-            f" ({predictor.info.strict_threshold} for unusual imaging conditions)"
-            if predictor.info.strict_threshold < predictor.threshold
-            else ""
-        )
+        f"at threshold {_thresholds(predictor.metadata)}"
     )
     _emit(args, result, head + "\n\n" + _table(rows, ["class", "precision", "recall", "f1", "support"]) + tables)
     return 0

@@ -81,9 +81,11 @@ def report(
     def measure(images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         logits, features = outputs(run, images)
         table = stats_table(images)
-        if checker is None:
-            return logits, np.zeros(len(images), bool), rule.thresholds(table)
-        refused = checker.scores(features, checker.fitted_columns(table)) < checker.threshold
+        refused = (
+            checker.scores(features, checker.fitted_columns(table)) < checker.threshold
+            if checker
+            else np.zeros(len(images), bool)
+        )
         return logits, refused, rule.thresholds(table)
 
     logits, refused, applied = measure(clean)
