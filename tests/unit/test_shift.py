@@ -61,3 +61,9 @@ def test_strong_jpeg_loses_detail_but_not_the_picture(lesion):
     out = shift.apply("strong JPEG", lesion).astype(float)
 
     assert 1.0 < np.abs(out - lesion).mean() < 25.0
+
+
+def test_the_older_dermatoscope_is_the_cool_cast_inside_the_vignette(lesion):
+    both = shift.apply("cool cast + vignette", lesion)
+
+    assert np.array_equal(both, shift.apply("dark vignette", shift.apply("cool cast", lesion)))
