@@ -73,12 +73,14 @@ bench-shift: $(DEV)
 
 ## Lesion-grouped 5-fold cross-validation of the default recipe, the previous one and two others, 12 epochs a fold:
 ## every image, the oldest upload block's ~400 included, scored once by a model that never saw its lesion, as taken
-## and re-toned to that block's colours; then external-like draws (~20 min a recipe on 2 cores).
+## and re-toned to that block's colours; then external-like draws (~20 min a recipe on 2 cores; the default at its
+## full 32 epochs too, ~35 min).
 bench-folds: $(DEV)
 	$(PY) -m bench.shift folds --data $(SKIN_DATA_DIR) --epochs 12
 	$(PY) -m bench.shift folds --data $(SKIN_DATA_DIR) --epochs 12 --only "class x domain weights + mild camera-like augmentation on half"
 	$(PY) -m bench.shift folds --data $(SKIN_DATA_DIR) --epochs 12 --only "class x domain weights + mild camera-like augmentation with cooler"
 	$(PY) -m bench.shift folds --data $(SKIN_DATA_DIR) --epochs 12 --only "the first model's recipe"
+	$(PY) -m bench.shift folds --data $(SKIN_DATA_DIR) --only "the default at full length"
 	$(PY) -m bench.shift live-external --data $(SKIN_DATA_DIR)
 
 ## Retrieval of similar cases (live index, then 10,000 and 100,000 generated images) and the PDF report's cost.

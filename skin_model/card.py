@@ -6,6 +6,7 @@ import re
 
 from skin_model import CLASSES
 from skin_model.config import augment_strength
+from skin_model.gate import PAIRED
 
 
 def _refused(gate: dict) -> str:
@@ -193,15 +194,16 @@ def render(metadata: dict) -> str:
             *_shift_rows(robust["stress"]),
         ]
     if gate:
+        paired = PAIRED in gate.get("fitted_under", [])  # versions before pairs were fitted on single conditions
         lines += [
             "",
             "### Not-a-lesion gate",
             f"- Refuses when P(dermoscopic image) < {gate.get('threshold')}: set so that at most "
             f"{pct(gate.get('false_refusals_allowed', 0.005))} of validation images are refused under any stress "
-            "condition (refusal rates of the test split: last column above).",
+            f"condition{' or under a seeded pair of them at once' if paired else ''} "
+            "(refusal rates of the test split: last column above).",
             f"- Refuses {_refused(gate)} of its {gate.get('negatives')} fitting negatives "
-            "(bundled photographs, documents, charts, faces, flat and noise frames; "
-            + ("each also under every stress condition)." if "hidden_weights" in gate else "half stress-transformed)."),
+            "(bundled photographs, documents, charts, faces, flat and noise frames; " + _negatives_shown(gate, paired),
         ]
     test = metrics.get("test") or metrics.get("val") or {}
     if test.get("per_class"):
@@ -231,3 +233,13 @@ def render(metadata: dict) -> str:
         f"Keras {metadata.get('versions', {}).get('keras')}.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _negatives_shown(gate: dict, paired: bool) -> str:
+    if "hidden_weights" not in gate:
+        return "half stress-transformed)."
+    return (
+        "each also under every stress condition and a pair of them)."
+        if paired
+        else "each also under every stress condition)."
+    )

@@ -387,6 +387,7 @@ def fit(embed: Embed, train: Sequence[np.ndarray], val: Sequence[np.ndarray], ne
     reference["negatives"] = len(negatives)
     reference["negatives_missed"] = int((negative_scores >= reference["threshold"]).sum())
     reference["false_refusals_allowed"] = FALSE_REFUSALS
+    reference["fitted_under"] = ["as taken" if name is None else name for name in FITTED]
     return reference
 
 

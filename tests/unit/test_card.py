@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from skin_model import card
+from skin_model.gate import PAIRED
 
 ROW = {
     "images": 10,
@@ -65,3 +66,13 @@ def test_the_recipe_line_names_twins_and_look_swaps_only_when_a_version_used_the
     both = recipe({"weighting": "class-domain", "consistency": 12.0, "look_swap": 0.5})
     assert "; each image beside a camera-altered twin, their disagreement weighted 12; " in both
     assert both.endswith("; 50% of images given another image's colour look.")
+
+
+def test_the_gate_lines_say_pairs_of_conditions_only_for_a_gate_fitted_on_them():
+    gate = {"threshold": 0.41, "negatives_refused": 1.0, "negatives": 5093, "hidden_weights": {}}
+
+    paired = card.render({"gate": gate | {"fitted_under": ["as taken", "dim", PAIRED]}})
+    single = card.render({"gate": gate})
+
+    assert "or under a seeded pair of them at once" in paired and "every stress condition and a pair" in paired
+    assert "pair" not in single

@@ -114,10 +114,10 @@ def test_new_negatives_of_every_kind_are_refused(fitted):
     assert np.mean(refused) >= 0.95
 
 
-@pytest.mark.parametrize("condition", [None, *shift.CONDITIONS])
+@pytest.mark.parametrize("condition", gate.FITTED)
 def test_at_most_one_percent_of_validation_lesions_are_refused_under_any_condition(fitted, condition):
     reference, val = fitted
-    shown = [shift.apply(condition, p) if condition else p for p in val]
+    shown = gate.under(condition, val)
 
     refused = [not v.lesion_like for v in verdicts(reference, shown)]
 
@@ -128,9 +128,21 @@ def test_new_lesions_are_rarely_refused_under_any_condition(fitted, lesion_image
     reference, _ = fitted
     fresh = lesion_images(60, seed=7)
 
-    for condition in [None, *shift.CONDITIONS]:
-        shown = [shift.apply(condition, p) if condition else p for p in fresh]
+    for condition in gate.FITTED:
+        shown = gate.under(condition, fresh)
         assert np.mean([not v.lesion_like for v in verdicts(reference, shown)]) <= 0.035, condition
+
+
+def test_a_pair_of_conditions_is_seeded_and_unlike_any_one_condition(fitted, lesion_images):
+    reference, _ = fitted
+    images = lesion_images(12, seed=3)
+
+    paired = gate.under(gate.PAIRED, images)
+
+    assert all(np.array_equal(a, b) for a, b in zip(paired, gate.under(gate.PAIRED, images), strict=True))
+    for shown, image in zip(paired, images, strict=True):
+        assert not any(np.array_equal(shown, shift.apply(name, image)) for name in shift.CONDITIONS)
+    assert reference["fitted_under"] == ["as taken", *shift.CONDITIONS, gate.PAIRED]
 
 
 def test_unusual_conditions_are_named_without_refusing(fitted):
