@@ -103,6 +103,12 @@ RECIPES = {  # full settings each (on top of TrainConfig's defaults), so every r
         "look_swap": 0.5,
         "epochs": TrainConfig.epochs,
     },
+    "look swap 0.25 at full length (32 epochs)": {
+        **NO_CC,
+        "device_augment": "mild",
+        "look_swap": 0.25,
+        "epochs": TrainConfig.epochs,
+    },
     "the default with cooler and warmer light too (look swap 0.5, temperature 0.25)": {
         **NO_CC,
         "device_augment": "mild-temperature",
