@@ -1,11 +1,12 @@
 """``make bench-gate``: which not-a-lesion gate, on the live model's features, refuses what.
 
 Every variant is fitted on the same images (the version's training subset and the negatives
-of the training seed, each as it is, under every stress condition and under a pair of them) and gets its threshold
-the same way (the lowest score kept by the allowed share of validation images under each
-condition). Reported side by side: the threshold, the worst share of validation and test
-images refused under any condition, and the fitting and held-out negatives (another seed's
-crops and drawings) that get through, clean and stress-transformed. Then the live gate
+of the training seed, each as it is, under every stress condition and under a seeded pair of
+them) and gets its threshold the same way (the lowest score kept by the allowed share of
+validation images under each condition and under the pairs). Reported side by side: the
+threshold, the worst share of validation and test images refused under any condition, and
+the fitting and held-out negatives (another seed's crops and drawings) that get through,
+clean and stress-transformed. Then the live gate
 itself on the test split under every pair of conditions at once (an older dermatoscope is
 cool and vignetted together), each pair in both orders. Writes
 ``bench/gate_results.json`` and the "Not-a-lesion gate" section of ``bench/RESULTS.md``.
