@@ -285,7 +285,6 @@ def calibrate(model, splits: Splits, config: TrainConfig, ranges: dict | None) -
     another clinic's camera without every image paying for the worst one.
     No ``ranges``: one threshold, the strict one, for every image.
     """
-
     y = splits.y["val"]
     conditions = [None, *shift.CONDITIONS]
     val = {
@@ -333,8 +332,7 @@ def unusual_by_condition(paths: list[Path], ranges: dict, conditions: list, chun
     for start in range(0, len(paths), chunk):
         images = [decode(path) for path in paths[start : start + chunk]]
         for c in conditions:
-            shown = [shift.apply(c, p) for p in images] if c else images
-            found[c or "none"].append(gate.any_unusual(ranges, gate.stats_table(shown)))
+            found[c or "none"].append(gate.any_unusual(ranges, gate.stats_table(gate.under(c, images))))
     return {c: np.concatenate(f) if f else np.zeros(0, bool) for c, f in found.items()}
 
 
