@@ -18,9 +18,6 @@ Each measurement is a real training run on the shared data, except where it scor
   (test-time augmentation), same weights.
 - ``look`` / ``live-external``: the live model's colour-look probe, and
   external-like sets drawn from its own test split.
-- ``gate``: the live model's not-a-lesion gate refitted with one kind of
-  negative left out, then tried on that kind: how it does on non-lesion
-  pictures it has never seen.
 - ``render``: rewrite the report from the results kept so far, running nothing.
 
 Results go to ``bench/shift_results.json`` (one entry per run, kept between
@@ -342,24 +339,6 @@ def live_look(root: str) -> dict:
     return {"model_version": predictor.version.number, "views": config.views, "probe": probe}
 
 
-def gate_leave_one_out(root: str) -> dict:
-    """Per negative kind: the share refused by a gate fitted without that kind (the live model's features)."""
-    from bench.gate import live_inputs
-    from skin_model import gate, negatives
-
-    predictor, _, embed, train, val = live_inputs(root)
-    found = negatives.generate(TrainConfig.from_dict(predictor.metadata["config"]).seed)
-    out = {}
-    for base in sorted({n.base for n in found}):
-        kept = [n.pixels for n in found if n.base != base]
-        left_out = [n.pixels for n in found if n.base == base]
-        checker = gate.Gate(gate.fit(embed, train, val, kept))
-        refused = [not checker.check(p, embed([p])).lesion_like for p in left_out]
-        out[base] = round(sum(refused) / len(refused), 3)
-        print(base, out[base], flush=True)
-    return {"model_version": predictor.version.number, "refused_when_unseen": out}
-
-
 def committed_default() -> dict | None:
     """The committed default model's own figures (same split and seed), as a row of the recipe table."""
     from skin_model.config import DEFAULT_MODEL_DIR
@@ -457,19 +436,6 @@ def render(results: dict) -> str:
                     f"| {name[8:]} | {ham[ham_look]['alerted']:.0%} -> {ham[old_look]['alerted']:.0%} | "
                     f"{mel[old_look]['alerted']:.0%} -> {mel[ham_look]['alerted']:.0%} |"
                 )
-    if "gate" in results:
-        unseen = results["gate"]["refused_when_unseen"]
-        lines += [
-            "",
-            "**Not-a-lesion gate on kinds of picture it never saw** "
-            f"(model version {results['gate']['model_version']}; "
-            "the gate refitted without each kind, then shown that kind): share refused, "
-            f"{sum(v == 1.0 for v in unseen.values())} of {len(unseen)} kinds refused entirely.",
-            "",
-            "| kind | refused |",
-            "|---|---|",
-            *(f"| {kind} | {share:.0%} |" for kind, share in unseen.items()),
-        ]
     if "views" in results:
         lines += [
             "",
@@ -590,7 +556,7 @@ def render(results: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    measurements = ["recipes", "holdout", "gate", "views", "folds", "live-external", "look", "render"]
+    measurements = ["recipes", "holdout", "views", "folds", "live-external", "look", "render"]
     parser.add_argument("what", choices=measurements)
     parser.add_argument("--data", help="the dataset root (every measurement but render)")
     parser.add_argument("--epochs", type=int, default=15)
@@ -616,9 +582,6 @@ def main(argv: list[str] | None = None) -> int:
             results[f"recipe: {name}"] = score(prepared, config) | {"epochs": config.epochs}
             save(results)
             print(name, json.dumps(results[f"recipe: {name}"]["test"]), flush=True)
-    elif args.what == "gate":
-        results["gate"] = gate_leave_one_out(args.data)
-        save(results)
     elif args.what == "folds":
         name = next((n for n in RECIPES if n.startswith(args.only or DEFAULT_RECIPE)), None)
         if name is None:
