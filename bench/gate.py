@@ -36,37 +36,57 @@ HELD_OUT_SEED = 99
 Score = Callable[[np.ndarray], np.ndarray]
 
 
-def design(embed, images: list[np.ndarray]) -> np.ndarray:
-    """Features and every statistic of each image under each condition: one block per condition."""
-    blocks = []
+def design(embed, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Features, and every statistic, of each image under each condition: ``(condition, image, column)`` each."""
+    features, stats = [], []
     for name in CONDITIONS:
         shown = gate.under(name, images)
-        features = gate._batched(embed, shown)
-        blocks.append(gate._design(features, gate.stats_table(shown)))
-    return np.stack(blocks)  # (condition, image, column)
+        features.append(gate._batched(embed, shown))
+        stats.append(gate.stats_table(shown))
+    return np.stack(features), np.stack(stats)
 
 
-def variants(x: np.ndarray, y: np.ndarray, columns: np.ndarray) -> dict[str, Score]:
-    """name -> scorer on standardised rows; ``columns`` picks the design columns a variant uses."""
+def with_distance(features: np.ndarray, stats: np.ndarray, typical: gate.Typical) -> np.ndarray:
+    """The default gate's inputs, block by block: as ``gate._design`` lays them out."""
+    return np.stack([gate._design(f, s, typical) for f, s in zip(features, stats, strict=True)])
+
+
+def variants(x: np.ndarray, y: np.ndarray) -> dict[str, Score]:
+    """name -> scorer on standardised rows laid out as ``gate._design`` does: features, statistics, distance."""
+    n_stats = len(gate.STAT_NAMES)
+    features = np.arange(x.shape[1] - n_stats - 1)
+    no_distance = np.arange(x.shape[1] - 1)
     out = {}
     for name, keep in (
-        ("logistic, first 13 statistics (the first gate)", columns[: -len(gate.STAT_NAMES) + 13]),
-        ("logistic, all 18 statistics", columns),
+        ("logistic, first 13 statistics (the first gate)", np.concatenate([features, len(features) + np.arange(13)])),
+        ("logistic, all 18 statistics", no_distance),
     ):
         w, b = gate.fit_logistic(x[:, keep], y)
         out[name] = lambda a, w=w, b=b, keep=keep: gate._sigmoid(a[:, keep] @ w + b)
-    for members in (1, 5):
-        net = gate.fit_ensemble(x, y, members)
-        label = f"network, {members} x {gate.HIDDEN} hidden" + (" (default)" if members == gate.MEMBERS else "")
-        out[label] = network(net)
+    for name, members, keep in (
+        (f"network, 1 x {gate.HIDDEN} hidden", 1, None),
+        (
+            f"network, {gate.MEMBERS} x {gate.HIDDEN} hidden, no distance from the lesions (before 6 December)",
+            gate.MEMBERS,
+            no_distance,
+        ),
+        (f"network, {gate.MEMBERS} x {gate.HIDDEN} hidden (default)", gate.MEMBERS, None),
+    ):
+        chosen = x if keep is None else x[:, keep]
+        out[name] = network(gate.fit_ensemble(chosen, y, members), keep)
     return out
 
 
-def network(net: dict[str, np.ndarray]) -> Score:
-    """A fitted ``gate.fit_ensemble`` as a scorer on standardised rows."""
-    return lambda a: gate._sigmoid(
-        np.maximum(a @ net["hidden_weights"] + net["hidden_bias"], 0) @ net["weights"] + net["bias"]
-    )
+def network(net: dict[str, np.ndarray], keep: np.ndarray | None = None) -> Score:
+    """A fitted ``gate.fit_ensemble`` as a scorer on standardised rows (``keep``: the columns it was fitted on)."""
+
+    def score(a: np.ndarray) -> np.ndarray:
+        a = a if keep is None else a[:, keep]
+        return gate._sigmoid(
+            np.maximum(a @ net["hidden_weights"] + net["hidden_bias"], 0) @ net["weights"] + net["bias"]
+        )
+
+    return score
 
 
 def threshold(val: list[np.ndarray], allowed: float) -> float:
@@ -119,10 +139,14 @@ def run(root: str) -> dict:
         "fit": [n.pixels for n in fitting],
         "held_out": [n.pixels for n in held_out],
     }
-    blocks = {name: design(embed, images) for name, images in sets.items()}
+    measured = {name: design(embed, images) for name, images in sets.items()}
+    train_features = measured["train"][0]
+    typical = gate.Typical.fit(train_features.reshape(-1, train_features.shape[-1]))
+    typical = gate.Typical.unpacked(typical.packed())  # as gate.fit stores it
+    blocks = {name: with_distance(*m, typical) for name, m in measured.items()}
     x, y, standardise = training_rows(blocks["train"], blocks["fit"])
     standard = {k: standardise(v) for k, v in blocks.items()}
-    scorers = variants(x, y, np.arange(x.shape[1]))
+    scorers = variants(x, y)
     results = {}
     for name, score in scorers.items():
         for allowed in (0.005, 0.01):
@@ -149,6 +173,8 @@ def training_rows(positives: np.ndarray, negatives: np.ndarray) -> tuple[np.ndar
 
 def unseen_kinds(blocks: dict[str, np.ndarray], fit_bases: list[str], held_bases: list[str]) -> dict[str, dict]:
     """Per kind of negative: the default gate refitted without any picture of that kind, then shown that kind.
+
+    (The distance from the lesions is fitted on lesions alone, so no kind of negative shapes it.)
 
     The acceptance's non-lesion photos are pictures the gate never saw. Held-out crops of the same
     photos flatter it; a kind it never saw at all (no brick wall, no chart) is the honest test.

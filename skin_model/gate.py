@@ -19,6 +19,12 @@ frames are not linearly apart from a defocused or over-exposed lesion. Its
 threshold lets at most 1 % of validation images be refused under any condition,
 or under two at once (the issue's limit), which still refuses every fitting negative.
 Versions registered with the logistic gate keep it (no hidden layer).
+
+One more input is how far an image's features sit from the training
+lesions' (a Mahalanobis distance): the network learns where its negatives
+lie, the distance where lesions lie, so a kind of picture unlike every
+negative still has something to stand out by. Versions fitted before it
+keep their inputs.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ STATS_SIZE = 64  # statistics are scale-dependent: measure every image at one si
 FALSE_REFUSALS = 0.01  # per condition, on validation
 L2 = 1.0
 HIDDEN, MEMBERS, MLP_L2, MLP_STEPS = 16, 5, 1e-3, 1200  # measured: bench/RESULTS.md, "Not-a-lesion gate"
+SHRINK = 0.1  # of the lesions' feature covariance towards its mean variance: some 200 features, few images per source
 PAIRED, PAIR_SEED = "two conditions at once", 7
 FITTED = (None, *shift.CONDITIONS, PAIRED)  # what the gate is fitted under; each keeps to FALSE_REFUSALS on validation
 
@@ -146,8 +153,38 @@ class Verdict:
     unusual: list[str]  # unusual imaging conditions, for the warning
 
 
-def _design(features: np.ndarray, stats: np.ndarray) -> np.ndarray:
-    return np.concatenate([np.atleast_2d(features), np.atleast_2d(stats)], axis=1)
+def _design(features: np.ndarray, stats: np.ndarray, typical: Typical | None = None) -> np.ndarray:
+    """The gate's inputs: features, statistics and, for gates fitted with it, the distance from the lesions."""
+    columns = [np.atleast_2d(features), np.atleast_2d(stats)]
+    if typical is not None:
+        columns.append(typical.distance(np.atleast_2d(features))[:, None])
+    return np.concatenate(columns, axis=1)
+
+
+@dataclass(frozen=True)
+class Typical:
+    """Where the training lesions' features lie: their mean and shrunk inverse covariance."""
+
+    centre: np.ndarray
+    precision: np.ndarray
+
+    @classmethod
+    def fit(cls, features: np.ndarray) -> Typical:
+        cov = np.cov(features, rowvar=False)
+        cov = (1 - SHRINK) * cov + SHRINK * np.trace(cov) / len(cov) * np.eye(len(cov))
+        return cls(features.mean(axis=0), np.linalg.inv(cov))
+
+    def distance(self, features: np.ndarray) -> np.ndarray:
+        """Log squared Mahalanobis distance of each row (the log tames the far tail that negatives reach)."""
+        d = features - self.centre
+        return np.log(np.einsum("ni,ij,nj->n", d, self.precision, d) + 1e-6)
+
+    def packed(self) -> dict:
+        return {"centre": pack(self.centre), "precision": pack(self.precision)}
+
+    @classmethod
+    def unpacked(cls, packed: dict) -> Typical:
+        return cls(unpack(packed["centre"]).astype(np.float64), unpack(packed["precision"]).astype(np.float64))
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -243,6 +280,7 @@ class Gate:
         self.threshold = float(reference["threshold"])
         self.ranges = reference["unusual_ranges"]
         self.stat_names = tuple(reference.get("stat_names", FIRST_STAT_NAMES))
+        self.typical = Typical.unpacked(reference["typical"]) if "typical" in reference else None
 
     def stats(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """The image statistics this gate was fitted on, in its order: ``(N, len(self.stat_names))``."""
@@ -253,7 +291,7 @@ class Gate:
         return table[:, [STAT_NAMES.index(n) for n in self.stat_names]]
 
     def scores(self, features: np.ndarray, stats: np.ndarray) -> np.ndarray:
-        z = (_design(features, stats) - self.mean) / self.scale
+        z = (_design(features, stats, self.typical) - self.mean) / self.scale
         if self.hidden is not None:
             z = np.maximum(z @ self.hidden[0] + self.hidden[1], 0)
         return _sigmoid(z @ self.weights + self.bias)
@@ -357,7 +395,10 @@ def fit(embed: Embed, train: Sequence[np.ndarray], val: Sequence[np.ndarray], ne
     """
     positives, negatives = _every_condition(train), _every_condition(negatives)
     images = positives + negatives
-    x = _design(_batched(embed, images), stats_table(images))
+    features, stats = _batched(embed, images), stats_table(images)
+    typical = Typical.fit(features[: len(positives)])
+    typical = Typical.unpacked(typical.packed())  # served at the precision it is stored at
+    x = _design(features, stats, typical)
     y = np.concatenate([np.ones(len(positives)), np.zeros(len(negatives))])
     mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
     net = fit_ensemble((x - mean) / scale, y)
@@ -372,6 +413,7 @@ def fit(embed: Embed, train: Sequence[np.ndarray], val: Sequence[np.ndarray], ne
         "threshold": 0.5,
         "unusual_ranges": ranges,
         "stat_names": list(STAT_NAMES),
+        "typical": typical.packed(),
     }
     gate = Gate(reference)
     lowest = []
@@ -380,9 +422,7 @@ def fit(embed: Embed, train: Sequence[np.ndarray], val: Sequence[np.ndarray], ne
         scores = gate.scores(_batched(embed, shown), gate.stats(shown))
         lowest.append(float(np.quantile(scores, FALSE_REFUSALS, method="lower")))  # refuses fewer, never more
     reference["threshold"] = round(min(0.5, min(lowest)), 6)
-    negative_scores = Gate(reference).scores(
-        x[len(positives) :, : -len(STAT_NAMES)], x[len(positives) :, -len(STAT_NAMES) :]
-    )
+    negative_scores = Gate(reference).scores(features[len(positives) :], stats[len(positives) :])
     reference["negatives_refused"] = round(float((negative_scores < reference["threshold"]).mean()), 4)
     reference["negatives"] = len(negatives)
     reference["negatives_missed"] = int((negative_scores >= reference["threshold"]).sum())

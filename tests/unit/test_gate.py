@@ -99,6 +99,35 @@ def verdicts(reference, images):
     return [checker.check(p, colour_features([p])) for p in images]
 
 
+def test_the_distance_from_the_lesions_is_small_for_lesions_and_large_for_pictures_that_are_not(
+    fitted, lesion_images, negative_set
+):
+    reference, _ = fitted
+    typical = gate.Typical.unpacked(reference["typical"])
+    fresh = lesion_images(40, seed=5)
+
+    lesions = typical.distance(colour_features(fresh))
+    others = typical.distance(colour_features([n.pixels for n in negative_set]))
+
+    assert np.median(others) > np.quantile(lesions, 0.9)
+    assert len(reference["mean"]) == 108 + len(gate.STAT_NAMES) + 1  # features, statistics, the distance
+
+
+def test_a_gate_fitted_before_the_distance_is_served_on_its_own_inputs(fitted, lesion_images):
+    reference, val = fitted
+    older = {k: v for k, v in reference.items() if k != "typical"}
+    older["mean"], older["scale"] = reference["mean"][:-1], reference["scale"][:-1]
+    hidden = gate.unpack(reference["hidden_weights"])[:-1]
+    older["hidden_weights"] = gate.pack(hidden)
+    features = colour_features(val[:5])
+    stats = gate.stats_table(val[:5])
+
+    scores = Gate(older).scores(features, stats)
+
+    assert scores.shape == (5,) and np.all((scores >= 0) & (scores <= 1))
+    assert Gate(older).typical is None and Gate(reference).typical is not None
+
+
 def test_every_fitting_negative_is_refused(fitted):
     reference, _ = fitted
 

@@ -56,7 +56,10 @@ def test_metadata_has_validation_metrics_and_a_calibrated_alert(trained):
 def test_metadata_has_the_not_a_lesion_gate_fitted_on_this_model(trained):
     gate = trained["version"].metadata["gate"]
 
-    assert len(gate["mean"]) == 16 * CONFIG.width + len(STAT_NAMES) == len(gate["stat_names"]) + 16 * CONFIG.width
+    # the pooled features, the image statistics, and the distance from the training lesions' features
+    assert (
+        len(gate["mean"]) == 16 * CONFIG.width + len(STAT_NAMES) + 1 == len(gate["stat_names"]) + 16 * CONFIG.width + 1
+    )
     assert gate["hidden_weights"]["shape"] == [len(gate["mean"]), len(gate["weights"])]
     assert 0.0 < gate["threshold"] <= 0.5
     assert gate["negatives"] > 100 and 0.0 <= gate["negatives_refused"] <= 1.0
