@@ -51,8 +51,10 @@ def with_distance(features: np.ndarray, stats: np.ndarray, typical: gate.Typical
     return np.stack([gate._design(f, s, typical) for f, s in zip(features, stats, strict=True)])
 
 
-def variants(x: np.ndarray, y: np.ndarray) -> dict[str, Score]:
-    """name -> scorer on standardised rows laid out as ``gate._design`` does: features, statistics, distance."""
+def variants(x: np.ndarray, y: np.ndarray, val: np.ndarray) -> dict[str, Score]:
+    """name -> scorer on standardised rows laid out as ``gate._design`` does: features, statistics, distance.
+
+    ``val``: the standardised validation blocks, which the default's refits with hard negatives need."""
     n_stats = len(gate.STAT_NAMES)
     features = np.arange(x.shape[1] - n_stats - 1)
     no_distance = np.arange(x.shape[1] - 1)
@@ -70,33 +72,19 @@ def variants(x: np.ndarray, y: np.ndarray) -> dict[str, Score]:
             gate.MEMBERS,
             no_distance,
         ),
-        (f"network, {gate.MEMBERS} x {gate.HIDDEN} hidden (default)", gate.MEMBERS, None),
+        (f"network, {gate.MEMBERS} x {gate.HIDDEN} hidden, no refits with hard negatives", gate.MEMBERS, None),
     ):
         chosen = x if keep is None else x[:, keep]
-        out[name] = network(gate.fit_ensemble(chosen, y, members), keep)
+        net = gate.fit_ensemble(chosen, y, members)
+        out[name] = lambda a, net=net, keep=keep: gate.ensemble_scores(net, a if keep is None else a[:, keep])
+    net, _ = gate.fit_mined(x, y, list(val))
+    out[f"network, {gate.MEMBERS} x {gate.HIDDEN} hidden (default)"] = lambda a: gate.ensemble_scores(net, a)
     return out
-
-
-def network(net: dict[str, np.ndarray], keep: np.ndarray | None = None) -> Score:
-    """A fitted ``gate.fit_ensemble`` as a scorer on standardised rows (``keep``: the columns it was fitted on)."""
-
-    def score(a: np.ndarray) -> np.ndarray:
-        a = a if keep is None else a[:, keep]
-        return gate._sigmoid(
-            np.maximum(a @ net["hidden_weights"] + net["hidden_bias"], 0) @ net["weights"] + net["bias"]
-        )
-
-    return score
-
-
-def threshold(val: list[np.ndarray], allowed: float) -> float:
-    """The lowest score kept by ``allowed`` of validation under every condition, as ``gate.fit`` picks it."""
-    return min(0.5, min(float(np.quantile(v, allowed, method="lower")) for v in val))
 
 
 def measure(score: Score, blocks: dict[str, np.ndarray], allowed: float) -> dict:
     val = [score(v) for v in blocks["val"]]
-    cut = threshold(val, allowed)
+    cut = gate.threshold_for(val, allowed)
 
     def missed(name: str) -> dict:
         scores = [score(v) for v in blocks[name]]
@@ -146,7 +134,7 @@ def run(root: str) -> dict:
     blocks = {name: with_distance(*m, typical) for name, m in measured.items()}
     x, y, standardise = training_rows(blocks["train"], blocks["fit"])
     standard = {k: standardise(v) for k, v in blocks.items()}
-    scorers = variants(x, y)
+    scorers = variants(x, y, standard["val"])
     results = {}
     for name, score in scorers.items():
         for allowed in (0.005, 0.01):
@@ -183,8 +171,9 @@ def unseen_kinds(blocks: dict[str, np.ndarray], fit_bases: list[str], held_bases
     out = {}
     for base in sorted(set(fit_bases)):
         x, y, standardise = training_rows(blocks["train"], blocks["fit"][:, fit_bases != base])
-        score = network(gate.fit_ensemble(x, y))
-        cut = threshold([score(standardise(v)) for v in blocks["val"]], gate.FALSE_REFUSALS)
+        net, _ = gate.fit_mined(x, y, [standardise(v) for v in blocks["val"]])
+        score = lambda a, net=net: gate.ensemble_scores(net, a)
+        cut = gate.threshold_for([score(standardise(v)) for v in blocks["val"]])
         shown = np.concatenate([blocks["fit"][:, fit_bases == base], blocks["held_out"][:, held_bases == base]], axis=1)
         refused = np.stack([score(standardise(v)) < cut for v in shown])  # (condition, image)
         out[base] = {

@@ -106,6 +106,12 @@ RECIPES = {  # full settings each (on top of TrainConfig's defaults), so every r
         "look_swap": 0.25,
         "epochs": TrainConfig.epochs,
     },
+    "darker, narrower vignettes at full length (mild-vignette, 32 epochs)": {
+        **NO_CC,
+        "device_augment": "mild-vignette",
+        "look_swap": 0.5,
+        "epochs": TrainConfig.epochs,
+    },
     "the default with cooler and warmer light too (look swap 0.5, temperature 0.25)": {
         **NO_CC,
         "device_augment": "mild-temperature",

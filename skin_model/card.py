@@ -85,6 +85,8 @@ AUGMENTATION = {
     "mild": "mild camera-like augmentation on half the training images (colour cast, exposure, washed-out colour, "
     "a dark circular vignette, defocus, JPEG re-encoding); the other half as taken",
     "mild-temperature": "mild camera-like augmentation on half the training images, with cooler and warmer light",
+    "mild-vignette": "mild camera-like augmentation on half the training images, with more, darker and narrower "
+    "circular vignettes",
     "strong": "strong camera-like augmentation on every training image (colour cast, exposure, gamma, saturation, "
     "vignette, defocus, random crops)",
 }

@@ -17,7 +17,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "default"
 
 MELANOMA = "melanoma"
-DEVICE_AUGMENT = ("none", "mild", "mild-temperature", "strong")  # camera-like augmentation (network.CAMERAS)
+# camera-like augmentation (network.CAMERAS)
+DEVICE_AUGMENT = ("none", "mild", "mild-temperature", "mild-vignette", "strong")
 VIEWS = (1, 8)  # test-time views a version may be calibrated on: the upright image, or its 8 flips and quarter turns
 MALIGNANT = ("melanoma", "basal cell carcinoma", "squamous cell carcinoma")
 PRE_MALIGNANT = ("actinic keratosis",)

@@ -110,6 +110,11 @@ class Camera:
     jpeg: float = 0.0  # share of images re-encoded as JPEG at quality 10-70
     temperature: float = 0.0  # a colour-temperature shift on the blue-red axis: gains (1 - t, 1, 1 + t), |t| <= this
     share: float = 1.0  # share of images given any of it: the rest stay as taken, so the clean look is learnt too
+    vignette_edge: tuple[float, float] = (
+        0.42,
+        0.72,
+    )  # the dark rim's radius, in image sides (0.5: the inscribed circle)
+    vignette_darkness: tuple[float, float] = (0.0, 0.25)  # what the rim lets through: 0, black
 
 
 # no crops, no gamma; casts, exposure, washed-out colour, vignettes and JPEG blocks as other cameras give
@@ -129,6 +134,9 @@ CAMERAS = {
     "mild": MILD,
     # mild, plus cooler and warmer light along the blue-red axis (the oldest uploads' cool cast): tried, not adopted
     "mild-temperature": replace(MILD, temperature=0.25),
+    # mild, with more, darker and narrower vignettes (down to 0.68 of the inscribed circle, near black): under the
+    # dark vignette the default's P(melanoma) rises for every lesion; tried 6 December (README), not yet the default
+    "mild-vignette": replace(MILD, vignette=0.6, vignette_edge=(0.34, 0.72), vignette_darkness=(0.0, 0.05)),
     # the first robust recipe: strong enough to blur the colour cues themselves
     "strong": Camera(
         crop=0.75, cast=0.2, exposure=0.35, gamma=(0.75, 1.35), saturation=(0.5, 1.3), vignette=0.33, defocus=0.2
@@ -229,9 +237,9 @@ def _device_like(images, camera: Camera, seed: int):
     # a dark circular vignette, of random radius and softness
     coords = (tf.cast(tf.range(size), tf.float32) + 0.5) / tf.cast(size, tf.float32) - 0.5
     radius = tf.sqrt(coords[None, :, None] ** 2 + coords[None, None, :] ** 2)[..., None]  # (1, H, W, 1)
-    edge = u([n, 1, 1, 1], 0.42, 0.72, 6)
+    edge = u([n, 1, 1, 1], *camera.vignette_edge, 6)
     mask = tf.sigmoid((edge - radius) / u([n, 1, 1, 1], 0.01, 0.05, 7))
-    darkness = u([n, 1, 1, 1], 0.0, 0.25, 8)
+    darkness = u([n, 1, 1, 1], *camera.vignette_darkness, 8)
     vignette = darkness + (1.0 - darkness) * mask
     x = tf.where(u([n, 1, 1, 1], 0.0, 1.0, 9) < camera.vignette, x * vignette, x)
     blurred = tf.nn.avg_pool2d(x, 3, 1, "SAME")

@@ -49,6 +49,28 @@ def test_the_network_separates_a_ring_from_its_centre_which_no_line_can():
     assert ((hidden @ net["weights"] + net["bias"] > 0) == y.astype(bool)).mean() > 0.97
 
 
+def test_a_negative_just_outside_the_lesions_gets_through_one_fit_and_is_refused_after_a_refit():
+    rng = np.random.default_rng(0)
+
+    def disk(n: int, inner: float, outer: float) -> np.ndarray:
+        angle, radius = rng.uniform(0, 2 * np.pi, n), np.sqrt(rng.uniform(inner**2, outer**2, n))
+        return np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=1)
+
+    positives, negatives, val = disk(400, 0, 1), disk(400, 2.5, 4), [disk(300, 0, 1)]
+    x = np.concatenate([positives, negatives, [[1.35, 0.0]]])  # one negative close to the lesions
+    y = np.concatenate([np.ones(400), np.zeros(401)])
+
+    def missed(net) -> int:
+        cut = gate.threshold_for([gate.ensemble_scores(net, v) for v in val])
+        assert (gate.ensemble_scores(net, val[0]) < cut).mean() <= gate.FALSE_REFUSALS
+        return int(((y == 0) & (gate.ensemble_scores(net, x) >= cut)).sum())
+
+    net, refits = gate.fit_mined(x, y, val)
+
+    assert missed(gate.fit_ensemble(x, y)) == 1
+    assert missed(net) == 0 and refits == 1
+
+
 def test_a_version_with_the_first_logistic_gate_is_still_served_on_its_own_statistics():
     first = gate.FIRST_STAT_NAMES
     width = 4 + len(first)

@@ -46,7 +46,7 @@ def test_the_exposure_setting_survives_saving(tmp_path, lesion):
     np.testing.assert_allclose(loaded(lesion[None]), model(lesion[None]), atol=1e-5)
 
 
-@pytest.mark.parametrize("strength", ["mild", "mild-temperature", "strong"])
+@pytest.mark.parametrize("strength", ["mild", "mild-temperature", "mild-vignette", "strong"])
 def test_camera_augmentation_varies_colour_but_keeps_shape_and_range(lesion, strength):
     tf = tensorflow()
     batch = tf.constant(np.repeat(lesion[None], 16, axis=0), tf.float32)
