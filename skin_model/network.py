@@ -110,11 +110,9 @@ class Camera:
     jpeg: float = 0.0  # share of images re-encoded as JPEG at quality 10-70
     temperature: float = 0.0  # a colour-temperature shift on the blue-red axis: gains (1 - t, 1, 1 + t), |t| <= this
     share: float = 1.0  # share of images given any of it: the rest stay as taken, so the clean look is learnt too
-    vignette_edge: tuple[float, float] = (
-        0.42,
-        0.72,
-    )  # the dark rim's radius, in image sides (0.5: the inscribed circle)
-    vignette_darkness: tuple[float, float] = (0.0, 0.25)  # what the rim lets through: 0, black
+    # the dark rim's radius, in image sides (0.5: the inscribed circle), and how much light it lets through (0: black)
+    vignette_edge: tuple[float, float] = (0.42, 0.72)
+    vignette_darkness: tuple[float, float] = (0.0, 0.25)
 
 
 # no crops, no gamma; casts, exposure, washed-out colour, vignettes and JPEG blocks as other cameras give
