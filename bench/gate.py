@@ -130,7 +130,6 @@ def run(root: str) -> dict:
     measured = {name: design(embed, images) for name, images in sets.items()}
     train_features = measured["train"][0]
     typical = gate.Typical.fit(train_features.reshape(-1, train_features.shape[-1]))
-    typical = gate.Typical.unpacked(typical.packed())  # as gate.fit stores it
     blocks = {name: with_distance(*m, typical) for name, m in measured.items()}
     x, y, standardise = training_rows(blocks["train"], blocks["fit"])
     standard = {k: standardise(v) for k, v in blocks.items()}

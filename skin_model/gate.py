@@ -171,9 +171,10 @@ class Typical:
 
     @classmethod
     def fit(cls, features: np.ndarray) -> Typical:
+        """Fitted, then rounded as it is stored: the gate is fitted on the distance it will be served."""
         cov = np.cov(features, rowvar=False)
         cov = (1 - SHRINK) * cov + SHRINK * np.trace(cov) / len(cov) * np.eye(len(cov))
-        return cls(features.mean(axis=0), np.linalg.inv(cov))
+        return cls.unpacked(cls(features.mean(axis=0), np.linalg.inv(cov)).packed())
 
     def distance(self, features: np.ndarray) -> np.ndarray:
         """Log squared Mahalanobis distance of each row (the log tames the far tail that negatives reach)."""
@@ -440,7 +441,6 @@ def fit(embed: Embed, train: Sequence[np.ndarray], val: Sequence[np.ndarray], ne
     images = positives + negatives
     features, stats = _batched(embed, images), stats_table(images)
     typical = Typical.fit(features[: len(positives)])
-    typical = Typical.unpacked(typical.packed())  # served at the precision it is stored at
     x = _design(features, stats, typical)
     y = np.concatenate([np.ones(len(positives)), np.zeros(len(negatives))])
     mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
