@@ -127,6 +127,7 @@ def render(metadata: dict) -> str:
         )
         if config.get("colour_constancy")
         else None,
+        "a dermatoscope's black round rim cropped away inside the model" if config.get("field_of_view") else None,
         AUGMENTATION.get(augment_strength(config.get("device_augment"))),
         "loss weights balanced over class x acquisition domain"
         if config.get("weighting") == "class-domain"

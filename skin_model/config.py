@@ -92,6 +92,7 @@ class TrainConfig:
     weighting: str = "class-domain"  # loss weights: class, or class x acquisition domain (see splits.weights)
     colour_constancy: bool = False  # Shades of Gray as the model's first layer (hurt the oldest ISIC block)
     normalise_exposure: bool = False  # that layer also brings every image to one brightness
+    field_of_view: bool = True  # a dermatoscope's black round rim is cropped away by the model (network.FieldOfView)
     device_augment: str = "mild"  # camera-like augmentation: one of DEVICE_AUGMENT (see network.CAMERAS)
     views: int = 8  # test-time views the version is calibrated and served with: 1 or 8 (see network.dihedral)
     consistency: float = 0.0  # > 0: each image beside a camera-altered twin, this weight on their disagreement
@@ -135,6 +136,7 @@ class TrainConfig:
     def from_dict(cls, data: dict) -> TrainConfig:
         data = dict(data)
         data.setdefault("normalise_exposure", False)  # versions from before the setting had no exposure step
+        data.setdefault("field_of_view", False)  # nor a field-of-view crop
         data.setdefault("cases", False)  # nor confirmed cases
         data.setdefault("views", 1)  # and were calibrated on the upright view alone
         data.setdefault("consistency", 0.0)  # nor trained on twins

@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
 def recalibrate(data: str, out: Path) -> int:
     """Re-derive everything after training from the committed weights (same split, same seed).
 
-    Calibration choices are today's: the test-time views come from today's defaults, not the old config.
+    Calibration choices are today's: the test-time views and the weight-free input layers (the
+    field-of-view crop) come from today's defaults, not the old config.
     """
     import keras
 
@@ -68,7 +69,8 @@ def recalibrate(data: str, out: Path) -> int:
     from skin_model.splits import prepare
 
     metadata = json.loads((out / METADATA_FILE).read_text())
-    config = replace(TrainConfig.from_dict(metadata["config"]), views=TrainConfig.views)
+    today = {"views": TrainConfig.views, "field_of_view": TrainConfig.field_of_view}
+    config = replace(TrainConfig.from_dict(metadata["config"]), **today)
     metadata["config"] = config.to_dict()
     splits = prepare(data, config)
     if splits.fingerprints["all"] != metadata["data"]["fingerprints"]["all"]:
@@ -76,7 +78,8 @@ def recalibrate(data: str, out: Path) -> int:
         return 2
     import skin_model.network  # noqa: F401  (custom layers)
 
-    model = keras.models.load_model(out / MODEL_FILE, compile=False, safe_mode=True)
+    model = in_todays_layers(keras.models.load_model(out / MODEL_FILE, compile=False, safe_mode=True), config)
+    model.save(out / MODEL_FILE)
     metadata["gate"] = train.fit_gate(model, splits, config)
     metadata |= train.calibrate(model, splits, config, metadata["gate"]["unusual_ranges"])
     metadata |= train.score_test(model, splits, config, metadata, metadata["gate"])
@@ -89,6 +92,15 @@ def recalibrate(data: str, out: Path) -> int:
         f"({metadata['alert_threshold_unusual']} for unusual imaging conditions)"
     )
     return 0
+
+
+def in_todays_layers(model, config: TrainConfig):
+    """The same weights in the network ``config`` builds: its weight-free layers may differ, its weights may not."""
+    from skin_model.network import for_config
+
+    rebuilt = for_config(config)
+    rebuilt.set_weights(model.get_weights())
+    return rebuilt
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ oldest ISIC uploads have a cool cast and a dark circular vignette, and
 from __future__ import annotations
 
 import io
+import zlib
 from collections.abc import Callable
 
 import numpy as np
@@ -35,13 +36,30 @@ def _jpeg(x: np.ndarray) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
 
 
-def _vignette(x: np.ndarray) -> np.ndarray:
-    """Black outside the inscribed circle, with a soft rim: an older contact dermatoscope."""
+def _aperture(x: np.ndarray, ry: float, rx: float) -> np.ndarray:
+    """Black outside a centred ellipse (semi-axes as shares of the half-height and half-width), with a soft rim."""
     h, w = x.shape[:2]
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    r = np.hypot((yy + 0.5 - h / 2) / (h / 2), (xx + 0.5 - w / 2) / (w / 2))
+    r = np.hypot((yy + 0.5 - h / 2) / (h / 2 * ry), (xx + 0.5 - w / 2) / (w / 2 * rx))
     mask = np.clip((1.02 - r) / 0.08, 0, 1)[..., None]
     return (x.astype(np.float32) * mask).astype(np.uint8)
+
+
+def _vignette(x: np.ndarray) -> np.ndarray:
+    """Black outside the inscribed circle: an older contact dermatoscope."""
+    return _aperture(x, 1.0, 1.0)
+
+
+def _narrow(x: np.ndarray) -> np.ndarray:
+    """A smaller round field of view, its size and squash drawn from the image's own bytes (so still deterministic).
+
+    Radius 0.65-1.0 of the inscribed circle, one axis shortened to 75-100 % of it: a 4:3 dermatoscope
+    frame squashed square turns its inscribed circle into a 0.75 x 1.0 ellipse. No training image looks
+    like this; fitted without it, the gate refused 95 % of test images inside that ellipse.
+    """
+    rng = np.random.default_rng(zlib.crc32(np.ascontiguousarray(x).tobytes()))
+    radius, squash = rng.uniform(0.65, 1.0), rng.uniform(0.75, 1.0)
+    return _aperture(x, radius, radius * squash) if rng.random() < 0.5 else _aperture(x, radius * squash, radius)
 
 
 def _blur(x: np.ndarray) -> np.ndarray:
@@ -61,6 +79,7 @@ CONDITIONS: dict[str, Condition] = {
     "defocus": _blur,
     # an older contact dermatoscope: each alone was refused on no validation image, together on 4 % (version 1's gate)
     "cool cast + vignette": lambda x: _vignette(_COOL(x)),
+    "narrow field of view": _narrow,
 }
 
 

@@ -172,7 +172,7 @@ def fit(
     tf = tensorflow()
     import keras
 
-    from skin_model.network import build
+    from skin_model.network import for_config
 
     cluster = cluster or distribute.cluster("default")
     seed_everything(config.seed)
@@ -200,13 +200,7 @@ def fit(
     )
 
     with cluster.strategy.scope():
-        model = build(
-            config.image_size,
-            len(CLASSES),
-            width=config.width,
-            colour_constancy=config.colour_constancy,
-            normalise_exposure=config.normalise_exposure,
-        )
+        model = for_config(config)
         schedule = keras.optimizers.schedules.CosineDecay(
             0.0, decay_steps=max(steps * config.epochs - steps, 1), warmup_target=learning_rate, warmup_steps=steps
         )

@@ -36,7 +36,7 @@ def test_new_negatives_are_refused_without_probabilities_or_alert(predictor):
 
 @pytest.mark.integration
 @pytest.mark.skipif(DATA is None or not DATA.is_dir(), reason="SKIN_DATA_DIR not set or missing: runs in CI")
-@pytest.mark.parametrize("condition", [None, "cool cast", "dark vignette", "dim"])
+@pytest.mark.parametrize("condition", [None, "cool cast", "dark vignette", "dim", "narrow field of view"])
 def test_at_most_one_percent_of_the_real_test_split_is_refused(predictor, condition):
     config = TrainConfig.from_dict(predictor.metadata["config"])
     test = prepare(DATA, config).records["test"]

@@ -79,9 +79,10 @@ def test_colour_temperature_spreads_the_blue_to_red_balance_further_than_mild(le
 
 def test_versions_saved_before_strengths_and_exposure_read_as_what_they_were():
     old = TrainConfig().to_dict() | {"device_augment": True}
-    old.pop("normalise_exposure")
+    old.pop("normalise_exposure"), old.pop("field_of_view")
     config = TrainConfig.from_dict(old)
     assert config.device_augment == "strong" and config.normalise_exposure is False
+    assert config.field_of_view is False and TrainConfig().field_of_view is True
     assert TrainConfig.from_dict(old | {"device_augment": False}).device_augment == "none"
 
 
@@ -214,3 +215,43 @@ def test_the_training_stream_swaps_looks_only_when_asked(tmp_path, share):
         worn += (red != (y.numpy() == 0)).tolist()
     # with every image re-toned to a random partner of the batch, about half the partners are of the other colour
     assert (sum(worn) == 0) if share == 0 else (0.25 < np.mean(worn) < 0.75)
+
+
+def test_the_field_of_view_crop_leaves_an_image_without_a_black_rim_exactly_as_it_is(lesion):
+    out = layer_output(network.FieldOfView(), lesion)
+
+    assert np.array_equal(out, lesion.astype(np.float32))
+
+
+@pytest.mark.parametrize("condition", ["dark vignette", "narrow field of view", "cool cast + vignette"])
+def test_the_field_of_view_crop_zooms_a_round_aperture_to_fill_the_frame(lesion, condition):
+    framed = CONDITIONS[condition](lesion)
+    out = layer_output(network.FieldOfView(), framed)
+
+    dark = lambda x: (x.mean(axis=-1) < 40).mean()
+    assert dark(framed) > 0.2 and dark(out) < 0.02  # the rim is gone
+    assert out.shape == framed.shape
+    centre = slice(40, 56)  # the middle of the picture stays in the middle, only larger
+    assert np.abs(out[centre, centre] - framed[centre, centre].astype(np.float32)).mean() < 25
+
+
+def test_a_model_with_the_field_of_view_crop_saves_and_loads(tmp_path, lesion):
+    import keras
+
+    model = network.build(64, 9, width=4, field_of_view=True)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras", compile=False, safe_mode=True)
+    framed = CONDITIONS["dark vignette"](lesion)[None]
+    np.testing.assert_allclose(loaded(framed), model(framed), atol=1e-5)
+
+
+def test_recalibration_moves_the_committed_weights_into_a_network_with_the_crop(loud_tiny_model, blob):
+    from skin_model.default_model import in_todays_layers
+
+    config = TrainConfig(image_size=32, width=4, field_of_view=True)
+    moved = in_todays_layers(loud_tiny_model, config)
+    plain, framed = blob("nevus", 1, size=64)[None], CONDITIONS["dark vignette"](blob("nevus", 1, size=64))[None]
+
+    assert moved.get_layer("field_of_view") is not None
+    np.testing.assert_allclose(moved(plain), loud_tiny_model(plain), rtol=1e-5)
+    assert np.abs(np.asarray(moved(framed)) - np.asarray(loud_tiny_model(framed))).max() > 1.0

@@ -67,3 +67,19 @@ def test_the_older_dermatoscope_is_the_cool_cast_inside_the_vignette(lesion):
     both = shift.apply("cool cast + vignette", lesion)
 
     assert np.array_equal(both, shift.apply("dark vignette", shift.apply("cool cast", lesion)))
+
+
+def test_a_narrow_field_of_view_blackens_more_than_the_vignette_and_keeps_the_centre(lesion):
+    narrow, vignette = shift.apply("narrow field of view", lesion), shift.apply("dark vignette", lesion)
+
+    black = lambda x: (x.max(axis=-1) == 0).mean()
+    assert black(narrow) >= black(vignette) > 0.15
+    assert black(narrow) < 0.75  # radius at least 0.65 of the inscribed circle: most of the lesion is left
+    assert np.array_equal(narrow[40:50, 40:50], lesion[40:50, 40:50])
+
+
+def test_a_narrow_field_of_view_differs_between_images(blob):
+    shown = [shift.apply("narrow field of view", blob("nevus", seed, size=90)) for seed in range(6)]
+    sizes = {int((x.max(axis=-1) == 0).sum()) for x in shown}
+
+    assert len(sizes) > 3  # each image's own aperture, drawn from its pixels
