@@ -80,6 +80,7 @@ def recalibrate(data: str, out: Path) -> int:
 
     model = in_todays_layers(keras.models.load_model(out / MODEL_FILE, compile=False, safe_mode=True), config)
     model.save(out / MODEL_FILE)
+    metadata["sha256"] = sha256(out / MODEL_FILE)  # what the registry checks before seeding it
     metadata["gate"] = train.fit_gate(model, splits, config)
     metadata |= train.calibrate(model, splits, config, metadata["gate"]["unusual_ranges"])
     metadata |= train.score_test(model, splits, config, metadata, metadata["gate"])
