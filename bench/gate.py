@@ -42,7 +42,7 @@ def design(embed, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     for name in CONDITIONS:
         shown = gate.under(name, images)
         features.append(gate._batched(embed, shown))
-        stats.append(gate.stats_table(shown))
+        stats.append(gate.stats_table(shown, field_of_view=True))
     return np.stack(features), np.stack(stats)
 
 

@@ -77,22 +77,38 @@ FIRST_STAT_NAMES = STAT_NAMES[:13]  # what the logistic gate was fitted on (vers
 STATS_CHUNK = 256  # images measured together: one numpy pass each, not 30 small ones an image
 
 
-def _small(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The image at ``STATS_SIZE`` as RGB and HSV (uint8)."""
+def _small(pixels: np.ndarray, box: Sequence[float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The image (or the ``box`` of it, ``[y0, x0, y1, x1]`` as shares) at ``STATS_SIZE`` as RGB and HSV (uint8)."""
     # a large upload is first box-reduced by a whole factor (a 600 px one to 150 px): half the time, same statistics;
     # an image under 4x STATS_SIZE (every training image) is resized in one step, as the gate was fitted
-    image = Image.fromarray(pixels).resize((STATS_SIZE, STATS_SIZE), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    h, w = pixels.shape[:2]
+    region = None if box is None else (box[1] * w, box[0] * h, box[3] * w, box[2] * h)
+    image = Image.fromarray(pixels).resize(
+        (STATS_SIZE, STATS_SIZE), Image.Resampling.BILINEAR, box=region, reducing_gap=2.0
+    )
     return np.asarray(image), np.asarray(image.convert("HSV"))
 
 
-def stats_table(images: Sequence[np.ndarray]) -> np.ndarray:
+def stats_table(images: Sequence[np.ndarray], field_of_view: bool = False) -> np.ndarray:
     """Cheap, scale-free statistics of each image (measured at ``STATS_SIZE``): ``(N, len(STAT_NAMES))``.
 
-    Measured a chunk of images at a time, on contiguous channel planes: the gate's
-    fit measures about ten thousand images, at 0.5 ms each this way and 1.4 ms one
-    at a time (the same values; a test holds them to each image's own).
+    ``field_of_view``: inside the box the network's ``FieldOfView`` layer zooms to, so a black
+    dermatoscope rim, which the network never sees, does not make a lesion look like a flat, dark
+    drawing to the gate either. Measured a chunk of images at a time, on contiguous channel planes:
+    the gate's fit measures about ten thousand images, at 0.5 ms each this way and 1.4 ms one at a
+    time (the same values; a test holds them to each image's own).
     """
-    parts = [_table([_small(p) for p in images[i : i + STATS_CHUNK]]) for i in range(0, len(images), STATS_CHUNK)]
+    parts = []
+    for i in range(0, len(images), STATS_CHUNK):
+        chunk = images[i : i + STATS_CHUNK]
+        small = [_small(p) for p in chunk]
+        if field_of_view and small:
+            from skin_model.network import field_of_view_boxes
+
+            boxes = np.asarray(field_of_view_boxes(np.stack([rgb for rgb, _ in small])), np.float64)
+            whole = np.all(boxes == [0.0, 0.0, 1.0, 1.0], axis=1)
+            small = [s if full else _small(p, b) for s, p, b, full in zip(small, chunk, boxes, whole, strict=True)]
+        parts.append(_table(small))
     return np.concatenate(parts) if parts else np.zeros((0, len(STAT_NAMES)))
 
 
@@ -140,9 +156,9 @@ def _table(small: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
     return np.stack([columns[name] for name in STAT_NAMES], axis=1).astype(np.float64)
 
 
-def image_stats(pixels: np.ndarray) -> dict[str, float]:
-    """One image's statistics by name."""
-    return dict(zip(STAT_NAMES, stats_table([pixels])[0].tolist(), strict=True))
+def image_stats(pixels: np.ndarray, field_of_view: bool = False) -> dict[str, float]:
+    """One image's statistics by name (see ``stats_table``)."""
+    return dict(zip(STAT_NAMES, stats_table([pixels], field_of_view)[0].tolist(), strict=True))
 
 
 @dataclass(frozen=True)
@@ -322,10 +338,11 @@ class Gate:
         self.ranges = reference["unusual_ranges"]
         self.stat_names = tuple(reference.get("stat_names", FIRST_STAT_NAMES))
         self.typical = Typical.unpacked(reference["typical"]) if "typical" in reference else None
+        self.in_field_of_view = bool(reference.get("stats_in_field_of_view", False))  # gates before: the whole frame
 
     def stats(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """The image statistics this gate was fitted on, in its order: ``(N, len(self.stat_names))``."""
-        return self.fitted_columns(stats_table(images))
+        return self.fitted_columns(stats_table(images, self.in_field_of_view))
 
     def fitted_columns(self, table: np.ndarray) -> np.ndarray:
         """The columns of a full ``stats_table`` this gate was fitted on, in its order."""
@@ -345,8 +362,9 @@ class Gate:
         return [name for name, found in unusual_conditions(self.ranges, stats).items() if found]
 
     def check(self, pixels: np.ndarray, features: np.ndarray) -> Verdict:
-        stats = image_stats(pixels)
-        score = float(self.scores(features, np.array([stats[n] for n in self.stat_names]))[0])
+        stats = image_stats(pixels)  # the whole frame: a dark rim is still an unusual imaging condition
+        inside = image_stats(pixels, field_of_view=True) if self.in_field_of_view else stats
+        score = float(self.scores(features, np.array([inside[n] for n in self.stat_names]))[0])
         return Verdict(lesion_like=score >= self.threshold, score=score, unusual=self.unusual(stats))
 
 
@@ -439,13 +457,13 @@ def fit(embed: Embed, train: Sequence[np.ndarray], val: Sequence[np.ndarray], ne
     """
     positives, negatives = _every_condition(train), _every_condition(negatives)
     images = positives + negatives
-    features, stats = _batched(embed, images), stats_table(images)
+    features, stats = _batched(embed, images), stats_table(images, field_of_view=True)
     typical = Typical.fit(features[: len(positives)])
     x = _design(features, stats, typical)
     y = np.concatenate([np.ones(len(positives)), np.zeros(len(negatives))])
     mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
     shown = [under(name, val) for name in FITTED]
-    val_rows = [(_design(_batched(embed, s), stats_table(s), typical) - mean) / scale for s in shown]
+    val_rows = [(_design(_batched(embed, s), stats_table(s, True), typical) - mean) / scale for s in shown]
     net, refits = fit_mined((x - mean) / scale, y, val_rows)
     ranges = usual_ranges(train)
     reference = {
@@ -459,6 +477,7 @@ def fit(embed: Embed, train: Sequence[np.ndarray], val: Sequence[np.ndarray], ne
         "unusual_ranges": ranges,
         "stat_names": list(STAT_NAMES),
         "typical": typical.packed(),
+        "stats_in_field_of_view": True,
     }
     gate = Gate(reference)  # as stored (rounded), so the threshold is the one served
     reference["threshold"] = round(threshold_for([gate.scores_of_rows(v) for v in val_rows]), 6)

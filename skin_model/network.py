@@ -73,31 +73,35 @@ class FieldOfView(keras.layers.Layer):
         tf = tensorflow()
         x = tf.cast(x, tf.float32)
         shape = tf.shape(x)
-        n, h, w = shape[0], shape[1], shape[2]
-        visible = tf.cast(tf.reduce_mean(x, axis=-1) >= self.dark, tf.float32)
-        ky, kx = tf.maximum(h // 8, 1), tf.maximum(w // 8, 1)
-        corners = tf.concat(
-            [
-                tf.reshape(visible[:, :ky, :kx], [n, -1]),
-                tf.reshape(visible[:, :ky, -kx:], [n, -1]),
-                tf.reshape(visible[:, -ky:, :kx], [n, -1]),
-                tf.reshape(visible[:, -ky:, -kx:], [n, -1]),
-            ],
-            axis=1,
-        )
-        y0, y1, rows = _extent(tf.reduce_mean(visible, axis=2) > 0.05)
-        x0, x1, cols = _extent(tf.reduce_mean(visible, axis=1) > 0.05)
-        hf, wf = tf.cast(h - 1, tf.float32), tf.cast(w - 1, tf.float32)
-        cy, cx = (y0 + y1) / 2, (x0 + x1) / 2
-        ry, rx = (y1 - y0) / 2 / math.sqrt(2.0), (x1 - x0) / 2 / math.sqrt(2.0)
-        box = tf.stack([(cy - ry) / hf, (cx - rx) / wf, (cy + ry) / hf, (cx + rx) / wf], axis=1)
-        framed = (tf.reduce_mean(corners, axis=1) <= 0.5) & (rows >= tf.cast(h // 4, tf.float32))
-        framed &= cols >= tf.cast(w // 4, tf.float32)
-        box = tf.where(framed[:, None], box, tf.constant([[0.0, 0.0, 1.0, 1.0]]))
-        return tf.image.crop_and_resize(x, box, tf.range(n), tf.stack([h, w]))
+        return tf.image.crop_and_resize(x, field_of_view_boxes(x, self.dark), tf.range(shape[0]), shape[1:3])
 
     def get_config(self) -> dict:
         return super().get_config() | {"dark": self.dark}
+
+
+def field_of_view_boxes(x, dark: float = 40.0):
+    """Per image of a ``(N, H, W, 3)`` batch, the box ``FieldOfView`` zooms to fill the frame (``[y0, x0, y1, x1]``,
+    as shares of the height and width less one): the whole image unless its corners are mostly near-black.
+
+    The gate measures its image statistics inside the same box (``gate.stats_table``).
+    """
+    tf = tensorflow()
+    x = tf.cast(x, tf.float32)
+    shape = tf.shape(x)
+    n, h, w = shape[0], shape[1], shape[2]
+    visible = tf.cast(tf.reduce_mean(x, axis=-1) >= dark, tf.float32)
+    ky, kx = tf.maximum(h // 8, 1), tf.maximum(w // 8, 1)
+    corners = [visible[:, :ky, :kx], visible[:, :ky, -kx:], visible[:, -ky:, :kx], visible[:, -ky:, -kx:]]
+    corners = tf.concat([tf.reshape(c, [n, -1]) for c in corners], axis=1)
+    y0, y1, rows = _extent(tf.reduce_mean(visible, axis=2) > 0.05)
+    x0, x1, cols = _extent(tf.reduce_mean(visible, axis=1) > 0.05)
+    hf, wf = tf.cast(h - 1, tf.float32), tf.cast(w - 1, tf.float32)
+    cy, cx = (y0 + y1) / 2, (x0 + x1) / 2
+    ry, rx = (y1 - y0) / 2 / math.sqrt(2.0), (x1 - x0) / 2 / math.sqrt(2.0)
+    box = tf.stack([(cy - ry) / hf, (cx - rx) / wf, (cy + ry) / hf, (cx + rx) / wf], axis=1)
+    framed = (tf.reduce_mean(corners, axis=1) <= 0.5) & (rows >= tf.cast(h // 4, tf.float32))
+    framed &= cols >= tf.cast(w // 4, tf.float32)
+    return tf.where(framed[:, None], box, tf.constant([[0.0, 0.0, 1.0, 1.0]]))
 
 
 def _extent(along):

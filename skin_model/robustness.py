@@ -80,13 +80,12 @@ def report(
 
     def measure(images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         logits, features = outputs(run, images)
-        table = stats_table(images)
         refused = (
-            checker.scores(features, checker.fitted_columns(table)) < checker.threshold
+            checker.scores(features, checker.stats(images)) < checker.threshold
             if checker
             else np.zeros(len(images), bool)
         )
-        return logits, refused, rule.thresholds(table)
+        return logits, refused, rule.thresholds(stats_table(images))
 
     logits, refused, applied = measure(clean)
     by_source = defaultdict(list)
