@@ -177,7 +177,7 @@ def cross_validate(root: str, config: TrainConfig, k: int) -> dict:
         # no gate is fitted in folds, but its usual ranges are the training images' alone: the app's two thresholds
         ranges = gate.usual_ranges(list(dataset.Pixels(subset(fold.records["train"], GATE_IMAGES, config.seed))))
         meta = calibrate(model, fold, config, ranges)
-        rule = AlertRule(meta["alert_threshold"], meta["alert_threshold_unusual"], ranges)
+        rule = AlertRule.of(meta, ranges)
         # also in the oldest block's colours: the external set's other classes may not be in HAM10000's
         mine, retoned = score_both_looks(model, fold, config, meta["temperature"], rule)
         scored += mine
@@ -255,7 +255,7 @@ def score(splits_: Splits, config: TrainConfig) -> dict:
         "seconds_per_epoch": result.metadata["training"]["seconds_per_epoch"],
         "best_epoch": result.metadata["training"]["best_epoch"],
     } | assess(result.model, splits_, config, gate)
-    rule = AlertRule(out["alert_threshold"], out["alert_threshold_unusual"], gate["unusual_ranges"])
+    rule = AlertRule.of(out, gate["unusual_ranges"])
     probe = look_probe(result.model, config, splits_, out["temperature"], rule)
     return out | ({"look": probe} if probe else {})
 
@@ -273,6 +273,7 @@ def assess(model, splits_: Splits, config: TrainConfig, gate: dict) -> dict:
         "temperature": meta["temperature"],
         "alert_threshold": meta["alert_threshold"],
         "alert_threshold_unusual": meta["alert_threshold_unusual"],
+        "alert_threshold_by_warning": meta["alert_threshold_by_warning"],
         "stress_worst_balanced_accuracy": min(m["balanced_accuracy"] for m in stressed),
         "stress_worst_melanoma_sensitivity": min(m["melanoma_sensitivity"] or 0.0 for m in stressed),
         "stress_most_refused": max(m["refused"] for m in stressed),
@@ -298,6 +299,20 @@ def views(root: str) -> dict:
     for count in (1, 8):
         out[str(count)] = assess(predictor.keras_model, prepared, replace(config, views=count), predictor.info.gate)
         print(count, json.dumps(out[str(count)]["test"]), flush=True)
+    return out
+
+
+def field_of_view(root: str) -> dict:
+    """The live model's weights without and with the field-of-view crop, each gated and calibrated as recalibrated."""
+    from skin_model.default_model import in_todays_layers
+
+    predictor, config, prepared = live_split(root)
+    out = {"model_version": predictor.version.number}
+    for crop in (False, True):
+        shown = replace(config, field_of_view=crop)
+        model = in_todays_layers(predictor.keras_model, shown)
+        out["with" if crop else "without"] = assess(model, prepared, shown, fit_gate(model, prepared, shown))
+        print("crop" if crop else "no crop", json.dumps(out["with" if crop else "without"]["test"]), flush=True)
     return out
 
 
@@ -463,6 +478,32 @@ def render(results: dict) -> str:
                 f"{_f(r['stress_worst_melanoma_sensitivity'])} | {_f(old.get('balanced_accuracy'))} / "
                 f"{_f(old.get('melanoma_roc_auc'))} |"
             )
+    if "field of view" in results:
+        crop = results["field of view"]
+        lines += [
+            "",
+            f"**Field-of-view crop** (`bench.shift field-of-view`; model version {crop['model_version']}, the same "
+            "weights with and without `network.FieldOfView`, each gated and calibrated on validation as "
+            "`default_model --recalibrate` does, scored on the test split; stress: the dark vignette, a cool cast "
+            "inside it, and the narrow field of view):",
+            "",
+            "| crop | test bal. acc. | test mel. AUC | test mel. sens. / spec. at alert | alert threshold | "
+            "dark vignette: bal. acc. / spec. / AUC | cool cast + vignette | narrow field of view | "
+            "worst stress bal. acc. | most refused |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        triple = lambda m: (
+            f"{_f(m['balanced_accuracy'])} / {_f(m['melanoma_specificity'])} / {_f(m['melanoma_roc_auc'])}"
+        )
+        for key in ("without", "with"):
+            r = crop[key]
+            lines.append(
+                f"| {key} | {_f(r['test']['balanced_accuracy'])} | {_f(r['test']['melanoma_roc_auc'])} | "
+                f"{_f(r['test']['melanoma_sensitivity'])} / {_f(r['test']['melanoma_specificity'])} | "
+                f"{_thresholds(r)} | {triple(r['stress']['dark vignette'])} | "
+                f"{triple(r['stress']['cool cast + vignette'])} | {triple(r['stress']['narrow field of view'])} | "
+                f"{_f(r['stress_worst_balanced_accuracy'])} | {r['stress_most_refused']:.1%} |"
+            )
     cross = {k: v for k, v in results.items() if k.startswith("folds: ")}
     if cross:
         lines += [
@@ -562,7 +603,7 @@ def render(results: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    measurements = ["recipes", "holdout", "views", "folds", "live-external", "look", "render"]
+    measurements = ["recipes", "holdout", "views", "field-of-view", "folds", "live-external", "look", "render"]
     parser.add_argument("what", choices=measurements)
     parser.add_argument("--data", help="the dataset root (every measurement but render)")
     parser.add_argument("--epochs", type=int, default=15)
@@ -600,6 +641,9 @@ def main(argv: list[str] | None = None) -> int:
         save(results)
     elif args.what == "views":
         results["views"] = views(args.data)
+        save(results)
+    elif args.what == "field-of-view":
+        results["field of view"] = field_of_view(args.data)
         save(results)
     elif args.what == "look":
         results["look"] = live_look(args.data)

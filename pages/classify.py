@@ -76,7 +76,7 @@ with st.sidebar:
         st.caption(
             f"On validation, {where}: sensitivity {pct(sens)}, specificity {pct(spec)}. "
             f"Model default: {predictor.threshold:.3g}"
-            + (f", {strict:.3g} for unusual imaging conditions." if strict < predictor.threshold else ".")
+            + (f", down to {strict:.3g} for unusual imaging conditions." if strict < predictor.threshold else ".")
         )
 
 source = st.radio("Image source", ["Upload files", "Camera"], horizontal=True, label_visibility="collapsed")

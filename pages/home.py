@@ -37,16 +37,16 @@ if predictor is not None:
     cols[3].metric(
         "Melanoma alert at P(melanoma) ≥",
         f"{predictor.threshold:.3g}",
-        help=f"{strict:.3g} for an image whose imaging conditions are unusual (the result says so)"
+        help=f"down to {strict:.3g} for an image whose imaging conditions are unusual (the result says so)"
         if strict < predictor.threshold
         else None,
     )
     if strict < predictor.threshold:
         st.caption(
-            f"The alert fires at P(melanoma) ≥ {predictor.threshold:.3g}, or ≥ {strict:.3g} when an image's imaging "
-            "conditions are unusual (a colour cast, exposure, washed-out colours or dark corners beyond most "
-            "training images): melanomas read lower in cooler light. Sensitivity and specificity above are with "
-            "each image held to its own threshold."
+            f"The alert fires at P(melanoma) ≥ {predictor.threshold:.3g}, or lower, down to {strict:.3g}, when an "
+            "image's imaging conditions are unusual (a colour cast, exposure, washed-out colours or dark corners "
+            "beyond most training images; each has its own threshold, and melanomas read lower in cooler light). "
+            "Sensitivity and specificity above are with each image held to its own threshold."
         )
     shifted = [m for name, m in stress.items() if name != "none"]
     if shifted:

@@ -71,6 +71,12 @@ def _alert_line(metadata: dict, sensitivity: object) -> str:
         "(colour cast, exposure, washed-out colours or dark corners outside the central 98% of the training "
         f"images; the app says so): together they keep {target}, the strict one alone the lowest that does."
     )
+    by_warning = metadata.get("alert_threshold_by_warning")
+    if by_warning and max(by_warning.values()) > strict:
+        line += (
+            " Each warning has its own threshold, fitted jointly so that the target still holds (an image with "
+            "several is held to the lowest): " + ", ".join(f"{name} {t}" for name, t in by_warning.items()) + "."
+        )
     if cost:
         line += (
             f" Validation specificity {pct(cost['specificity'])} ({pct(cost.get('unusual_share'))} of its images "

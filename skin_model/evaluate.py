@@ -7,6 +7,7 @@ so a class with no test images neither helps nor hurts.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -140,6 +141,61 @@ def alert_thresholds(
             break
         usual = candidate
     return usual, strict
+
+
+def held_to(
+    found: Mapping[str, np.ndarray], usual: float, strict: float, by_warning: Mapping[str, float] | None = None
+) -> np.ndarray:
+    """Each image's alert threshold: ``usual`` with no warning, else the lowest of its warnings' own.
+
+    ``found``: per warning, which images carry it. A warning without its own
+    threshold (``by_warning``; versions before had none) holds to ``strict``.
+    """
+    masks = [(np.asarray(mask, bool), (by_warning or {}).get(name, strict)) for name, mask in found.items()]
+    thresholds = np.full(len(masks[0][0]) if masks else 0, usual, dtype=np.float64)
+    for mask, own in masks:
+        thresholds = np.where(mask, np.minimum(thresholds, own), thresholds)
+    return thresholds
+
+
+def warning_thresholds(
+    p_mel: dict[str, np.ndarray],
+    found: dict[str, dict[str, np.ndarray]],
+    is_mel: np.ndarray,
+    sensitivity: float,
+    usual: float,
+    strict: float,
+) -> dict[str, float]:
+    """Each unusual-conditions warning's own threshold: from ``strict`` up towards ``usual``, as the target allows.
+
+    ``found``: per condition, per warning, which validation images carry it. The
+    strict threshold is what the cool cast needs (melanomas read lower in cooler
+    light); a vignette or an exposure change needs less, and holding such images
+    to it spent their specificity for nothing. Each warning in turn is raised
+    while sensitivity still reaches the target under every condition, each image
+    held to the lowest threshold of its warnings, until none can rise further:
+    a joint fit, since one image often carries several warnings.
+    """
+    is_mel = is_mel.astype(bool)
+    needed = caught_needed(int(is_mel.sum()), sensitivity)
+    names = list(next(iter(found.values()), {}))
+
+    def holds(trial: dict[str, float]) -> bool:
+        return all(
+            (p[is_mel] >= held_to(found[c], usual, strict, trial)[is_mel]).sum() >= needed for c, p in p_mel.items()
+        )
+
+    candidates = sorted({float(v) for p in p_mel.values() for v in p[is_mel] if strict < v <= usual})
+    own = dict.fromkeys(names, strict)
+    raised = True
+    while raised:  # sensitivity only falls as a threshold rises: stop a warning at its first failure
+        raised = False
+        for name in names:
+            for candidate in (v for v in candidates if v > own[name]):
+                if not holds(own | {name: candidate}):
+                    break
+                own, raised = own | {name: candidate}, True
+    return own
 
 
 def operating_curve(p_mel: np.ndarray, is_mel: np.ndarray, extra: tuple[float, ...] = ()) -> list[dict[str, float]]:

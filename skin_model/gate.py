@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from skin_model import shift
+from skin_model import evaluate, shift
 
 STATS_SIZE = 64  # statistics are scale-dependent: measure every image at one size (small: 1-2 ms an image)
 FALSE_REFUSALS = 0.01  # per condition, on validation
@@ -400,23 +400,38 @@ def any_unusual(ranges: dict, table: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class AlertRule:
-    """Which melanoma alert threshold an image is held to: the strict one when its imaging conditions are unusual.
+    """Which melanoma alert threshold an image is held to: by the unusual imaging conditions it shows.
 
     ``ranges``: the usual ranges (``usual_ranges``); None holds every image to the strict threshold.
+    ``by_warning``: each warning's own threshold (``evaluate.warning_thresholds``); a warning without
+    one (every warning of versions before them) holds to the strict threshold.
     """
 
     usual: float
     strict: float
     ranges: dict | None = None
+    by_warning: Mapping[str, float] | None = None
 
-    def threshold_for(self, unusual: bool) -> float:
-        return self.strict if unusual else self.usual
+    @classmethod
+    def of(cls, calibrated: Mapping, ranges: dict | None) -> AlertRule:
+        """The rule a calibration result (``train.calibrate``, a version's metadata) describes."""
+        usual = calibrated["alert_threshold"]
+        strict = calibrated.get("alert_threshold_unusual", usual)
+        return cls(usual, usual if strict is None else strict, ranges, calibrated.get("alert_threshold_by_warning"))
+
+    def threshold_for(self, unusual: Sequence[str]) -> float:
+        """One image's threshold, from the warnings it carries (``Gate.unusual``)."""
+        return min((self.own(name) for name in unusual), default=self.usual)
+
+    def own(self, warning: str) -> float:
+        return (self.by_warning or {}).get(warning, self.strict)
 
     def thresholds(self, table: np.ndarray) -> np.ndarray:
         """Each image's threshold, from its row of a ``stats_table``."""
         if not self.ranges:
             return np.full(len(table), self.strict)
-        return np.where(any_unusual(self.ranges, table), self.strict, self.usual)
+        found = unusual_conditions(self.ranges, {k: table[:, STAT_NAMES.index(k)] for k in RANGED})
+        return evaluate.held_to(found, self.usual, self.strict, self.by_warning)
 
 
 Embed = Callable[[list[np.ndarray]], np.ndarray]  # images -> pooled features, through the model's own resize

@@ -31,11 +31,15 @@ class ModelInfo:
     views: int = 1  # test-time views it was calibrated on (versions before views: the upright one)
     # for images with unusual imaging conditions (versions before it: one threshold for every image)
     alert_threshold_unusual: float | None = None
+    # each unusual-conditions warning's own (versions before: the strict one for every warning)
+    alert_threshold_by_warning: dict[str, float] | None = None
 
     @property
     def alert_rule(self) -> AlertRule:
         """The threshold each image is held to, by its imaging conditions as the gate judges them."""
-        return AlertRule(self.alert_threshold, self.strict_threshold, self.gate["unusual_ranges"])
+        return AlertRule(
+            self.alert_threshold, self.strict_threshold, self.gate["unusual_ranges"], self.alert_threshold_by_warning
+        )
 
     @property
     def strict_threshold(self) -> float:
@@ -71,6 +75,18 @@ class ModelInfo:
                     f"{where}: the alert threshold for unusual imaging conditions must be in [0, {threshold}] "
                     f"(no higher than the usual one); received {strict}"
                 )
+        by_warning = metadata.get("alert_threshold_by_warning")
+        if by_warning is not None:
+            low = threshold if strict is None else strict
+            if not isinstance(by_warning, dict) or not all(
+                isinstance(t, (int, float)) and not isinstance(t, bool) and low <= t <= threshold
+                for t in by_warning.values()
+            ):
+                raise RegistryError(
+                    f"{where}: alert_threshold_by_warning must map each warning to a threshold in "
+                    f"[{low}, {threshold}]; received {by_warning!r}"
+                )
+            by_warning = {str(name): float(t) for name, t in by_warning.items()}
         gate = need("gate", dict)
         missing = [k for k in GATE_KEYS if k not in gate]
         if missing:
@@ -84,6 +100,7 @@ class ModelInfo:
             temperature=temperature,
             alert_threshold=threshold,
             alert_threshold_unusual=strict,
+            alert_threshold_by_warning=by_warning,
             gate=gate,
             operating_curve=list(metadata.get("operating_curve") or []),
             raw=metadata,

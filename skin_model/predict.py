@@ -142,7 +142,7 @@ class Predictor:
         ``tta``: None serves the views the version was calibrated on; True / False force 8 / 1. Forcing
         one view on a version calibrated on 8 scores it against a threshold validated on their mean (for
         benchmarks; the app and the CLI never do). ``threshold``: None holds the image to the version's own,
-        the strict one when the gate finds its imaging conditions unusual (see ``gate.AlertRule``).
+        or a stricter one when the gate finds its imaging conditions unusual (see ``gate.AlertRule``).
         """
         logits, features = self.logits_features(pixels, tta)
         probs = self.probabilities(logits)  # logits averaged over the views, as calibrated
@@ -154,7 +154,7 @@ class Predictor:
             p_alert = max(p_mel, round(float(softmax(logits[:1], self.temperature)[0, mel]), 6))
         verdict = self._gate.check(pixels, features[:1])  # the upright view: what the gate was fitted on
         chosen = threshold is not None  # the clinician's own threshold applies to every image alike
-        threshold = float(threshold) if chosen else self.info.alert_rule.threshold_for(bool(verdict.unusual))
+        threshold = float(threshold) if chosen else self.info.alert_rule.threshold_for(verdict.unusual)
         if not verdict.lesion_like:
             return self._refused(name, threshold, verdict.score, asked=similar > 0)
         warnings = images.quality(pixels).warnings()

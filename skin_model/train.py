@@ -291,18 +291,24 @@ def calibrate(model, splits: Splits, config: TrainConfig, ranges: dict | None) -
     # floor, not round: rounding up could push the smallest caught melanoma below the threshold
     floor = lambda t: math.floor(t * 1e4) / 1e4
     by_condition = {c: floor(evaluate.alert_threshold(p, is_mel, config.alert_sensitivity)) for c, p in p_mel.items()}
+    by_warning = None
     if ranges:
-        unusual = unusual_by_condition(splits.paths("val"), ranges, conditions)
+        found = warnings_by_condition(splits.paths("val"), ranges, conditions)
+        unusual = {c: np.any(np.stack(list(f.values())), axis=0) for c, f in found.items()}
         usual, strict = (floor(t) for t in evaluate.alert_thresholds(p_mel, unusual, is_mel, config.alert_sensitivity))
+        own = evaluate.warning_thresholds(p_mel, found, is_mel, config.alert_sensitivity, usual, strict)
+        by_warning = {name: floor(t) for name, t in own.items()}
+        applied = evaluate.held_to(found["none"], usual, strict, by_warning)  # each clean validation image's own
     else:
         unusual = {"none": np.ones(len(y), bool)}
         usual = strict = min(by_condition.values())
-    applied = np.where(unusual["none"], strict, usual)  # each clean validation image's own threshold
+        applied = np.full(len(y), strict)
     spec_at = lambda t: evaluate.sensitivity_specificity(p_mel["none"], is_mel, t)[1]
     return {
         "temperature": temperature,
         "alert_threshold": usual,
         "alert_threshold_unusual": strict,
+        "alert_threshold_by_warning": by_warning,
         "threshold_by_condition": by_condition,
         "threshold_cost": {  # validation specificity: clean threshold alone, as applied, and the strict one everywhere
             "clean_threshold": by_condition["none"],
@@ -317,17 +323,25 @@ def calibrate(model, splits: Splits, config: TrainConfig, ranges: dict | None) -
     }
 
 
-def unusual_by_condition(paths: list[Path], ranges: dict, conditions: list, chunk: int = 64) -> dict[str, np.ndarray]:
-    """Per condition, which images the app would call unusual: decoded as uploads are, a chunk at a time."""
+def warnings_by_condition(
+    paths: list[Path], ranges: dict, conditions: list, chunk: int = 64
+) -> dict[str, dict[str, np.ndarray]]:
+    """Per condition, per unusual-conditions warning, which images the app would give it: decoded as uploads are."""
     from skin_model import gate
     from skin_model.images import decode
 
-    found: dict[str, list[np.ndarray]] = {c or "none": [] for c in conditions}
+    found: dict[str, list[dict]] = {c or "none": [] for c in conditions}
     for start in range(0, len(paths), chunk):
         images = [decode(path) for path in paths[start : start + chunk]]
         for c in conditions:
-            found[c or "none"].append(gate.any_unusual(ranges, gate.stats_table(gate.under(c, images))))
-    return {c: np.concatenate(f) if f else np.zeros(0, bool) for c, f in found.items()}
+            table = gate.stats_table(gate.under(c, images))
+            found[c or "none"].append(
+                gate.unusual_conditions(ranges, {k: table[:, gate.STAT_NAMES.index(k)] for k in gate.RANGED})
+            )
+    return {
+        c: {name: np.concatenate([np.asarray(f[name]) for f in parts]) for name in parts[0]}
+        for c, parts in found.items()
+    }
 
 
 def score_test(model, splits: Splits, config: TrainConfig, calibrated: dict, gate: dict | None) -> dict:
@@ -340,7 +354,7 @@ def score_test(model, splits: Splits, config: TrainConfig, calibrated: dict, gat
 
     temperature = calibrated["temperature"]
     ranges = gate["unusual_ranges"] if gate else None
-    rule = AlertRule(calibrated["alert_threshold"], calibrated["alert_threshold_unusual"], ranges)
+    rule = AlertRule.of(calibrated, ranges)
     records = splits.records["test"]
     tables, logits, applied = robustness.report(
         model, config.image_size, records, temperature, rule, gate, config.views

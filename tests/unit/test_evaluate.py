@@ -146,6 +146,47 @@ def test_with_every_melanoma_found_unusual_the_usual_threshold_stops_at_the_clea
     assert usual == ev.alert_threshold(p_mel["none"], is_mel, 0.85) > strict
 
 
+def cast_and_vignette_validation(seed: int = 0):
+    """The cool cast lowers P(melanoma); a vignette raises it. Each warning is found on most images of its condition,
+    and both on a few of the vignette's (a vignette also darkens the image)."""
+    p_mel, unusual, is_mel = cool_cast_validation(seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    p_mel["dark vignette"] = np.clip(p_mel["none"] * 1.3 + 0.05, 0, 1)
+    n = len(is_mel)
+    found = {
+        "none": {"cool": unusual["none"], "vignette": np.zeros(n, bool)},
+        "cool cast": {"cool": unusual["cool cast"], "vignette": np.zeros(n, bool)},
+        "dark vignette": {"cool": rng.uniform(size=n) < 0.1, "vignette": rng.uniform(size=n) < 0.97},
+    }
+    return p_mel, found, is_mel
+
+
+def test_a_warning_that_does_not_lower_melanoma_scores_gets_a_higher_threshold_of_its_own():
+    p_mel, found, is_mel = cast_and_vignette_validation()
+    unusual = {c: f["cool"] | f["vignette"] for c, f in found.items()}
+    usual, strict = ev.alert_thresholds(p_mel, unusual, is_mel, 0.85)
+
+    own = ev.warning_thresholds(p_mel, found, is_mel, 0.85, usual, strict)
+
+    assert own["cool"] == strict < own["vignette"] <= usual  # the cast still needs the strict one; the vignette not
+    needed = ev.caught_needed(int(is_mel.sum()), 0.85)
+    for condition, p in p_mel.items():  # the target holds everywhere with each image at its own threshold
+        assert (p[is_mel] >= ev.held_to(found[condition], usual, strict, own)[is_mel]).sum() >= needed
+    raised = own | {"vignette": np.nextafter(own["vignette"], 1)}
+    if own["vignette"] < usual:  # and the vignette's is as high as that allows
+        caught = [(p[is_mel] >= ev.held_to(found[c], usual, strict, raised)[is_mel]).sum() for c, p in p_mel.items()]
+        assert min(caught) < needed
+
+
+def test_an_image_is_held_to_the_lowest_threshold_of_its_warnings():
+    found = {"cool": np.array([True, False, True, False]), "vignette": np.array([False, True, True, False])}
+
+    held = ev.held_to(found, usual=0.3, strict=0.05, by_warning={"cool": 0.05, "vignette": 0.2})
+
+    assert list(held) == [0.05, 0.2, 0.05, 0.3]
+    assert list(ev.held_to(found, usual=0.3, strict=0.05)) == [0.05, 0.05, 0.05, 0.3]  # versions before: strict
+
+
 def test_sensitivity_and_specificity_count_alerts_at_the_threshold():
     p_mel = np.array([0.9, 0.6, 0.3, 0.6, 0.1])
     is_mel = np.array([True, True, True, False, False])

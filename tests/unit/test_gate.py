@@ -98,6 +98,28 @@ def test_statistics_measured_together_are_each_images_own(monkeypatch):
     assert len({tuple(row) for row in together}) == 5
 
 
+def test_statistics_in_the_field_of_view_see_past_a_black_rim_and_leave_other_images_alone(lesion_images):
+    lesion = lesion_images(1, seed=4, size=96)[0]
+    framed = shift.apply("narrow field of view", lesion)
+    column = lambda table, name: table[:, gate.STAT_NAMES.index(name)]
+
+    whole, inside = gate.stats_table([lesion, framed]), gate.stats_table([lesion, framed], field_of_view=True)
+
+    np.testing.assert_array_equal(inside[0], whole[0])  # no rim: the same numbers
+    for name in ("dark_fraction", "flat_fraction"):  # the rim is black and exactly flat; inside it, skin
+        assert column(whole, name)[1] > 0.2 and column(inside, name)[1] < 0.05
+
+
+def test_a_gate_reads_its_statistics_where_it_was_fitted(fitted):
+    reference, val = fitted
+    framed = [shift.apply("dark vignette", p) for p in val[:3]]
+    whole = {k: v for k, v in reference.items() if k != "stats_in_field_of_view"}  # as gates before 6 December
+
+    assert reference["stats_in_field_of_view"] is True
+    np.testing.assert_array_equal(Gate(whole).stats(framed), Gate(whole).fitted_columns(gate.stats_table(framed)))
+    np.testing.assert_array_equal(Gate(reference).stats(framed), gate.stats_table(framed, field_of_view=True))
+
+
 def test_stats_are_finite_for_degenerate_images():
     for pixels in (np.zeros((1, 1, 3), np.uint8), np.full((50, 50, 3), 255, np.uint8)):
         assert all(np.isfinite(v) for v in gate.image_stats(pixels).values())
@@ -225,3 +247,16 @@ def test_an_alert_rule_holds_unusual_images_to_the_strict_threshold(fitted):
 
     assert list(rule.thresholds(gate.stats_table(images))) == [0.3, 0.1]
     assert list(gate.AlertRule(0.3, 0.1).thresholds(gate.stats_table(images))) == [0.1, 0.1]  # no ranges: strict
+
+
+def test_an_alert_rule_holds_an_image_to_the_lowest_threshold_of_its_own_warnings(fitted):
+    reference, val = fitted
+    own = {"dark vignette at the corners": 0.25, "cool (blue) colour cast": 0.1}
+    rule = gate.AlertRule(usual=0.3, strict=0.1, ranges=reference["unusual_ranges"], by_warning=own)
+    images = [val[2], shift.apply("dark vignette", val[1]), shift.apply("cool cast + vignette", val[1])]
+    warned = [Gate(reference).unusual(gate.image_stats(p)) for p in images]
+
+    assert warned[0] == [] and "dark vignette at the corners" in warned[1] and "cool (blue) colour cast" in warned[2]
+    expected = [0.3, min(own.get(w, 0.1) for w in warned[1]), 0.1]
+    assert list(rule.thresholds(gate.stats_table(images))) == expected
+    assert [rule.threshold_for(w) for w in warned] == expected  # one image at a time, as the app holds it

@@ -303,3 +303,34 @@ def test_a_bad_stricter_threshold_is_refused_with_one_line(tiny_model, servable,
 
     with pytest.raises(RegistryError, match=message):
         Predictor.load(version.number)
+
+
+def test_each_warning_holds_an_image_to_its_own_threshold(tiny_model, servable, lesion):
+    from skin_model import shift
+    from skin_model.gate import image_stats
+    from skin_model.registry import Registry
+
+    own = {"cool (blue) colour cast": 0.0, "warm (yellow) colour cast": 0.5}
+    metadata = servable(tiny_model) | {"alert_threshold": 1.0, "alert_threshold_unusual": 0.0}
+    metadata |= {"alert_threshold_by_warning": own}
+    cast = image_stats(lesion)["cast_blue_red"]
+    metadata["gate"]["unusual_ranges"]["cast_blue_red"] = [cast - 0.05, cast + 0.05]
+    predictor = Predictor.load(Registry().register(tiny_model, metadata).number)
+
+    held = [predictor.predict(shift.apply(c, lesion) if c else lesion).alert_threshold for c in (None, "cool cast")]
+    warm = predictor.predict(shift.apply("warm cast", lesion))
+
+    assert held == [1.0, 0.0]
+    assert warm.alert_threshold == 0.5 and any("stricter melanoma alert threshold 0.5" in w for w in warm.warnings)
+
+
+def test_a_warning_threshold_outside_the_two_is_refused_with_one_line(tiny_model, servable):
+    from skin_model.errors import RegistryError
+    from skin_model.registry import Registry
+
+    metadata = servable(tiny_model) | {"alert_threshold": 0.2, "alert_threshold_unusual": 0.1}
+    metadata |= {"alert_threshold_by_warning": {"dark vignette at the corners": 0.3}}
+    version = Registry().register(tiny_model, metadata)
+
+    with pytest.raises(RegistryError, match=r"alert_threshold_by_warning .* in \[0\.1, 0\.2\]"):
+        Predictor.load(version.number)

@@ -74,6 +74,9 @@ def test_the_strict_threshold_is_the_lowest_over_validation_and_every_stress_con
     strict, usual = metadata["alert_threshold_unusual"], metadata["alert_threshold"]
     assert strict <= usual <= metadata["threshold_by_condition"]["none"]
     assert 0.0 <= metadata["threshold_cost"]["unusual_share"] <= 1.0
+    # each warning's own: between the two, the strict one the lowest of them
+    own = metadata["alert_threshold_by_warning"]
+    assert "cool (blue) colour cast" in own and all(strict <= t <= usual for t in own.values())
 
 
 def test_metadata_has_per_source_and_stress_tables_of_the_test_split(trained):
@@ -143,7 +146,10 @@ def test_the_trained_model_predicts_through_the_predictor(trained, blob):
     assert sum(result.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
     unusual = any(w.startswith("unusual imaging conditions") for w in result.warnings)
     metadata = trained["version"].metadata
-    assert result.alert_threshold == metadata["alert_threshold_unusual" if unusual else "alert_threshold"]
+    if unusual:  # one of its warnings' own thresholds
+        assert result.alert_threshold in metadata["alert_threshold_by_warning"].values()
+    else:
+        assert result.alert_threshold == metadata["alert_threshold"]
     assert np.isfinite(result.melanoma_probability)
 
 
