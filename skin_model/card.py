@@ -66,16 +66,22 @@ def _alert_line(metadata: dict, sensitivity: object) -> str:
                 f"{pct(cost['clean_specificity'] - cost['specificity'])} (now {pct(cost['specificity'])})."
             )
         return line
-    line = (
-        f"melanoma alert at P(melanoma) >= {usual}, or >= {strict} for an image whose imaging conditions are unusual "
-        "(colour cast, exposure, washed-out colours or dark corners outside the central 98% of the training "
-        f"images; the app says so): together they keep {target}, the strict one alone the lowest that does."
+    unusual = (
+        "an image whose imaging conditions are unusual (colour cast, exposure, washed-out colours or dark corners "
+        "outside the central 98% of the training images; the app says so)"
     )
     by_warning = metadata.get("alert_threshold_by_warning")
     if by_warning and max(by_warning.values()) > strict:
-        line += (
-            " Each warning has its own threshold, fitted jointly so that the target still holds (an image with "
-            "several is held to the lowest): " + ", ".join(f"{name} {t}" for name, t in by_warning.items()) + "."
+        line = (
+            f"melanoma alert at P(melanoma) >= {usual}, or lower for {unusual}: each warning has its own threshold ("
+            + ", ".join(f"{name} {t}" for name, t in by_warning.items())
+            + f"; an image with several is held to the lowest), fitted jointly so that all of them keep {target}. "
+            f"The strict {strict} is the lowest that does alone."
+        )
+    else:
+        line = (
+            f"melanoma alert at P(melanoma) >= {usual}, or >= {strict} for {unusual}: together they keep {target}, "
+            "the strict one alone the lowest that does."
         )
     if cost:
         line += (

@@ -47,6 +47,17 @@ def test_two_alert_thresholds_are_both_named_with_what_each_costs():
     assert "Validation specificity 60.1% (4.6% of its images unusual); 47.2% were every image held" in text
 
 
+def test_each_warnings_own_threshold_is_named():
+    own = {"cool (blue) colour cast": 0.0603, "dark vignette at the corners": 0.0951}
+    metadata = {"alert_threshold": 0.102, "alert_threshold_unusual": 0.0603, "alert_threshold_by_warning": own}
+
+    text = card.render(metadata)
+
+    assert "P(melanoma) >= 0.102, or lower for an image whose imaging conditions are unusual" in text
+    assert "(cool (blue) colour cast 0.0603, dark vignette at the corners 0.0951; an image with several" in text
+    assert "The strict 0.0603 is the lowest that does alone." in text
+
+
 def test_the_gate_line_counts_missed_negatives_instead_of_rounding_them_away():
     gate = {"threshold": 0.44, "negatives_refused": 0.9998, "negatives": 4167, "hidden_weights": {}}
 
