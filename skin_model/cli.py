@@ -104,7 +104,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
 def _thresholds(metadata: dict) -> str:
     """A version's alert threshold, and its stricter one for unusual imaging conditions when it has one."""
     usual, strict = metadata.get("alert_threshold"), metadata.get("alert_threshold_unusual")
-    return f"{usual}" if strict in (None, usual) else f"{usual} ({strict} for unusual imaging conditions)"
+    return f"{usual}" if strict in (None, usual) else f"{usual} (down to {strict} for unusual imaging conditions)"
 
 
 def cmd_train(args) -> int:

@@ -136,9 +136,10 @@ def _validated(metadata: dict, threshold: float) -> str:
     test = metadata.get("metrics", {}).get("test", {})
     sens, spec = test.get("melanoma_sensitivity"), test.get("melanoma_specificity")
     usual = float(metadata.get("alert_threshold", -1))
-    strict = float(metadata.get("alert_threshold_unusual", usual))
-    if min(abs(threshold - usual), abs(threshold - strict)) < 1e-9 and None not in (sens, spec):
-        which = "" if abs(threshold - usual) < 1e-9 else ", the stricter one for unusual imaging conditions"
+    stricter = [float(metadata.get("alert_threshold_unusual", usual))]
+    stricter += [float(t) for t in (metadata.get("alert_threshold_by_warning") or {}).values()]
+    if min(abs(threshold - t) for t in [usual, *stricter]) < 1e-9 and None not in (sens, spec):
+        which = "" if abs(threshold - usual) < 1e-9 else ", a stricter one for unusual imaging conditions"
         return (
             f" This is the version's own threshold{which}: with its thresholds the version found {sens:.0%} of "
             f"melanomas with {spec:.0%} specificity on its held-out test images ({test.get('images', '?')}, "
