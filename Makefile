@@ -70,6 +70,7 @@ bench-shift: $(DEV)
 	$(PY) -m bench.shift recipes --data $(SKIN_DATA_DIR)
 	$(PY) -m bench.shift holdout --data $(SKIN_DATA_DIR) --domain ham10000/vidir_modern
 	$(PY) -m bench.shift views --data $(SKIN_DATA_DIR)
+	$(PY) -m bench.shift field-of-view --data $(SKIN_DATA_DIR)
 
 ## Lesion-grouped 5-fold cross-validation of the default recipe, the previous one and two others, 12 epochs a fold:
 ## every image, the oldest upload block's ~400 included, scored once by a model that never saw its lesion, as taken
@@ -80,7 +81,8 @@ bench-folds: $(DEV)
 	$(PY) -m bench.shift folds --data $(SKIN_DATA_DIR) --epochs 12 --only "class x domain weights + mild camera-like augmentation on half"
 	$(PY) -m bench.shift folds --data $(SKIN_DATA_DIR) --epochs 12 --only "class x domain weights + mild camera-like augmentation with cooler"
 	$(PY) -m bench.shift folds --data $(SKIN_DATA_DIR) --epochs 12 --only "the first model's recipe"
-	$(PY) -m bench.shift folds --data $(SKIN_DATA_DIR) --only "the default at full length"
+	$(PY) -m bench.shift folds --data $(SKIN_DATA_DIR) --only "the default at full length ("
+	$(PY) -m bench.shift folds --data $(SKIN_DATA_DIR) --only "the default at full length with the field-of-view crop"
 	$(PY) -m bench.shift live-external --data $(SKIN_DATA_DIR)
 
 ## Retrieval of similar cases (live index, then 10,000 and 100,000 generated images) and the PDF report's cost.

@@ -100,6 +100,13 @@ RECIPES = {  # full settings each (on top of TrainConfig's defaults), so every r
         "look_swap": 0.5,
         "epochs": TrainConfig.epochs,
     },
+    "the default at full length with the field-of-view crop (32 epochs)": {
+        **NO_CC,
+        "device_augment": "mild",
+        "look_swap": 0.5,
+        "epochs": TrainConfig.epochs,
+        "field_of_view": True,
+    },
     "look swap 0.25 at full length (32 epochs)": {
         **NO_CC,
         "device_augment": "mild",
@@ -133,8 +140,8 @@ RECIPES = {  # full settings each (on top of TrainConfig's defaults), so every r
     },
 }
 
-# rows measured before the look swap was the default ran without it, and rerun so
-RECIPES = {name: {"look_swap": 0.0} | change for name, change in RECIPES.items()}
+# rows measured before the look swap and the field-of-view crop were the default ran without them, and rerun so
+RECIPES = {name: {"look_swap": 0.0, "field_of_view": False} | change for name, change in RECIPES.items()}
 
 OTHERS_RETONED = "other classes in the oldest block's colours"
 DEFAULT_RECIPE = "class x domain weights + mild camera-like augmentation + half the images given another"
