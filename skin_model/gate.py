@@ -103,9 +103,9 @@ def stats_table(images: Sequence[np.ndarray], field_of_view: bool = False) -> np
         chunk = images[i : i + STATS_CHUNK]
         small = [_small(p) for p in chunk]
         if field_of_view and small:
-            from skin_model.network import field_of_view_boxes
+            from skin_model.network import compiled_boxes
 
-            boxes = np.asarray(field_of_view_boxes(np.stack([rgb for rgb, _ in small])), np.float64)
+            boxes = np.asarray(compiled_boxes()(np.stack([rgb for rgb, _ in small])), np.float64)
             whole = np.all(boxes == [0.0, 0.0, 1.0, 1.0], axis=1)
             small = [s if full else _small(p, b) for s, p, b, full in zip(small, chunk, boxes, whole, strict=True)]
         parts.append(_table(small))
