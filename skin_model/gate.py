@@ -329,8 +329,13 @@ class Gate:
         self.reference = reference
         self.mean, self.scale = np.array(reference["mean"]), np.array(reference["scale"])
         self.weights, self.bias = np.array(reference["weights"]), float(reference["bias"])
-        self.hidden = (
-            (unpack(reference["hidden_weights"]), np.array(reference["hidden_bias"]))
+        self.hidden = (  # the network gate, as ``ensemble_scores`` takes it
+            {
+                "hidden_weights": unpack(reference["hidden_weights"]),
+                "hidden_bias": np.array(reference["hidden_bias"]),
+                "weights": self.weights,
+                "bias": self.bias,
+            }
             if "hidden_weights" in reference
             else None
         )
@@ -354,8 +359,8 @@ class Gate:
     def scores_of_rows(self, z: np.ndarray) -> np.ndarray:
         """P(dermoscopic) of rows already laid out by ``_design`` and standardised."""
         if self.hidden is not None:
-            z = np.maximum(z @ self.hidden[0] + self.hidden[1], 0)
-        return _sigmoid(z @ self.weights + self.bias)
+            return ensemble_scores(self.hidden, z)
+        return _sigmoid(z @ self.weights + self.bias)  # the first, logistic gate
 
     def unusual(self, stats: dict[str, float]) -> list[str]:
         """Imaging conditions outside what the training images show, in words."""
@@ -392,10 +397,15 @@ def usual_ranges(images: Sequence[np.ndarray]) -> dict[str, list[float]]:
     return {k: _range(table[:, STAT_NAMES.index(k)]) for k in RANGED}
 
 
+def warnings_in(ranges: dict, table: np.ndarray) -> dict[str, np.ndarray]:
+    """Per unusual-conditions warning, which rows of a ``stats_table`` carry it."""
+    found = unusual_conditions(ranges, {k: table[:, STAT_NAMES.index(k)] for k in RANGED})
+    return {name: np.asarray(f) for name, f in found.items()}
+
+
 def any_unusual(ranges: dict, table: np.ndarray) -> np.ndarray:
     """Per row of a ``stats_table``: is any imaging condition unusual? (What the app warns about, many at once.)"""
-    found = unusual_conditions(ranges, {k: table[:, STAT_NAMES.index(k)] for k in RANGED})
-    return np.any(np.stack([np.asarray(f) for f in found.values()]), axis=0)
+    return np.any(np.stack(list(warnings_in(ranges, table).values())), axis=0)
 
 
 @dataclass(frozen=True)
@@ -430,8 +440,7 @@ class AlertRule:
         """Each image's threshold, from its row of a ``stats_table``."""
         if not self.ranges:
             return np.full(len(table), self.strict)
-        found = unusual_conditions(self.ranges, {k: table[:, STAT_NAMES.index(k)] for k in RANGED})
-        return evaluate.held_to(found, self.usual, self.strict, self.by_warning)
+        return evaluate.held_to(warnings_in(self.ranges, table), self.usual, self.strict, self.by_warning)
 
 
 Embed = Callable[[list[np.ndarray]], np.ndarray]  # images -> pooled features, through the model's own resize

@@ -334,14 +334,8 @@ def warnings_by_condition(
     for start in range(0, len(paths), chunk):
         images = [decode(path) for path in paths[start : start + chunk]]
         for c in conditions:
-            table = gate.stats_table(gate.under(c, images))
-            found[c or "none"].append(
-                gate.unusual_conditions(ranges, {k: table[:, gate.STAT_NAMES.index(k)] for k in gate.RANGED})
-            )
-    return {
-        c: {name: np.concatenate([np.asarray(f[name]) for f in parts]) for name in parts[0]}
-        for c, parts in found.items()
-    }
+            found[c or "none"].append(gate.warnings_in(ranges, gate.stats_table(gate.under(c, images))))
+    return {c: {name: np.concatenate([f[name] for f in parts]) for name in parts[0]} for c, parts in found.items()}
 
 
 def score_test(model, splits: Splits, config: TrainConfig, calibrated: dict, gate: dict | None) -> dict:
