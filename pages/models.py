@@ -104,9 +104,10 @@ st.subheader("Away from the training conditions")
 st.caption(
     "The held-out test split by acquisition source, and the same images under named device conditions: a cool or "
     "warm colour cast, dim or bright exposure, washed-out colours, strong JPEG compression, a dark dermatoscope "
-    "vignette, defocus, and a cool cast inside a vignette together, as the oldest dermatoscopes give (versions "
-    "from before 6 December lack that row). The melanoma alert is at each version's thresholds (its stricter "
-    "one where an image's imaging conditions are unusual, as the app applies them); 'refused' is the share the "
+    "vignette, defocus, a cool cast inside a vignette together, as the oldest dermatoscopes give, and a narrow "
+    "round field of view (versions from before 6 December lack the last two rows). The melanoma alert is at each "
+    "version's thresholds (a stricter one where an image's imaging conditions are unusual, as the app applies "
+    "them); 'refused' is the share the "
     "not-a-lesion gate turned away (it should stay near 0 for real lesions)."
 )
 for version in chosen:
