@@ -107,6 +107,14 @@ RECIPES = {  # full settings each (on top of TrainConfig's defaults), so every r
         "epochs": TrainConfig.epochs,
         "field_of_view": True,
     },
+    "the default at full length with the field-of-view crop, 160 px input instead of 128 (32 epochs)": {
+        **NO_CC,
+        "device_augment": "mild",
+        "look_swap": 0.5,
+        "epochs": TrainConfig.epochs,
+        "field_of_view": True,
+        "image_size": 160,
+    },
     "look swap 0.25 at full length (32 epochs)": {
         **NO_CC,
         "device_augment": "mild",
