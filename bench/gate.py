@@ -10,7 +10,8 @@ clean and stress-transformed. Then the live gate
 itself on the test split under every pair of conditions at once (an older dermatoscope is
 cool and vignetted together), each pair in both orders. Last, the default gate refitted
 without each kind of negative in turn and shown that kind: how it meets a picture unlike
-anything it was fitted on. Writes
+anything it was fitted on; and the live gate on photographs from two other packages that no gate is
+ever fitted on (``negatives.UNSEEN``; ``--unseen-photos`` measures only those). Writes
 ``bench/gate_results.json`` and the "Not-a-lesion gate" section of ``bench/RESULTS.md``.
 """
 
@@ -145,6 +146,26 @@ def run(root: str) -> dict:
         "variants": results,
         "pairs": pairs(gate.Gate(predictor.metadata["gate"]), embed, sets["test"]),
         "unseen_kinds": unseen_kinds(blocks, [n.base for n in fitting], [n.base for n in held_out]),
+        "unseen_photos": unseen_photos(gate.Gate(predictor.metadata["gate"]), embed),
+    }
+
+
+def unseen_photos(live: gate.Gate, embed) -> dict[str, dict]:
+    """Share of each ``negatives.UNSEEN`` photograph's crops the live gate refuses, as taken and stressed."""
+    photos = negatives.unseen()
+    bases = np.array([n.base for n in photos])
+    refused = []  # (condition, image)
+    for condition in CONDITIONS:
+        shown = gate.under(condition, [n.pixels for n in photos])
+        refused.append(live.scores(gate._batched(embed, shown), live.stats(shown)) < live.threshold)
+    refused = np.stack(refused)
+    return {
+        str(base): {
+            "images": int((bases == base).sum()),
+            "clean": round(float(refused[0, bases == base].mean()), 3),
+            "stressed": round(float(refused[1:, bases == base].mean()), 3),
+        }
+        for base in dict.fromkeys(bases)
     }
 
 
@@ -247,14 +268,35 @@ def render(results: dict) -> str:
                 if k not in whole
             ),
         ]
+    if "unseen_photos" in results:
+        photos = results["unseen_photos"]
+        lines += [
+            "",
+            f"**Photographs from other packages** (matplotlib's and scikit-learn's sample images, in no gate's "
+            f"fitting set): the live gate on each, whole and {next(iter(photos.values()))['images'] - 1} crops, as "
+            f"taken and under every condition and a pair.",
+            "",
+            "| photograph | pictures | refused as taken | refused, stress-transformed |",
+            "|---|---|---|---|",
+            *(f"| {k} | {r['images']} | {r['clean']:.0%} | {r['stressed']:.0%} |" for k, r in photos.items()),
+        ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(data_dir() or ""))
+    parser.add_argument("--unseen-photos", action="store_true", help="measure only the photographs from other packages")
     args = parser.parse_args(argv)
-    results = run(args.data)
+    if args.unseen_photos:
+        predictor = Predictor.load()
+        run_net = robustness.embedder(
+            predictor.keras_model, TrainConfig.from_dict(predictor.metadata["config"]).image_size
+        )
+        results = json.loads((HERE / "gate_results.json").read_text())
+        results["unseen_photos"] = unseen_photos(gate.Gate(predictor.metadata["gate"]), lambda im: run_net(im)[1])
+    else:
+        results = run(args.data)
     (HERE / "gate_results.json").write_text(json.dumps(results, indent=2) + "\n")
     put_section("Not-a-lesion gate", render(results))
     return 0

@@ -8,6 +8,7 @@ downloaded: everything is in an installed package or drawn here.
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -43,6 +44,16 @@ PHOTOS = (
     "rocket.jpg",
     "text.png",
     "chessboard_RGB.png",
+)
+# Photographs the gate is never fitted on, from two other packages (development requirements only): the
+# honest check of "a photo that is not dermoscopy is refused", as the fitting photos' own crops are not.
+UNSEEN = (
+    ("matplotlib", "mpl-data/sample_data/grace_hopper.jpg"),  # a portrait in colour
+    ("matplotlib", "mpl-data/sample_data/Minduka_Present_Blue_Pack.png"),  # a gift box
+    ("matplotlib", "mpl-data/sample_data/logo2.png"),
+    ("matplotlib", "mpl-data/sample_data/s1045.ima.gz"),  # an MRI slice: another kind of medical image
+    ("sklearn", "datasets/images/china.jpg"),  # a building
+    ("sklearn", "datasets/images/flower.jpg"),  # a red flower: skin-like colours
 )
 SYNTHETIC = ("document", "chart", "flat", "noise", "gradient", "shapes", "face")
 
@@ -163,6 +174,27 @@ _DRAW = {
     "shapes": _shapes,
     "face": _face,
 }
+
+
+def unseen_photo(package: str, name: str) -> np.ndarray:
+    """One of ``UNSEEN`` as RGB pixels (the MRI slice is raw 256 x 256 little-endian 16-bit values, gzipped)."""
+    with resources.as_file(resources.files(package) / name) as path:
+        if path.suffix == ".gz":
+            raw = np.frombuffer(gzip.decompress(path.read_bytes()), "<u2").reshape(256, 256).astype(np.float64)
+            grey = (255 * raw / raw.max()).astype(np.uint8)
+            return np.repeat(grey[..., None], 3, axis=2)
+        with Image.open(path) as image:
+            return _rgb(image)
+
+
+def unseen(seed: int = 0, per_photo: int = 12) -> list[Negative]:
+    """Each of ``UNSEEN`` whole and cropped as ``generate`` crops its photos; needs requirements-dev.txt."""
+    rng = np.random.default_rng(seed)
+    return [
+        Negative(name.rsplit("/", 1)[1], crop)
+        for package, name in UNSEEN
+        for crop in _crops(unseen_photo(package, name), rng, per_photo)
+    ]
 
 
 def generate(seed: int = 0, per_photo: int = 12, per_kind: int = 25) -> list[Negative]:

@@ -34,6 +34,15 @@ def test_new_negatives_are_refused_without_probabilities_or_alert(predictor):
     assert all(r.melanoma_alert is None and r.risk_group is None and not r.probabilities for r in refused)
 
 
+def test_photographs_no_gate_is_fitted_on_are_refused(predictor):
+    photos = negatives.unseen(seed=3, per_photo=4)  # a portrait, a building, a flower, an MRI slice...
+
+    through = [n.base for n in photos if predictor.predict(n.pixels).lesion_like]
+
+    assert len({n.base for n in photos}) == len(negatives.UNSEEN)
+    assert not through, through
+
+
 @pytest.mark.integration
 @pytest.mark.skipif(DATA is None or not DATA.is_dir(), reason="SKIN_DATA_DIR not set or missing: runs in CI")
 @pytest.mark.parametrize("condition", [None, "cool cast", "dark vignette", "dim", "narrow field of view"])
