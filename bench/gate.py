@@ -111,10 +111,15 @@ def live_inputs(root: str):
     predictor = Predictor.load()
     config = TrainConfig.from_dict(predictor.metadata["config"])
     prepared = splits.prepare(root, config)
-    run_net = robustness.embedder(predictor.keras_model, config.image_size)
     train = list(dataset.Pixels(splits.subset(prepared.records["train"], GATE_IMAGES, config.seed)))
     val = list(dataset.Pixels(splits.subset(prepared.records["val"], GATE_IMAGES, config.seed)))
-    return predictor, prepared, lambda images: run_net(images)[1], train, val
+    return predictor, prepared, pooled_features(predictor), train, val
+
+
+def pooled_features(predictor: Predictor):
+    """Images -> the live model's pooled features (upright view), what its gate reads."""
+    run_net = robustness.embedder(predictor.keras_model, TrainConfig.from_dict(predictor.metadata["config"]).image_size)
+    return lambda images: run_net(images)[1]
 
 
 def run(root: str) -> dict:
@@ -290,11 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.unseen_photos:
         predictor = Predictor.load()
-        run_net = robustness.embedder(
-            predictor.keras_model, TrainConfig.from_dict(predictor.metadata["config"]).image_size
-        )
         results = json.loads((HERE / "gate_results.json").read_text())
-        results["unseen_photos"] = unseen_photos(gate.Gate(predictor.metadata["gate"]), lambda im: run_net(im)[1])
+        results["unseen_photos"] = unseen_photos(gate.Gate(predictor.metadata["gate"]), pooled_features(predictor))
     else:
         results = run(args.data)
     (HERE / "gate_results.json").write_text(json.dumps(results, indent=2) + "\n")
