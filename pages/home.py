@@ -3,6 +3,7 @@
 import streamlit as st
 
 from pages.common import live_predictor, page_frame, pct
+from skin_model.card import gate_summary
 
 page_frame()
 
@@ -66,6 +67,8 @@ if predictor is not None:
             f"By acquisition source (the same {split} images, sources with 20 or more): balanced accuracy "
             f"{pct(sources[low]['balanced_accuracy'])} ({low}) to {pct(sources[high]['balanced_accuracy'])} ({high})."
         )
+    if gate_line := gate_summary(meta):
+        st.caption(gate_line)
 
 st.subheader("Pages")
 st.page_link("pages/classify.py", label="Classify: upload images and read the probabilities", icon=":material/biotech:")

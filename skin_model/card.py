@@ -17,6 +17,33 @@ def _refused(gate: dict) -> str:
     return "every one" if missed == 0 else f"all but {missed}"
 
 
+def gate_summary(metadata: dict) -> str | None:
+    """The gate's rates in one labelled sentence (Home): what it turns away, and what it costs real lesions.
+
+    A clinician needs both halves: a refusal means "not dermoscopy", and how often a real lesion is
+    wrongly refused, as taken and through another camera.
+    """
+    gate, stress = metadata.get("gate"), metadata.get("robustness", {}).get("stress", {})
+    if not gate:
+        return None
+    line = (
+        f"Pictures that are not dermoscopy get no result: the not-a-lesion gate refuses {_refused(gate)} of its "
+        f"{_count(gate.get('negatives'))} fitting negatives (photographs, documents, charts, faces, blank and noise "
+        "frames, as taken and under simulated camera conditions)."
+    )
+    rates = {name: m.get("refused") for name, m in stress.items() if m.get("refused") is not None}
+    shifted = {name: r for name, r in rates.items() if name != "none"}
+    if "none" in rates and shifted:
+        worst = max(shifted, key=shifted.get)
+        split = "test" if "test" in metadata.get("metrics", {}) else "validation"
+        as_taken = "none" if rates["none"] == 0 else pct(rates["none"])
+        line += (
+            f" Of the {_count(stress['none'].get('images'))} held-out {split} lesions it refuses {as_taken} as taken "
+            f"and at most {pct(shifted[worst])} under any of {len(shifted)} simulated camera conditions ({worst})."
+        )
+    return line
+
+
 def pct(value) -> str:
     """A share as a percentage; "n/a" when unknown (None or NaN)."""
     return "n/a" if value is None or value != value else f"{value:.1%}"

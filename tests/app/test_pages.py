@@ -52,6 +52,10 @@ def test_home_quotes_the_committed_default_by_source_and_under_stress():
     assert strict < usual
     assert f"P(melanoma) ≥ {usual:.3g}, or lower, down to {strict:.3g}, when an image's imaging conditions" in shown
     assert f"{meta['metrics']['test']['melanoma_specificity']:.1%}" in [m.value for m in at.metric]
+    # the gate's rates: what it refuses, and the worst share of real test lesions it refuses
+    worst = max(m["refused"] for name, m in meta["robustness"]["stress"].items() if name != "none")
+    assert f"the not-a-lesion gate refuses every one of its {meta['gate']['negatives']:,} fitting negatives" in shown
+    assert f"held-out test lesions it refuses none as taken and at most {worst:.1%} under any of 10" in shown
 
 
 def test_classify_shows_result_for_an_image_and_one_line_for_a_bad_file(live_tiny_model, blob, encode):

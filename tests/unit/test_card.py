@@ -87,3 +87,20 @@ def test_the_gate_lines_say_pairs_of_conditions_only_for_a_gate_fitted_on_them()
 
     assert "or under a seeded pair of them at once" in paired and "every stress condition and a pair" in paired
     assert "pair" not in single
+
+
+def test_the_gate_summary_names_what_it_refuses_and_what_it_costs_real_lesions():
+    gate = {"threshold": 0.5, "negatives_refused": 0.9995, "negatives": 5556, "negatives_missed": 3}
+    stress = {
+        "none": {"images": 307, "refused": 0.0},
+        "cool cast": {"images": 307, "refused": 0.0065},
+        "narrow field of view": {"images": 307, "refused": 0.0098},
+    }
+
+    line = card.gate_summary({"gate": gate, "robustness": {"stress": stress}, "metrics": {"test": {}}})
+
+    assert "refuses all but 3 of its 5,556 fitting negatives" in line
+    assert "Of the 307 held-out test lesions it refuses none as taken and at most 1.0% under any of 2 " in line
+    assert line.endswith("(narrow field of view).")
+    assert card.gate_summary({"metrics": {}}) is None
+    assert "lesions" not in card.gate_summary({"gate": gate})  # no stress table: only what it refuses
