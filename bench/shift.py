@@ -115,6 +115,14 @@ RECIPES = {  # full settings each (on top of TrainConfig's defaults), so every r
         "field_of_view": True,
         "image_size": 160,
     },
+    "the default at full length with the field-of-view crop, run again with seed 7 (its noise; 32 epochs)": {
+        **NO_CC,
+        "device_augment": "mild",
+        "look_swap": 0.5,
+        "epochs": TrainConfig.epochs,
+        "field_of_view": True,
+        "seed": 7,  # deals other folds and draws other weights: how far one rerun of the whole estimate moves
+    },
     "look swap 0.25 at full length (32 epochs)": {
         **NO_CC,
         "device_augment": "mild",
