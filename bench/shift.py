@@ -48,6 +48,14 @@ HERE = Path(__file__).resolve().parent
 RESULTS_JSON = HERE / "shift_results.json"
 
 NO_CC = {"colour_constancy": False, "normalise_exposure": False}
+# the default recipe as make train-default trains it today, the field-of-view crop in training too
+FULL_WITH_CROP = {
+    **NO_CC,
+    "device_augment": "mild",
+    "look_swap": 0.5,
+    "epochs": TrainConfig.epochs,
+    "field_of_view": True,
+}
 RECIPES = {  # full settings each (on top of TrainConfig's defaults), so every row can be rerun as it was
     "class weights (the previous recipe)": {"weighting": "class", **NO_CC, "device_augment": "none"},
     "+ class x domain weights": {"weighting": "class-domain", **NO_CC, "device_augment": "none"},
@@ -100,29 +108,12 @@ RECIPES = {  # full settings each (on top of TrainConfig's defaults), so every r
         "look_swap": 0.5,
         "epochs": TrainConfig.epochs,
     },
-    "the default at full length with the field-of-view crop (32 epochs)": {
-        **NO_CC,
-        "device_augment": "mild",
-        "look_swap": 0.5,
-        "epochs": TrainConfig.epochs,
-        "field_of_view": True,
-    },
-    "the default at full length with the field-of-view crop, 160 px input instead of 128 (32 epochs)": {
-        **NO_CC,
-        "device_augment": "mild",
-        "look_swap": 0.5,
-        "epochs": TrainConfig.epochs,
-        "field_of_view": True,
-        "image_size": 160,
-    },
-    "the default at full length with the field-of-view crop, run again with seed 7 (its noise; 32 epochs)": {
-        **NO_CC,
-        "device_augment": "mild",
-        "look_swap": 0.5,
-        "epochs": TrainConfig.epochs,
-        "field_of_view": True,
-        "seed": 7,  # deals other folds and draws other weights: how far one rerun of the whole estimate moves
-    },
+    "the default at full length with the field-of-view crop (32 epochs)": FULL_WITH_CROP,
+    "the default at full length with the field-of-view crop, 160 px input instead of 128 (32 epochs)": FULL_WITH_CROP
+    | {"image_size": 160},
+    # deals other folds and draws other weights: how far one rerun of the whole estimate moves
+    "the default at full length with the field-of-view crop, run again with seed 7 "
+    "(its noise; 32 epochs)": FULL_WITH_CROP | {"seed": 7},
     "look swap 0.25 at full length (32 epochs)": {
         **NO_CC,
         "device_augment": "mild",
@@ -369,9 +360,14 @@ def oldest_under(condition: str, predictor, config: TrainConfig, test: list[data
         shift.apply(condition, image) if domain(r) == OLDEST and r.label in OLDEST_ONLY else image
         for r, image in zip(test, images, strict=True)
     ]
-    probs = probabilities(predictor.keras_model, shown, config, predictor.temperature)
-    alerts = probs[:, evaluate.MEL] >= predictor.info.alert_rule.thresholds(gate.stats_table(shown))
+    probs, alerts = served(predictor.keras_model, shown, config, predictor.temperature, predictor.info.alert_rule)
     return list(zip(test, probs, alerts, strict=True))
+
+
+def served(model, images: list, config: TrainConfig, temperature: float, rule: AlertRule):
+    """Each image's probabilities and alert as the app serves them: its own threshold from its imaging conditions."""
+    probs = probabilities(model, images, config, temperature)
+    return probs, probs[:, evaluate.MEL] >= rule.thresholds(gate.stats_table(images))
 
 
 def score_both_looks(model, fitted: Splits, config: TrainConfig, temperature: float, rule: AlertRule):
@@ -386,8 +382,7 @@ def score_both_looks(model, fitted: Splits, config: TrainConfig, temperature: fl
     versions = [images] + ([[restyle(i, look) for i in images]] if look is not None else [])
     scored = []
     for version in versions:  # no old-block nevi to lend a look (that block held out): as taken alone
-        probs = probabilities(model, version, config, temperature)
-        alerts = probs[:, evaluate.MEL] >= rule.thresholds(gate.stats_table(version))  # each look judged as taken
+        probs, alerts = served(model, version, config, temperature, rule)  # each look judged as taken
         scored.append(list(zip(probs, alerts, strict=True)))
     taken = [(record, p, a) for record, (p, a) in zip(test, scored[0], strict=True)]
     return taken, (scored[1] if look is not None else None)
