@@ -15,16 +15,19 @@ import sys
 from pathlib import Path
 
 from skin_model import CLASSES
-from skin_model.config import DEVICE_AUGMENT, VIEWS, BalanceConfig, TrainConfig, data_dir
+from skin_model.config import DEVICE_AUGMENT, VIEWS, BalanceConfig, TrainConfig, data_dirs, roots_of
 from skin_model.distribute import STRATEGIES, worker_of
 from skin_model.errors import SkinModelError
 
+DATA_HELP = "dataset root (ISIC layout); repeat for several, learnt from as one (default: SKIN_DATA_DIR)"
 
-def _data(value: str | None) -> Path:
-    path = Path(value) if value else data_dir()
-    if path is None:
-        raise SkinModelError("no dataset given: pass --data DIR or set SKIN_DATA_DIR")
-    return path
+
+def _data(values: list[str] | None) -> list[Path]:
+    """The dataset roots of ``--data`` (given once or more), else ``SKIN_DATA_DIR``'s."""
+    roots = [root for value in values or [] for root in roots_of(value)] or data_dirs()
+    if not roots:
+        raise SkinModelError("no dataset given: pass --data DIR (several: --data A --data B) or set SKIN_DATA_DIR")
+    return roots
 
 
 def _table(rows: list[list], headers: list[str]) -> str:
@@ -43,8 +46,13 @@ def _emit(args, data, text: str) -> None:
 def cmd_audit(args) -> int:
     from skin_model.audit import audit
 
-    summary = audit(_data(args.data), args.metadata).summary()
-    lines = [f"dataset {summary['root']}: {summary['images']} images, {summary['usable']} usable for training"]
+    summary = audit(_data(args.data), args.metadata, args.hold_out or ()).summary()
+    lines = [
+        f"dataset {root}: {found['images']} images, {found['usable']} usable; metadata: {found['metadata'] or 'none'}"
+        for root, found in summary["roots"].items()
+    ]
+    if len(summary["roots"]) > 1:
+        lines.append(f"together: {summary['images']} images, {summary['usable']} usable for training")
     counts = summary["counts"]
     rows = [[name] + [counts.get(src, {}).get(name, 0) for src in counts] for name in CLASSES]
     lines += ["", _table(rows, ["class", *counts]), "", f"sizes: {summary['sizes']}"]
@@ -56,6 +64,9 @@ def cmd_audit(args) -> int:
         ("conflicts", "same image under different classes (dropped from training)"),
         ("leaks", "images in both Train and Test (kept in Test only)"),
         ("official_label_disagreements", "folder labels the official ISIC label contradicts (official label used)"),
+        ("same_id", "one ISIC id with different pixels (kept once)"),
+        ("near_copies", "near-copies: the same picture at another size, compression or colour (kept once)"),
+        ("held_out", "pictures a held-out folder repeats (never trained on)"),
     ):
         lines.append(f"{label}: {len(summary[key])}")
         for item in summary[key][: args.show]:
@@ -123,6 +134,7 @@ def cmd_train(args) -> int:
             strategy=args.strategy,
             listener=None if args.json else TrainingConsole(),  # --json: stdout is the result alone
             metadata=args.metadata,
+            hold_out=args.hold_out or (),
         )
     if version is None:
         _emit(args, {"version": None, "chief": False}, "this worker finished; the chief registers the version")
@@ -156,6 +168,7 @@ def _headline(metrics: dict) -> dict:
 
 
 def cmd_evaluate(args) -> int:
+    from skin_model import evaluate
     from skin_model.predict import Predictor
     from skin_model.robustness import evaluate_folder
 
@@ -182,6 +195,13 @@ def cmd_evaluate(args) -> int:
         f"{result['melanoma_sensitivity']} / specificity {result['melanoma_specificity']} "
         f"at threshold {_thresholds(predictor.metadata)}"
     )
+    if (challenge := result.get("challenge_2017")) is not None:
+        top = evaluate.CHALLENGE_2017_TOP
+        head += (
+            f"\nISIC 2017 task 3: melanoma ROC AUC {challenge['melanoma_roc_auc']}, seborrheic keratosis ROC AUC "
+            f"{challenge['seborrheic_keratosis_roc_auc']}, mean {challenge['mean']} (the challenge's top entry on its "
+            f"test set: {top['melanoma_roc_auc']} / {top['seborrheic_keratosis_roc_auc']} / {top['mean']})"
+        )
     _emit(args, result, head + "\n\n" + _table(rows, ["class", "precision", "recall", "f1", "support"]) + tables)
     return 0
 
@@ -217,8 +237,8 @@ def _add_case(args) -> int:
     if not args.target or not args.diagnosis or not args.confirmed_by:
         raise SkinModelError("cases add needs FILE --diagnosis CLASS --confirmed-by histopathology|follow-up|consensus")
     pixels = images.decode(Path(args.target))
-    root = Path(args.data) if args.data else data_dir()
-    known = cases.dataset_hashes(audit(root)) if root is not None else None
+    roots = [root for value in args.data or [] for root in roots_of(value)] or data_dirs()
+    known = cases.dataset_hashes(audit(roots)) if roots else None
     try:
         predictor = Predictor.load()
         result = predictor.predict(pixels, name="case")
@@ -361,13 +381,14 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="machine-readable output")
 
     a = sub.add_parser("audit", parents=[common], help="find unreadable files, duplicates, label conflicts, leaks")
-    a.add_argument("--data")
+    a.add_argument("--data", action="append", help=DATA_HELP)
     a.add_argument("--show", type=int, default=5, help="examples to list per finding")
     a.add_argument("--metadata", help="ISIC metadata CSV (default: <data>/metadata.csv when present)")
+    a.add_argument("--hold-out", action="append", help="a folder scored on, never trained on: report what repeats it")
     a.set_defaults(run=cmd_audit)
 
     b = sub.add_parser("balance", parents=[common], help="class counts before and after Augmentor balancing")
-    b.add_argument("--data")
+    b.add_argument("--data", action="append", help=DATA_HELP)
     b.add_argument("--strategy", choices=["add", "target", "none"], default="target")
     b.add_argument("--n", type=int, default=BalanceConfig.n)
     b.add_argument("--metadata", help="ISIC metadata CSV (default: <data>/metadata.csv when present)")
@@ -375,7 +396,7 @@ def parser() -> argparse.ArgumentParser:
 
     defaults = TrainConfig()
     t = sub.add_parser("train", parents=[common], help="train a model and register it")
-    t.add_argument("--data")
+    t.add_argument("--data", action="append", help=DATA_HELP)
     t.add_argument("--epochs", type=int, default=defaults.epochs)
     t.add_argument("--image-size", type=int, default=defaults.image_size)
     t.add_argument("--batch-size", type=int, default=defaults.batch_size)
@@ -392,6 +413,9 @@ def parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--width", type=int, default=defaults.width, help="network width (filters of the first layer)")
     t.add_argument("--metadata", help="ISIC metadata CSV (default: <data>/metadata.csv when present)")
+    t.add_argument(
+        "--hold-out", action="append", help="a folder to be scored on: its pictures and copies are never trained on"
+    )
     t.add_argument(
         "--group-by",
         choices=["lesion", "source", "id-block"],
@@ -451,7 +475,7 @@ def parser() -> argparse.ArgumentParser:
     t.set_defaults(run=cmd_train)
 
     e = sub.add_parser("evaluate", parents=[common], help="metrics of a model on a folder of class sub-folders")
-    e.add_argument("--data")
+    e.add_argument("--data", action="append", help=DATA_HELP)
     e.add_argument("--model", type=int, help="version (default: live)")
     e.add_argument("--metadata", help="ISIC metadata CSV (default: <data>/metadata.csv when present)")
     e.set_defaults(run=cmd_evaluate)
@@ -495,7 +519,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--diagnosis", choices=CLASSES, metavar="CLASS", help="the confirmed diagnosis (one of the 9)")
     c.add_argument("--confirmed-by", choices=["histopathology", "follow-up", "consensus"])
     c.add_argument("--note", help="optional; never a patient name or identifier")
-    c.add_argument("--data", help="dataset to check for the same image (default: SKIN_DATA_DIR)")
+    c.add_argument("--data", action="append", help="dataset(s) to check for the same image (default: SKIN_DATA_DIR)")
     c.set_defaults(run=cmd_cases)
 
     m = sub.add_parser("models", parents=[common], help="list versions or make one live")

@@ -1,8 +1,9 @@
 """Settings as frozen dataclasses, and the two environment variables.
 
 ``SKIN_HOME`` holds everything the package writes (registry, cache, jobs);
-``SKIN_DATA_DIR`` is where the ISIC folders are read from. Nothing is
-resolved against the current directory by accident.
+``SKIN_DATA_DIR`` is where the ISIC folders are read from: one dataset root,
+or several joined with ``os.pathsep`` (``isic9:isic2017``), learnt from as
+one. Nothing is resolved against the current directory by accident.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "default"
 MELANOMA = "melanoma"
 # camera-like augmentation (network.CAMERAS)
 DEVICE_AUGMENT = ("none", "mild", "mild-temperature", "mild-vignette", "strong")
+# the network: the small CNN trained from scratch, or EfficientNet-Lite0 fine-tuned from ImageNet (network.py)
+BACKBONES = ("custom-cnn", "efficientnet-lite0")
 VIEWS = (1, 8)  # test-time views a version may be calibrated on: the upright image, or its 8 flips and quarter turns
 MALIGNANT = ("melanoma", "basal cell carcinoma", "squamous cell carcinoma")
 PRE_MALIGNANT = ("actinic keratosis",)
@@ -29,10 +32,20 @@ def skin_home() -> Path:
     return Path(os.environ.get("SKIN_HOME") or REPO_ROOT / "var").expanduser().resolve()
 
 
-def data_dir() -> Path | None:
-    """Dataset root from ``$SKIN_DATA_DIR``, or None when unset."""
-    value = os.environ.get("SKIN_DATA_DIR")
-    return Path(value).expanduser().resolve() if value else None
+def data_dirs() -> list[Path]:
+    """Dataset roots from ``$SKIN_DATA_DIR`` (several joined with ``os.pathsep``); empty when unset."""
+    return roots_of(os.environ.get("SKIN_DATA_DIR", ""))
+
+
+def roots_of(text: str) -> list[Path]:
+    """Dataset roots written as one text: separated by ``os.pathsep`` or new lines, blanks ignored, each once."""
+    parts = [part.strip() for line in text.splitlines() for part in line.split(os.pathsep)]
+    found: list[Path] = []
+    for part in filter(None, parts):
+        path = Path(part).expanduser().resolve()
+        if path not in found:
+            found.append(path)
+    return found
 
 
 def allowed_data_root() -> Path | None:
@@ -86,7 +99,9 @@ class TrainConfig:
     test_fraction: float = 0.15
     alert_sensitivity: float = 0.85  # reached by the 95 % lower bound on validation
     max_per_class: int | None = None
-    width: int = 12
+    width: int = 12  # the custom CNN's width (unused by efficientnet-lite0)
+    backbone: str = "custom-cnn"  # one of BACKBONES; the default model's recipe is DEFAULT_RECIPE
+    backbone_lr_scale: float = 0.1  # a pretrained backbone learns at this share of the head's rate
     group_by: str = "lesion"  # what never spans two splits: lesion, source or id-block
     label_policy: str = "official"  # official: the ISIC label wins where metadata gives one; folder: folder names
     weighting: str = "class-domain"  # loss weights: class, or class x acquisition domain (see splits.weights)
@@ -115,6 +130,8 @@ class TrainConfig:
             raise SkinModelError(f"views must be 1 or 8; received {self.views}")
         if not 0 <= self.consistency <= 100:
             raise SkinModelError(f"consistency must be between 0 and 100; received {self.consistency}")
+        if not 0 < self.backbone_lr_scale <= 1:
+            raise SkinModelError(f"backbone rate scale must be in (0, 1]; received {self.backbone_lr_scale}")
         if not 0 <= self.look_swap <= 1:
             raise SkinModelError(f"look swap must be a share between 0 and 1; received {self.look_swap}")
         if self.consistency and (self.device_augment == "none" or self.batch_size % 2):
@@ -124,6 +141,7 @@ class TrainConfig:
             "label_policy": ("official", "folder"),
             "weighting": ("class", "class-domain"),
             "device_augment": DEVICE_AUGMENT,
+            "backbone": BACKBONES,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -141,6 +159,15 @@ class TrainConfig:
         data.setdefault("views", 1)  # and were calibrated on the upright view alone
         data.setdefault("consistency", 0.0)  # nor trained on twins
         data.setdefault("look_swap", 0.0)  # nor with swapped colour looks
+        data.setdefault("backbone", "custom-cnn")  # and were all the custom CNN
         data["device_augment"] = augment_strength(data.get("device_augment", "none"))
         balance = BalanceConfig(**data.pop("balance", {}))
         return cls(balance=balance, **data)
+
+
+# The committed default's recipe (make train-default), chosen on images from other sources (bench/RESULTS.md):
+# EfficientNet-Lite0 from ImageNet, fine-tuned at 128 px; served on the upright view alone (8 views cost 5x
+# the time for a pretrained network's answer). The custom CNN stays selectable: TrainConfig(backbone="custom-cnn").
+DEFAULT_RECIPE = TrainConfig(
+    backbone="efficientnet-lite0", epochs=8, learning_rate=1e-3, backbone_lr_scale=0.2, views=1, cases=False
+)

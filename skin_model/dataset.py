@@ -30,7 +30,8 @@ class Record:
 
     ``source`` is the folder it came from ("Train", "Test" or "" for a bare
     layout); ``lesion`` and ``origin`` (acquisition source, e.g.
-    ``ham10000/rosendahl``) come from the metadata once the audit resolves it.
+    ``ham10000/rosendahl``) come from the metadata once the audit resolves it;
+    ``root`` is the dataset root it was listed from (one of several).
     """
 
     path: Path
@@ -38,6 +39,14 @@ class Record:
     source: str = ""
     lesion: str = ""
     origin: str = ""
+    root: Path | None = None
+
+    @property
+    def shown(self) -> str:
+        """The file as a person reads it: its dataset root's name, then its place in that root."""
+        if self.root is None:
+            return self.path.name
+        return f"{self.root.name}/{self.path.relative_to(self.root).as_posix()}"
 
 
 @dataclass(frozen=True)
@@ -86,6 +95,25 @@ def user_folder(text: str) -> Path:
     return resolved
 
 
+def find_layouts(roots: Path | str | Sequence[Path | str]) -> list[Layout]:
+    """Each dataset root checked (one, or several learnt from as one); the same folder twice is one root."""
+    listed = [roots] if isinstance(roots, (str, Path)) else list(roots)
+    if not listed:
+        raise DatasetError("no dataset given: pass --data DIR (several: --data A --data B) or set SKIN_DATA_DIR")
+    layouts: list[Layout] = []
+    for root in listed:
+        layout = find_layout(root)
+        if any(layout.root == other.root for other in layouts):
+            continue
+        nested = next(
+            (o.root for o in layouts if layout.root.is_relative_to(o.root) or o.root.is_relative_to(layout.root)), None
+        )
+        if nested is not None:
+            raise DatasetError(f"{layout.root}: lies inside or around another dataset root ({nested}); give each once")
+        layouts.append(layout)
+    return layouts
+
+
 def find_layout(root: Path | str) -> Layout:
     """Check a dataset folder and say what was expected when it is wrong."""
     try:
@@ -132,7 +160,7 @@ def _list_files(layout: Layout) -> tuple[list[Record], list[Path]]:
                 if not path.is_file() or path.name.startswith("."):
                     continue
                 if path.suffix.lower() in EXTENSIONS:
-                    records.append(Record(path=path, label=label, source=source))
+                    records.append(Record(path=path, label=label, source=source, root=layout.root))
                 else:
                     skipped.append(path)
     if not records:

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from skin_model import card, train
-from skin_model.config import TrainConfig
+from skin_model.config import DEFAULT_RECIPE, TrainConfig, roots_of
 from skin_model.errors import SkinModelError
 from skin_model.registry import METADATA_FILE, MODEL_FILE, Registry, sha256, write_json
 from skin_model.similar import INDEX_FILE
@@ -23,7 +23,8 @@ from skin_model.similar import INDEX_FILE
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True)
+    parser.add_argument("--data", action="append", required=True, help="a dataset root; repeat for several")
+    parser.add_argument("--hold-out", action="append", default=[], help="scored on, never trained on (and copies)")
     parser.add_argument("--out", type=Path, default=Path("models/default"))
     parser.add_argument("--progress", type=Path)
     parser.add_argument(
@@ -32,22 +33,27 @@ def main(argv: list[str] | None = None) -> int:
         help="keep the committed weights; recompute calibration, gate, metrics and card with the current code",
     )
     args = parser.parse_args(argv)
+    roots = [root for value in args.data for root in roots_of(value)]
     if args.recalibrate:
-        return recalibrate(args.data, args.out)
+        return recalibrate(roots, args.out, args.hold_out)
     try:
         with tempfile.TemporaryDirectory() as scratch:
             version = train.run(
-                args.data,
-                TrainConfig(cases=False),  # the shared data alone, never this machine's confirmed cases
+                roots,
+                DEFAULT_RECIPE,  # the shared data alone, never this machine's confirmed cases
                 progress=args.progress,
                 registry=Registry(Path(scratch), seed_dir=None),
+                hold_out=args.hold_out,
             )
             args.out.mkdir(parents=True, exist_ok=True)
             shutil.copy2(version.model_path, args.out / MODEL_FILE)
             for name in version.metadata.get("files", {}):
                 shutil.copy2(version.path / name, args.out / name)
             metadata = dict(version.metadata)
-            metadata["data"] = dict(metadata["data"], root="ISIC 9-class training set (shared/data/isic9)")
+            shown = [f"shared/data/{Path(r).name}" for r in metadata["data"]["roots"]]  # no path of this machine
+            held = metadata["data"]["audit"]["held_out"]
+            held["folders"] = [f"shared/data/{Path(f).parent.name}/{Path(f).name}" for f in held["folders"]]
+            metadata["data"] = dict(metadata["data"], roots=shown)
             write_json(args.out / METADATA_FILE, metadata)
             (args.out / "MODEL_CARD.md").write_text(card.render(metadata))
     except SkinModelError as error:
@@ -57,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def recalibrate(data: str, out: Path) -> int:
+def recalibrate(data: list[Path], out: Path, hold_out: list[str] = ()) -> int:
     """Re-derive everything after training from the committed weights (same split, same seed).
 
     Calibration choices are today's: the test-time views and the weight-free input layers (the
@@ -72,7 +78,7 @@ def recalibrate(data: str, out: Path) -> int:
     today = {"views": TrainConfig.views, "field_of_view": TrainConfig.field_of_view}
     config = replace(TrainConfig.from_dict(metadata["config"]), **today)
     metadata["config"] = config.to_dict()
-    splits = prepare(data, config)
+    splits = prepare(data, config, hold_out=hold_out)
     if splits.fingerprints["all"] != metadata["data"]["fingerprints"]["all"]:
         print("error: the data differ from the data the committed model was trained on", file=sys.stderr)
         return 2
@@ -84,7 +90,7 @@ def recalibrate(data: str, out: Path) -> int:
     metadata["gate"] = train.fit_gate(model, splits, config)
     metadata |= train.calibrate(model, splits, config, metadata["gate"]["unusual_ranges"])
     metadata |= train.score_test(model, splits, config, metadata, metadata["gate"])
-    (out / INDEX_FILE).write_bytes(train.similar_index(model, splits, config, data))
+    (out / INDEX_FILE).write_bytes(train.similar_index(model, splits, config))
     metadata["files"] = {INDEX_FILE: sha256(out / INDEX_FILE)}
     write_json(out / METADATA_FILE, metadata)
     (out / "MODEL_CARD.md").write_text(card.render(metadata))
@@ -99,7 +105,7 @@ def in_todays_layers(model, config: TrainConfig):
     """The same weights in the network ``config`` builds: its weight-free layers may differ, its weights may not."""
     from skin_model.network import for_config
 
-    rebuilt = for_config(config)
+    rebuilt = for_config(config, imagenet=False)
     rebuilt.set_weights(model.get_weights())
     return rebuilt
 

@@ -241,6 +241,22 @@ def _known(value: float) -> float | None:
     return None if value != value else round(value, 4)
 
 
+# ISIC 2017 challenge, part 3, on its 600 test images: the top entry by the mean of the two ROC AUCs (Matsunaga et
+# al. 2017, an ensemble of pretrained networks with extra data). Ours are on its validation split, not its test set.
+CHALLENGE_2017_TOP = {"melanoma_roc_auc": 0.868, "seborrheic_keratosis_roc_auc": 0.953, "mean": 0.911}
+
+
+def challenge_2017(per_class: dict) -> dict | None:
+    """The ISIC 2017 task-3 yardstick: melanoma vs rest and seborrheic keratosis vs rest ROC AUC, and their mean.
+
+    None unless both classes and some other image are present (the AUCs are undefined otherwise).
+    """
+    mel, sk = per_class[MELANOMA]["roc_auc"], per_class["seborrheic keratosis"]["roc_auc"]
+    if mel is None or sk is None:
+        return None
+    return {"melanoma_roc_auc": mel, "seborrheic_keratosis_roc_auc": sk, "mean": round((mel + sk) / 2, 4)}
+
+
 def report(logits: np.ndarray, y: np.ndarray, temperature: float, threshold: float | np.ndarray) -> dict:
     """Everything the model card, the CLI and the pages show for one split (``threshold``: one, or each image's)."""
     probs = softmax(logits, temperature)
@@ -275,6 +291,7 @@ def report(logits: np.ndarray, y: np.ndarray, temperature: float, threshold: flo
         "melanoma_sensitivity": _known(sens),
         "melanoma_specificity": _known(spec),
         "melanoma_roc_auc": per_class[MELANOMA]["roc_auc"],
+        "challenge_2017": challenge_2017(per_class),
         "ece_before_temperature": round(expected_calibration_error(softmax(logits), y), 4),
         "ece": round(expected_calibration_error(probs, y), 4),
         "per_class": per_class,

@@ -1,9 +1,13 @@
-"""The CNN, built from scratch: raw RGB pixels in, class logits out.
+"""The networks: raw RGB pixels in, class logits out.
 
-Resizing, colour constancy and scaling are layers, so the saved model takes
-any-size uint8 RGB and the app, the CLI and the SavedModel all get them:
-serving cannot drift from training. The output is logits; the predictor
-applies the temperature fitted on validation before softmax.
+Two backbones (``BACKBONES``): the small custom CNN trained from scratch,
+and EfficientNet-Lite0 started from ImageNet weights (``backbone``).
+Resizing, the field-of-view crop, colour constancy and scaling are layers,
+so the saved model takes any-size uint8 RGB and the app, the CLI and the
+SavedModel all get them: serving cannot drift from training. The output is
+logits; the predictor applies the temperature fitted on validation before
+softmax. Both name their last feature map ``last_conv`` (Grad-CAM) and
+their pooled features ``features`` (the gate and similar cases).
 """
 
 from __future__ import annotations
@@ -168,10 +172,43 @@ def build(
     return keras.Model(inputs, outputs, name="skin_cnn")
 
 
-def for_config(config) -> keras.Model:
-    """The network a ``TrainConfig`` describes (untrained): training builds it, and recalibration to move weights."""
+def build_lite0(image_size: int, num_classes: int, dropout: float = 0.2, field_of_view: bool = False, imagenet=True):
+    """EfficientNet-Lite0 from ImageNet weights, a fresh head on its pooled features.
+
+    Its batch norms stay in inference mode with ImageNet's statistics
+    (``trainable = False``): with 32 images a batch, re-estimating them
+    would add noise to every pretrained layer; the convolutions still learn.
+    ``imagenet=False`` leaves the backbone random (for a quick test network; weights loaded later).
+    """
+    from keras import layers
+
+    from skin_model import backbone
+
+    inputs = keras.Input(shape=(None, None, 3), name="pixels")
+    x = layers.Resizing(image_size, image_size, antialias=True, name="resize")(inputs)
+    if field_of_view:
+        x = FieldOfView(name="field_of_view")(x)
+    x = backbone.imagenet_scaling(x, name="scale")
+    x = backbone.lite0_features(x, name=backbone.NAME, head_name="last_conv")
+    x = layers.GlobalAveragePooling2D(name="features")(x)
+    x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(num_classes, name="logits")(x)
+    model = keras.Model(inputs, outputs, name="skin_lite0")
+    if imagenet:
+        backbone.load_imagenet(model, backbone.read_state_dict(backbone.weights_file()), name=backbone.NAME)
+    for layer in model.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            layer.trainable = False
+    return model
+
+
+def for_config(config, imagenet: bool = True) -> keras.Model:
+    """The network a ``TrainConfig`` describes (untrained, or ImageNet-started): training builds it, and
+    recalibration to move weights (``imagenet=False``: they are about to be replaced)."""
     from skin_model import CLASSES
 
+    if config.backbone == "efficientnet-lite0":
+        return build_lite0(config.image_size, len(CLASSES), field_of_view=config.field_of_view, imagenet=imagenet)
     return build(
         config.image_size,
         len(CLASSES),
@@ -180,6 +217,13 @@ def for_config(config) -> keras.Model:
         normalise_exposure=config.normalise_exposure,
         field_of_view=config.field_of_view,
     )
+
+
+def is_backbone(variable) -> bool:
+    """A weight of the pretrained backbone (trained at a lower rate than the new head)."""
+    from skin_model import backbone
+
+    return variable.path.startswith(f"{backbone.NAME}_")
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,7 @@ def report(
     return {"per_source": sources, "stress": stress}, logits, applied
 
 
-def evaluate_folder(predictor, root: Path | str, metadata: Path | str | None = None) -> dict:
+def evaluate_folder(predictor, roots: Path | str | list[Path], metadata: Path | str | None = None) -> dict:
     """A registered model's metrics on a labelled folder, never on images it was trained on.
 
     A ``Test`` source is used alone when there is one. When the folder is the
@@ -115,7 +115,7 @@ def evaluate_folder(predictor, root: Path | str, metadata: Path | str | None = N
     from skin_model.dataset import fingerprint
     from skin_model.splits import training_split
 
-    found = audit(root, metadata)
+    found = audit(roots, metadata)
     info = predictor.metadata
     config = TrainConfig.from_dict(info["config"])
     records = usable(found, config.label_policy)
@@ -125,7 +125,7 @@ def evaluate_folder(predictor, root: Path | str, metadata: Path | str | None = N
     elif fingerprint(records, found.hashes) == info["data"]["fingerprints"]["all"]:
         records, scope = training_split(found, config)[1]["test"], "the model's held-out test split"
     if not records:
-        raise DatasetError(f"{root}: no usable labelled images to evaluate")
+        raise DatasetError(f"{', '.join(str(r) for r in found.roots)}: no usable labelled images to evaluate")
     y = labels_of(records)
     shift_tables, logits, applied = report(
         predictor.keras_model,

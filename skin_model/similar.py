@@ -113,9 +113,7 @@ def unit(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
-def build(
-    embed: Callable[[list[np.ndarray]], np.ndarray], records: Sequence, root: Path, pixels: Iterable[np.ndarray]
-) -> Index:
+def build(embed: Callable[[list[np.ndarray]], np.ndarray], records: Sequence, pixels: Iterable[np.ndarray]) -> Index:
     """Index ``records`` (dataset Records, their labels already resolved) with the features of ``pixels``.
 
     ``embed`` maps a list of images to their pooled features; ``pixels`` yields each record's image, in order.
@@ -133,26 +131,27 @@ def build(
         vectors=unit(found),
         diagnoses=tuple(r.label for r in records),
         sources=tuple(r.origin or "unknown" for r in records),
-        paths=tuple(_stored_path(Path(r.path), root) for r in records),
+        paths=tuple(_stored_path(r) for r in records),
     )
 
 
-def _stored_path(path: Path, root: Path) -> str:
-    """Under the data root as it is; a confirmed case (a job's copy) as ``cases/<file>`` under SKIN_HOME."""
+def _stored_path(record) -> str:
+    """Under its dataset root as it is; a confirmed case (a job's copy) as ``cases/<file>`` under SKIN_HOME."""
     try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return f"{CASES_PREFIX}{path.name}"
+        return Path(record.path).resolve().relative_to(Path(record.root).resolve()).as_posix()
+    except (TypeError, ValueError):
+        return f"{CASES_PREFIX}{Path(record.path).name}"
 
 
-def local_file(neighbour: Neighbour, root: Path | None) -> Path | None:
-    """The neighbour's image inside the dataset folder ``root`` (a case: the cases folder), when it is there."""
+def local_file(neighbour: Neighbour, roots: Sequence[Path]) -> Path | None:
+    """The neighbour's image inside one of the dataset folders ``roots`` (a case: the cases folder), when there."""
     if neighbour.path.startswith(CASES_PREFIX):
-        root = skin_home()
-    if root is None:
-        return None
-    path = (root / neighbour.path).resolve()
-    return path if path.is_relative_to(root.resolve()) and path.is_file() else None
+        roots = [skin_home()]
+    for root in roots:
+        path = (root / neighbour.path).resolve()
+        if path.is_relative_to(root.resolve()) and path.is_file():
+            return path
+    return None
 
 
 def summary(neighbours: Sequence[Neighbour]) -> str | None:

@@ -35,13 +35,18 @@ class Splits:
 
 
 def prepare(
-    root: Path | str, config: TrainConfig, metadata: Path | str | None = None, extra: list[dataset.Record] = ()
+    roots: Path | str | list[Path | str],
+    config: TrainConfig,
+    metadata: Path | str | None = None,
+    extra: list[dataset.Record] = (),
+    hold_out: list[Path | str] = (),
 ) -> Splits:
-    """Audit, resolve labels, and split the data; pixels stay on disk until a batch needs them.
+    """Audit, resolve labels, and split the data of every root as one; pixels stay on disk until a batch needs them.
 
-    ``extra``: records from outside the dataset folder (the clinic's confirmed cases), split the same way.
+    ``extra``: records from outside the dataset folders (the clinic's confirmed cases), split the same way.
+    ``hold_out``: folders scored on, never trained on: their pictures and copies leave the training data.
     """
-    report = audit.audit(root, metadata)
+    report = audit.audit(roots, metadata, hold_out)
     records, parts = training_split(report, config, extra)
     for name in ("train", "val"):
         if len({r.label for r in parts[name]}) < 2:
@@ -51,8 +56,9 @@ def prepare(
     prints = {name: dataset.fingerprint(recs, hashes) for name, recs in parts.items()}
     prints["all"] = dataset.fingerprint(records, hashes)
     summary = report.summary()
-    brief = {k: summary[k] for k in ("images", "usable", "counts", "metadata")}
-    brief |= {k: len(summary[k]) for k in ("unreadable", "duplicates", "conflicts", "leaks")}
+    brief = {k: summary[k] for k in ("images", "usable", "counts", "metadata", "roots")}
+    brief |= {k: len(summary[k]) for k in ("unreadable", "duplicates", "conflicts", "leaks", "same_id", "near_copies")}
+    brief["held_out"] = {"folders": [str(Path(p).resolve()) for p in hold_out], "dropped": len(summary["held_out"])}
     brief["official_label_disagreements"] = len(summary["official_label_disagreements"])
     return Splits(records=parts, y=y, fingerprints=prints, audit=brief)
 

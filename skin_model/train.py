@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -116,8 +117,36 @@ def _cross_entropy(logits: np.ndarray, y: np.ndarray) -> float:
     return float(-np.log(np.clip(p, 1e-12, 1)).mean())
 
 
-def train_step(model, optimizer, strategy, global_batch: int, consistency: float = 0.0):
+def optimisers(model, config: TrainConfig, steps: int, learning_rate: float) -> list[tuple]:
+    """``(optimizer, variables)`` groups: one for a network trained from scratch; for a pretrained backbone, its
+    weights at ``config.backbone_lr_scale`` of the new head's rate, so the head settles before they move far.
+
+    Each rate warms up over the first epoch, then follows a cosine to 0.
+    """
+    import keras
+
+    from skin_model.network import is_backbone
+
+    def optimiser(peak: float, variables: list):
+        schedule = keras.optimizers.schedules.CosineDecay(
+            0.0, decay_steps=max(steps * config.epochs - steps, 1), warmup_target=peak, warmup_steps=steps
+        )
+        built = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=1e-4)
+        built.build(variables)
+        return built, variables
+
+    pretrained = [v for v in model.trainable_variables if is_backbone(v)] if config.backbone != "custom-cnn" else []
+    head = [v for v in model.trainable_variables if not any(v is p for p in pretrained)]
+    groups = [optimiser(learning_rate, head)]
+    if pretrained:
+        groups.append(optimiser(learning_rate * config.backbone_lr_scale, pretrained))
+    return groups
+
+
+def train_step(model, groups: list[tuple], strategy, global_batch: int, consistency: float = 0.0):
     """One synchronous step on every replica: ``(sum of mean loss, correct count)`` over the global batch.
+
+    ``groups``: ``(optimizer, variables)`` pairs (see ``optimisers``), each applied to its own variables.
 
     A plain loop around ``strategy.run`` rather than ``model.fit``: Keras 3's
     fit fails under MultiWorkerMirroredStrategy (keras-team/keras#20585), and
@@ -140,8 +169,12 @@ def train_step(model, optimizer, strategy, global_batch: int, consistency: float
                 pairs = global_batch // 2
                 twin_w = tf.split(w, 2)[0]
                 loss += consistency * tf.nn.compute_average_loss(disagreement(logits) * twin_w, global_batch_size=pairs)
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        variables = [v for _, group in groups for v in group]
+        grads = tape.gradient(loss, variables)
+        start = 0
+        for optimizer, group in groups:
+            optimizer.apply_gradients(zip(grads[start : start + len(group)], group, strict=True))
+            start += len(group)
         hits = tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), tf.cast(y, tf.int32)), tf.float32)
         return loss, tf.reduce_sum(hits)
 
@@ -201,11 +234,7 @@ def fit(
 
     with cluster.strategy.scope():
         model = for_config(config)
-        schedule = keras.optimizers.schedules.CosineDecay(
-            0.0, decay_steps=max(steps * config.epochs - steps, 1), warmup_target=learning_rate, warmup_steps=steps
-        )
-        optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=1e-4)
-        optimizer.build(model.trainable_variables)
+        groups = optimisers(model, config, steps, learning_rate)
     batches = cluster.strategy.distribute_datasets_from_function(
         lambda context: stream.training(
             paths,
@@ -220,7 +249,7 @@ def fit(
             look_swap=config.look_swap,
         )
     )
-    step = train_step(model, optimizer, cluster.strategy, global_batch, config.consistency)
+    step = train_step(model, groups, cluster.strategy, global_batch, config.consistency)
     tracker = Tracker(log, steps, config.epochs)
     iterator = iter(batches)
     for epoch in range(config.epochs):
@@ -368,18 +397,18 @@ def fit_gate(model, splits: Splits, config: TrainConfig) -> dict:
     return gate.fit(lambda images: run(images)[1], list(train), list(val), [n.pixels for n in found])
 
 
-def similar_index(model, splits: Splits, config: TrainConfig, root: Path | str) -> bytes:
+def similar_index(model, splits: Splits, config: TrainConfig) -> bytes:
     """The similar-cases index of a version: every image it was trained and validated on (see ``similar``)."""
     from skin_model import robustness, similar
 
     run = robustness.embedder(model, config.image_size)
     records = splits.records["train"] + splits.records["val"]
-    index = similar.build(lambda images: run(images)[1], records, Path(root), dataset.Pixels(records))
+    index = similar.build(lambda images: run(images)[1], records, dataset.Pixels(records))
     return index.to_bytes()
 
 
 def run(
-    root: Path | str,
+    roots: Path | str | list[Path | str],
     config: TrainConfig,
     progress: Path | None = None,
     activate: bool = False,
@@ -389,8 +418,12 @@ def run(
     listener=None,
     metadata: Path | str | None = None,
     cases_dir: Path | None = None,
+    hold_out: list[Path | str] = (),
 ):
     """The whole stage: prepare, fit, fit the out-of-distribution limit, register.
+
+    ``roots``: one dataset root or several, learnt from as one. ``hold_out``: folders the version will be
+    scored on (ISIC 2017 validation for the default): no picture of theirs, nor a copy, is trained on.
 
     Returns the new version; on a cluster's non-chief workers, None (they
     train in step with the chief, which alone registers). ``listener`` is
@@ -405,12 +438,13 @@ def run(
 
     cluster = distribute.cluster(strategy)
     log = ProgressLog(progress if cluster.is_chief else None, listener)
-    log.write("prepare", data=str(root))
+    roots = [roots] if isinstance(roots, (str, Path)) else list(roots)
+    log.write("prepare", data=os.pathsep.join(str(r) for r in roots))
     with tempfile.TemporaryDirectory(prefix="skin-cases-") as scratch:
         where = cases_dir or Path(scratch)
         taken = (cases.snapshot(where) if cases_dir is None else cases.load_snapshot(where)) if config.cases else []
         try:
-            splits = prepare(root, config, metadata, cases.records(taken, where))
+            splits = prepare(roots, config, metadata, cases.records(taken, where), hold_out)
             if should_stop and should_stop():
                 raise Cancelled("training was cancelled; nothing was registered")
             result = fit(splits, config, progress, should_stop, cluster, listener)
@@ -419,7 +453,8 @@ def run(
             raise
         if not cluster.is_chief:
             return None
-        data = dict(result.metadata["data"], root=str(Path(root).resolve()), cases=cases.summary(taken, splits.records))
+        shown = [str(Path(r).resolve()) for r in roots]
+        data = dict(result.metadata["data"], roots=shown, cases=cases.summary(taken, splits.records))
         log.write("gate")
         fitted_gate = fit_gate(result.model, splits, config)
         log.write("calibrate")
@@ -431,7 +466,7 @@ def run(
             log.write("stress")
             metadata |= score_test(result.model, splits, config, metadata, metadata["gate"])
         log.write("index")
-        files = {INDEX_FILE: similar_index(result.model, splits, config, root)}
+        files = {INDEX_FILE: similar_index(result.model, splits, config)}
     version = (registry or Registry()).register(result.model, metadata, activate=activate, files=files)
     log.write("registered", version=version.number, live=activate)
     return version

@@ -74,6 +74,23 @@ def lesion_like_images(n: int, seed: int, size: int = 120) -> list[np.ndarray]:
     return out
 
 
+def textured_lesions(n: int, seed: int, size: int = 180) -> list[np.ndarray]:
+    """Lesion-like pictures with a texture of their own at several scales (as real skin and pigment have)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    out = []
+    for _ in range(n):
+        cy, cx, radius = rng.uniform(0.4, 0.6), rng.uniform(0.4, 0.6), rng.uniform(0.2, 0.35)
+        inside = np.clip(1.2 - np.hypot(yy - cy, xx - cx) / radius, 0, 1)[..., None]
+        texture = sum(
+            np.kron(rng.normal(0, 20 / k, (-(-size // (4 * k)),) * 2), np.ones((4 * k, 4 * k)))[:size, :size]
+            for k in (1, 2, 3)
+        )[..., None]
+        pixels = np.array([220, 170, 150]) * (1 - inside) + np.array([110, 60, 40]) * inside + texture
+        out.append(np.clip(pixels, 0, 255).astype(np.uint8))
+    return out
+
+
 @pytest.fixture(scope="session")
 def lesion_images() -> Callable[..., list[np.ndarray]]:
     """``lesion_images(n, seed)``: generated dermoscopy-like pictures (see ``lesion_like_images``)."""

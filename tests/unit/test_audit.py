@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from skin_model import images
@@ -118,3 +119,124 @@ def test_audit_never_writes_into_the_dataset_folder(flawed_dataset, snapshot):
     usable(audit(flawed_dataset.root))
 
     assert snapshot(flawed_dataset.root) == before
+
+
+# -- several dataset roots ------------------------------------------------------------------------------------
+def write_jpeg(path, pixels, quality: int = 95) -> None:
+    import io as _io
+
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = _io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=quality)
+    path.write_bytes(buffer.getvalue())
+
+
+@pytest.fixture
+def two_roots(tmp_path):
+    """Root ``a`` (180 px, its own metadata) and root ``b`` (another mirror: 256 px, JPEG quality 75), planted with
+    the same picture three ways: identical pixels, one ISIC id at another size, and a near-copy under another id;
+    and a held-out folder that repeats one picture of ``a``."""
+    from PIL import Image
+
+    from tests.conftest import textured_lesions
+
+    pictures = textured_lesions(12, seed=11)
+    bigger = lambda p: np.asarray(Image.fromarray(p).resize((256, 256), Image.Resampling.BICUBIC))
+    a, b, held = tmp_path / "a", tmp_path / "b", tmp_path / "held"
+    for i in range(4):
+        write_jpeg(a / "Train" / "nevus" / f"ISIC_000000{i}.jpg", pictures[i])
+        write_jpeg(a / "Train" / "melanoma" / f"ISIC_000001{i}.jpg", pictures[4 + i])
+    for i in range(2):
+        write_jpeg(b / "Train" / "nevus" / f"ISIC_000100{i}.jpg", bigger(pictures[8 + i]), 75)
+    write_jpeg(b / "Train" / "melanoma" / "ISIC_0001010.jpg", bigger(pictures[10]), 75)
+    (b / "Train" / "nevus" / "ISIC_0002000.jpg").write_bytes((a / "Train" / "nevus" / "ISIC_0000000.jpg").read_bytes())
+    write_jpeg(b / "Train" / "nevus" / "ISIC_0000001.jpg", bigger(pictures[1]), 75)  # same id, other pixels
+    write_jpeg(b / "Train" / "nevus" / "ISIC_0003000.jpg", bigger(pictures[2]), 75)  # near-copy, another id
+    write_jpeg(b / "Train" / "melanoma" / "ISIC_0009999.jpg", bigger(pictures[11]), 75)
+    (a / "metadata.csv").write_text("image,isic2019_diagnosis,lesion_id\nISIC_0009999,BCC,\nISIC_0000010,,HAM_1\n")
+    (b / "metadata.csv").write_text("image,isic2019_diagnosis,lesion_id\nISIC_0009999,NV,\n")
+    write_jpeg(held / "melanoma" / "ISIC_0005000.jpg", bigger(pictures[5]), 75)  # repeats a/Train/melanoma/...011
+    return a, b, held
+
+
+def test_several_roots_are_audited_as_one_and_each_root_is_counted(two_roots):
+    a, b, _ = two_roots
+
+    found = audit([a, b])
+
+    assert found.roots == [a.resolve(), b.resolve()]
+    summary = found.summary()
+    assert {root: counts["images"] for root, counts in summary["roots"].items()} == {str(a): 8, str(b): 7}
+    assert summary["images"] == 15
+
+
+def test_the_same_picture_across_roots_is_found_by_pixels_by_id_and_as_a_near_copy(two_roots):
+    a, b, _ = two_roots
+    nevus_a, nevus_b = a / "Train" / "nevus", b / "Train" / "nevus"
+
+    found = audit([a, b])
+
+    assert {nevus_a / "ISIC_0000000.jpg", nevus_b / "ISIC_0002000.jpg"} in group_paths(found.duplicates)
+    assert group_paths(found.same_id) == [{nevus_a / "ISIC_0000001.jpg", nevus_b / "ISIC_0000001.jpg"}]
+    assert [{x.path, y.path} for x, y, _ in found.near_copies] == [
+        {nevus_a / "ISIC_0000002.jpg", nevus_b / "ISIC_0003000.jpg"}
+    ]
+    kept = {r.path.stem for r in usable(found)}
+    assert len(kept) == 15 - 3  # each copy kept once
+    assert {"ISIC_0000001", "ISIC_0001000"} <= kept
+
+
+def test_each_root_metadata_speaks_for_its_own_images(two_roots):
+    a, b, _ = two_roots
+
+    found = audit([a, b])
+
+    melanoma_b = b / "Train" / "melanoma" / "ISIC_0009999.jpg"
+    assert [(r.path, code) for r, code in found.disagreements()] == [(melanoma_b, "NV")]  # b's label, not a's BCC
+    lesions = {r.path.stem: r.lesion for r in usable(found)}
+    assert lesions["ISIC_0000010"] == "HAM_1"
+
+
+def test_a_held_out_picture_and_its_copy_are_never_usable_for_training(two_roots):
+    a, b, held = two_roots
+
+    found = audit([a, b], hold_out=[held])
+
+    assert [(r.path.name, p.name) for r, p in found.held_out] == [("ISIC_0000011.jpg", "ISIC_0005000.jpg")]
+    assert "ISIC_0000011" not in {r.path.stem for r in usable(found)}
+    assert found.summary()["held_out"] == [
+        {"file": "a/Train/melanoma/ISIC_0000011.jpg", "repeats": str(held / "melanoma" / "ISIC_0005000.jpg")}
+    ]
+
+
+def test_one_metadata_file_for_several_roots_is_refused_with_one_line(two_roots):
+    from skin_model.errors import DatasetError
+
+    a, b, _ = two_roots
+    with pytest.raises(DatasetError, match=r"each root's metadata\.csv"):
+        audit([a, b], metadata=a / "metadata.csv")
+
+
+def test_a_root_inside_another_is_refused_and_the_same_root_twice_is_one(two_roots):
+    from skin_model.errors import DatasetError
+
+    a, _, _ = two_roots
+    assert audit([a, a]).roots == [a.resolve()]
+    with pytest.raises(DatasetError, match="inside or around another dataset root"):
+        audit([a, a / "Train"])
+
+
+def test_splits_of_several_roots_keep_every_copy_on_one_side(two_roots):
+    from skin_model.config import BalanceConfig, TrainConfig
+    from skin_model.splits import training_split
+
+    a, b, _ = two_roots
+    found = audit([a, b])
+    for seed in range(5):
+        _, parts = training_split(found, TrainConfig(seed=seed, balance=BalanceConfig(n=0)))
+        stems = [r.path.stem for part in parts.values() for r in part]
+        assert len(stems) == len(set(stems)) == 12
+        paths = {r.path for part in parts.values() for r in part}
+        assert not ({a / "Train" / "nevus" / "ISIC_0000002.jpg", b / "Train" / "nevus" / "ISIC_0003000.jpg"} <= paths)

@@ -101,10 +101,10 @@ def test_thumbnails_come_only_from_inside_the_dataset_folder(tmp_path):
     escape = similar.Neighbour("outside", "nevus", 0.1, "isic_archive", "../outside.jpg")
     missing = similar.Neighbour("ISIC_0000002", "nevus", 0.1, "isic_archive", "Train/nevus/ISIC_0000002.jpg")
 
-    assert similar.local_file(inside, tmp_path) == tmp_path / "Train" / "nevus" / "ISIC_0000001.jpg"
-    assert similar.local_file(escape, tmp_path) is None
-    assert similar.local_file(missing, tmp_path) is None
-    assert similar.local_file(inside, None) is None
+    assert similar.local_file(inside, [tmp_path]) == tmp_path / "Train" / "nevus" / "ISIC_0000001.jpg"
+    assert similar.local_file(escape, [tmp_path]) is None
+    assert similar.local_file(missing, [tmp_path]) is None
+    assert similar.local_file(inside, []) is None
     assert inside.url == "https://api.isic-archive.com/images/ISIC_0000001/"
     assert escape.url is None
 

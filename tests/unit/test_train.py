@@ -274,7 +274,8 @@ def test_the_consistency_weight_adds_the_twins_disagreement_to_the_loss():
     def loss_at(weight: float) -> float:
         optimizer = keras.optimizers.SGD(0.0)  # the weights stay put: both losses are of the same model
         optimizer.build(model.trainable_variables)
-        step = train.train_step(model, optimizer, tf.distribute.get_strategy(), 4, weight)
+        groups = [(optimizer, model.trainable_variables)]
+        step = train.train_step(model, groups, tf.distribute.get_strategy(), 4, weight)
         return float(step(iter(tf.data.Dataset.from_tensors(batch).repeat()))[0])
 
     js = train.disagreement(model(twins, training=True)).numpy()
