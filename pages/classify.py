@@ -22,7 +22,7 @@ from pages.common import (
     record_timing,
 )
 from skin_model import CLASSES, cases, explain, report, similar
-from skin_model.config import MELANOMA, data_dir
+from skin_model.config import MELANOMA, data_dirs
 from skin_model.errors import SkinModelError
 from skin_model.images import FORMAT_NAMES, UPLOAD_TYPES, decode, save_for_review
 from skin_model.predict import alert_options, batch_rows, operating_point
@@ -120,9 +120,9 @@ def probability_bars(probabilities: dict[str, float]) -> str:
 def similar_cases(neighbours: list[similar.Neighbour]) -> None:
     """Thumbnails from the dataset folder when it is here; otherwise each image's public ISIC page."""
     st.markdown(f"**Similar training images**: {similar.summary(neighbours)}")
-    root = data_dir()
+    roots = data_dirs()
     for column, n in zip(st.columns(len(neighbours)), neighbours, strict=True):
-        found = similar.local_file(n, root)
+        found = similar.local_file(n, roots)
         label = f"{n.diagnosis} · distance {n.distance:.2f}"
         if found is not None:
             column.image(str(found), caption=label, width="stretch")

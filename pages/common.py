@@ -20,7 +20,7 @@ import streamlit as st
 from skin_model import auth, cases
 from skin_model.audit import AuditReport, audit
 from skin_model.card import literal, pct  # noqa: F401 - re-exported for the pages
-from skin_model.config import data_dir
+from skin_model.config import data_dirs
 from skin_model.errors import SkinModelError
 from skin_model.predict import Predictor
 from skin_model.registry import Registry
@@ -121,23 +121,28 @@ def admin_password() -> str | None:
 
 
 @st.cache_data(max_entries=4, show_spinner="Auditing every image...")
-def cached_audit(root: str, stamp: float) -> AuditReport:
-    return audit(root)
+def cached_audit(roots: tuple[str, ...], stamp: float) -> AuditReport:
+    return audit([Path(root) for root in roots])
 
 
-def folder_stamp(root: Path) -> float:
-    """Changes when a class folder gains or loses files, so the audit is redone."""
-    folders = [root, *root.glob("*/"), *root.glob("*/*/")]  # the layout is at most two levels deep
+def audit_of(roots: list[Path]) -> AuditReport:
+    """The audit of these dataset roots together, redone only when a class folder gains or loses files."""
+    return cached_audit(tuple(str(root) for root in roots), folder_stamp(roots))
+
+
+def folder_stamp(roots: list[Path]) -> float:
+    """Changes when a class folder of any root gains or loses files, so the audit is redone."""
+    folders = [p for root in roots for p in (root, *root.glob("*/"), *root.glob("*/*/"))]  # at most two levels
     return sum(p.stat().st_mtime for p in folders if p.is_dir())
 
 
 def dataset_hashes() -> dict[str, str] | None:
-    """Pixel hashes of the dataset at ``SKIN_DATA_DIR`` (audited once, cached): what a new case may not repeat."""
-    root = data_dir()
-    if root is None or not root.is_dir():
+    """Pixel hashes of the datasets of ``SKIN_DATA_DIR`` (audited once, cached): what a new case may not repeat."""
+    roots = data_dirs()
+    if not roots:
         return None
     try:
-        return cases.dataset_hashes(cached_audit(str(root), folder_stamp(root)))
+        return cases.dataset_hashes(audit_of(roots))
     except SkinModelError:
         return None
 

@@ -7,10 +7,10 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages.common import admin_gate, cached_audit, folder_stamp, literal, page_frame
+from pages.common import admin_gate, audit_of, literal, page_frame
 from skin_model import CLASSES, cases
 from skin_model.balance import sample
-from skin_model.config import BalanceConfig, TrainConfig
+from skin_model.config import BalanceConfig, TrainConfig, roots_of
 from skin_model.dataset import load_pixels, user_folder
 from skin_model.errors import SkinModelError
 from skin_model.splits import balance_preview, domain, training_split
@@ -19,26 +19,47 @@ page_frame()
 
 
 st.title("Dataset")
-default = os.environ.get("SKIN_DATA_DIR", "")
-root_text = st.text_input("Dataset folder", value=default, help="ISIC layout: <root>/Train/<class>/ or <root>/<class>/")
-if not root_text:
-    st.info("Enter the folder that holds the ISIC images (or set SKIN_DATA_DIR before starting the app).")
+default = "\n".join(str(root) for root in roots_of(os.environ.get("SKIN_DATA_DIR", "")))
+roots_text = st.text_area(
+    "Dataset folders, one per line",
+    value=default,
+    height=80,
+    help="ISIC layout: <root>/Train/<class>/ or <root>/<class>/. Several folders are learnt from as one.",
+)
+if not roots_text.strip():
+    st.info("Enter the folder(s) that hold the ISIC images (or set SKIN_DATA_DIR before starting the app).")
     st.stop()
 try:
-    root = user_folder(root_text)
-    report = cached_audit(str(root.resolve()), folder_stamp(root) if root.is_dir() else 0.0)
+    roots = [user_folder(line) for line in roots_text.splitlines() if line.strip()]
+    report = audit_of(roots)
 except SkinModelError as error:
     st.error(literal(error))
     st.stop()
 
 summary = report.summary()
+st.dataframe(
+    pd.DataFrame(
+        [
+            {
+                "dataset folder": literal(root),
+                "images": found["images"],
+                "usable": found["usable"],
+                "metadata": literal(Path(found["metadata"]).name) if found["metadata"] else "none",
+            }
+            for root, found in summary["roots"].items()
+        ]
+        + (
+            [{"dataset folder": "all together", "images": summary["images"], "usable": summary["usable"]}]
+            if len(summary["roots"]) > 1
+            else []
+        )
+    ),
+    hide_index=True,
+    width="stretch",
+)
 st.caption(
-    f"{summary['images']} images found, {summary['usable']} usable for training after the audit. "
-    + (
-        f"Metadata: {Path(summary['metadata']).name}; labels: {summary['label_policy']}."
-        if summary["metadata"]
-        else "No metadata.csv: folder labels are used as they are, and each image counts as its own lesion."
-    )
+    f"Usable: one copy of each picture after the audit; labels: {summary['label_policy']}."
+    + ("" if summary["metadata"] else " Without metadata.csv each image counts as its own lesion.")
 )
 
 st.subheader("Class balance")
@@ -130,12 +151,15 @@ if originals:
     st.image(list(sample(pixels, 8, balance_config, seed=1)), width=140)
 
 st.subheader("Audit")
-cols = st.columns(5)
+cols = st.columns(4)
 cols[0].metric("Unreadable files", len(summary["unreadable"]))
 cols[1].metric("Exact duplicates", len(summary["duplicates"]))
 cols[2].metric("Conflicting labels", len(summary["conflicts"]))
 cols[3].metric("Train/Test leaks", len(summary["leaks"]))
-cols[4].metric("Corrected by official label", len(summary["official_label_disagreements"]))
+cols = st.columns(4)
+cols[0].metric("Corrected by official label", len(summary["official_label_disagreements"]))
+cols[1].metric("One ISIC id, other pixels", len(summary["same_id"]))
+cols[2].metric("Near-copies", len(summary["near_copies"]))
 for item in summary["unreadable"]:
     st.error(literal(f"{item['file']}: {item['reason']}"))
 corrections = report.disagreements()
@@ -159,8 +183,12 @@ for key, title, note in (
     ("conflicts", "Same image filed under different classes", "dropped from training"),
     ("duplicates", "Exact duplicates within a class", "kept once"),
     ("leaks", "Images in both Train and Test", "kept in Test only"),
+    ("same_id", "One ISIC id with other pixels (another size or compression)", "kept once"),
+    ("near_copies", "Near-copies: one picture under two ids (another size, compression or colour)", "kept once"),
 ):
     groups = getattr(report, key)
+    if key == "near_copies":
+        groups = [[a, b] for a, b, _ in groups]
     if not groups:
         continue
     with st.expander(f"{title}: {len(groups)} ({note})"):
@@ -168,7 +196,7 @@ for key, title, note in (
             st.image(
                 [str(r.path) for r in group],
                 width=110,
-                caption=[literal(f"{r.source or 'Train'}/{r.label}/{r.path.name}") for r in group],
+                caption=[literal(report.shown(r.path)) for r in group],
             )
         if len(groups) > 12:
             st.caption(f"... and {len(groups) - 12} more; `python -m skin_model audit --json` lists all.")

@@ -5,6 +5,7 @@ survives refreshes and every session sees the same job.
 """
 
 import os
+from dataclasses import replace
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -12,7 +13,7 @@ import streamlit as st
 from pages.common import admin_gate, is_admin, literal, page_frame, pct
 from pages.compare import confusion_figure, metrics_table
 from skin_model import cases, jobs
-from skin_model.config import BalanceConfig, TrainConfig
+from skin_model.config import BACKBONES, DEFAULT_RECIPE, BalanceConfig, TrainConfig, roots_of
 from skin_model.dataset import user_folder
 from skin_model.errors import SkinModelError
 from skin_model.registry import Registry
@@ -139,19 +140,46 @@ def count_cases() -> int:
         return 0
 
 
+NETWORKS = {
+    "efficientnet-lite0": "EfficientNet-Lite0, fine-tuned from ImageNet (the default model's recipe)",
+    "custom-cnn": "Custom CNN, trained from scratch (the original recipe)",
+}
+network = st.radio("Network", BACKBONES[::-1], format_func=NETWORKS.get, horizontal=False)
+defaults = DEFAULT_RECIPE if network == DEFAULT_RECIPE.backbone else TrainConfig(backbone=network)
+try:
+    live = Registry().live()
+    live_config = TrainConfig.from_dict(live.metadata.get("config", {}))
+except SkinModelError:
+    live, live_config = None, None
+same_network = live_config is not None and live_config.backbone == network
+starts = ["fresh"] + (["live"] if same_network else [])
+start = st.radio(
+    "Start from",
+    starts,
+    format_func={
+        "fresh": "ImageNet weights" if network == "efficientnet-lite0" else "random weights",
+        "live": f"the live version's weights (version {live.number if live else '?'}: quicker, fewer epochs do)",
+    }.get,
+    horizontal=True,
+    help="Continuing needs the live version to be the same network at the same image size.",
+)
+
 with st.form("train"):
     st.markdown("**Training settings**")
     c1, c2, c3 = st.columns(3)
-    defaults = TrainConfig()
     epochs = c1.number_input("Epochs", 1, 200, defaults.epochs)
     image_size = c2.select_slider("Image size (px)", [64, 96, 128, 160, 180], value=defaults.image_size)
     batch_size = c3.select_slider("Batch size", [8, 16, 32, 64], value=defaults.batch_size)
     c4, c5, c6 = st.columns(3)
-    learning_rate = c4.select_slider("Learning rate", [5e-4, 1e-3, 2e-3, 4e-3], value=defaults.learning_rate)
+    learning_rate = c4.select_slider("Learning rate", [2.5e-4, 5e-4, 1e-3, 2e-3, 4e-3], value=defaults.learning_rate)
     strategy = c5.selectbox("Balancing", ["target", "add", "none"])
     n = c6.number_input("Balancing N", 0, 5000, BalanceConfig.n, step=50)
     max_per_class = st.number_input("Images per class (0 = all; small values give a quick trial run)", 0, 1000, 0)
-    data_root = st.text_input("Dataset folder", os.environ.get("SKIN_DATA_DIR", ""))
+    data_roots = st.text_area(
+        "Dataset folders, one per line (learnt from as one)",
+        "\n".join(str(root) for root in roots_of(os.environ.get("SKIN_DATA_DIR", ""))),
+        height=80,
+    )
     confirmed = count_cases()
     use_cases = st.toggle(
         f"Include the {confirmed} confirmed case(s)",
@@ -162,7 +190,8 @@ with st.form("train"):
     submitted = st.form_submit_button("Start training", type="primary", disabled=not admin)
 if submitted and admin:
     try:
-        config = TrainConfig(
+        config = replace(
+            defaults,
             epochs=int(epochs),
             image_size=int(image_size),
             batch_size=int(batch_size),
@@ -170,8 +199,9 @@ if submitted and admin:
             max_per_class=int(max_per_class) or None,
             cases=use_cases,
             balance=BalanceConfig(strategy=strategy, n=int(n)),
+            continue_from=live.number if start == "live" and live is not None else None,
         )
-        job = jobs.start(user_folder(data_root), config)
+        job = jobs.start([user_folder(line) for line in data_roots.splitlines() if line.strip()], config)
         st.toast(f"Started job {job.id}")
     except SkinModelError as error:
         st.error(literal(error))

@@ -212,8 +212,8 @@ def fingerprint(cases: Iterable[Case]) -> str:
 
 
 def dataset_hashes(report) -> dict[str, str]:
-    """Pixel hash -> file (relative to the data root) from an audit report: what a new case may not repeat."""
-    return {digest: path.relative_to(report.root).as_posix() for path, digest in report.hashes.items()}
+    """Pixel hash -> file (as a person reads it) from an audit report: what a new case may not repeat."""
+    return {digest: report.shown(path) for path, digest in report.hashes.items()}
 
 
 def export(dest: Path) -> int:

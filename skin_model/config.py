@@ -102,6 +102,7 @@ class TrainConfig:
     width: int = 12  # the custom CNN's width (unused by efficientnet-lite0)
     backbone: str = "custom-cnn"  # one of BACKBONES; the default model's recipe is DEFAULT_RECIPE
     backbone_lr_scale: float = 0.1  # a pretrained backbone learns at this share of the head's rate
+    continue_from: int | None = None  # start from this registered version's weights (same network), not from scratch
     group_by: str = "lesion"  # what never spans two splits: lesion, source or id-block
     label_policy: str = "official"  # official: the ISIC label wins where metadata gives one; folder: folder names
     weighting: str = "class-domain"  # loss weights: class, or class x acquisition domain (see splits.weights)
@@ -130,6 +131,8 @@ class TrainConfig:
             raise SkinModelError(f"views must be 1 or 8; received {self.views}")
         if not 0 <= self.consistency <= 100:
             raise SkinModelError(f"consistency must be between 0 and 100; received {self.consistency}")
+        if self.continue_from is not None and self.continue_from < 1:
+            raise SkinModelError(f"continue from must name a model version (1 or more); received {self.continue_from}")
         if not 0 < self.backbone_lr_scale <= 1:
             raise SkinModelError(f"backbone rate scale must be in (0, 1]; received {self.backbone_lr_scale}")
         if not 0 <= self.look_swap <= 1:

@@ -71,12 +71,12 @@ def recalibrate(data: list[Path], out: Path, hold_out: list[str] = ()) -> int:
     """
     import keras
 
-    from skin_model.config import TrainConfig
     from skin_model.splits import prepare
 
     metadata = json.loads((out / METADATA_FILE).read_text())
-    today = {"views": TrainConfig.views, "field_of_view": TrainConfig.field_of_view}
-    config = replace(TrainConfig.from_dict(metadata["config"]), **today)
+    config = TrainConfig.from_dict(metadata["config"])
+    recipe = DEFAULT_RECIPE if config.backbone == DEFAULT_RECIPE.backbone else TrainConfig()
+    config = replace(config, views=recipe.views, field_of_view=recipe.field_of_view)
     metadata["config"] = config.to_dict()
     splits = prepare(data, config, hold_out=hold_out)
     if splits.fingerprints["all"] != metadata["data"]["fingerprints"]["all"]:
@@ -90,6 +90,9 @@ def recalibrate(data: list[Path], out: Path, hold_out: list[str] = ()) -> int:
     metadata["gate"] = train.fit_gate(model, splits, config)
     metadata |= train.calibrate(model, splits, config, metadata["gate"]["unusual_ranges"])
     metadata |= train.score_test(model, splits, config, metadata, metadata["gate"])
+    if hold_out:
+        metadata["external"] = train.score_held_out(model, config, metadata, metadata["gate"], list(hold_out))
+    metadata["training"].setdefault("started_from", train.started_from(config))
     (out / INDEX_FILE).write_bytes(train.similar_index(model, splits, config))
     metadata["files"] = {INDEX_FILE: sha256(out / INDEX_FILE)}
     write_json(out / METADATA_FILE, metadata)

@@ -164,15 +164,15 @@ def _worker_env() -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=path, SKIN_HOME=str(skin_home()))
 
 
-def start(data_root: Path | str, config: TrainConfig, activate: bool = False) -> Job:
+def start(data_roots: Path | str | list[Path], config: TrainConfig, activate: bool = False) -> Job:
     """Start one training worker; JobError when another job is running.
 
     This process takes the training lock, and the worker inherits it (the same open file), so the
     lock is held without a gap from here until the worker ends.
     """
-    from skin_model.dataset import find_layout
+    from skin_model.dataset import find_layouts
 
-    layout = find_layout(data_root)  # a wrong folder fails here, before any process starts
+    layouts = find_layouts(data_roots)  # a wrong folder fails here, before any process starts
     fd = _try_lock()
     deadline = time.time() + EXIT_GRACE_S
     while fd is None and _holder_has_ended() and time.time() < deadline:
@@ -192,7 +192,7 @@ def start(data_root: Path | str, config: TrainConfig, activate: bool = False) ->
             job_dir,
             id=job_id,
             state="SCHEDULED",
-            data=str(layout.root),
+            data=os.pathsep.join(str(layout.root) for layout in layouts),
             config=config.to_dict(),
             activate=activate,
             created=time.time(),
@@ -266,13 +266,14 @@ def work(job_dir: Path) -> int:
     priority = yield_cpu()  # before TensorFlow starts a thread: its pools inherit it
     worker_threads()
     from skin_model import train
+    from skin_model.config import roots_of
 
     status = _set_status(job_dir, state="RUNNING", pid=os.getpid(), started=time.time(), priority=priority)
     cancel_flag = job_dir / "cancel"
     try:
         config = TrainConfig.from_dict(status["config"])
         version = train.run(
-            status["data"],
+            roots_of(status["data"]),
             config,
             progress=job_dir / "progress.jsonl",
             activate=bool(status.get("activate")),

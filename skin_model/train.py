@@ -20,7 +20,7 @@ import numpy as np
 
 from skin_model import CLASSES, balance, dataset, distribute, evaluate, shift, stream
 from skin_model.config import TrainConfig
-from skin_model.errors import Cancelled
+from skin_model.errors import Cancelled, SkinModelError
 from skin_model.runtime import seed_everything, tensorflow
 from skin_model.splits import Splits, prepare, subset, weights
 
@@ -115,6 +115,37 @@ class Tracker:
 def _cross_entropy(logits: np.ndarray, y: np.ndarray) -> float:
     p = evaluate.softmax(logits)[np.arange(len(y)), y]
     return float(-np.log(np.clip(p, 1e-12, 1)).mean())
+
+
+def started_from(config: TrainConfig) -> str:
+    """Where a version's weights began, in words, for its record and card."""
+    from skin_model import backbone
+
+    if config.continue_from is not None:
+        return f"the weights of model version {config.continue_from}"
+    if config.backbone == "efficientnet-lite0":
+        pinned = f"{backbone.WEIGHTS_PACKAGE}=={backbone.WEIGHTS_VERSION}"
+        return f"ImageNet ({pinned}, sha256 {backbone.WEIGHTS_SHA256[:12]})"
+    return "random weights (trained from scratch)"
+
+
+def starting_weights(config: TrainConfig) -> list[np.ndarray]:
+    """The weights of the registered version ``config.continue_from``, when it is the network ``config`` builds.
+
+    Continuing from the live version's weights is quicker than from ImageNet or from scratch; the record says which.
+    """
+    from skin_model.registry import Registry
+
+    registry = Registry()
+    source = registry.get(config.continue_from)
+    theirs = TrainConfig.from_dict(source.metadata.get("config", {}))
+    same = ("backbone", "image_size", "width", "colour_constancy", "normalise_exposure", "field_of_view")
+    differ = [name for name in same if getattr(theirs, name) != getattr(config, name)]
+    if differ:
+        raise SkinModelError(
+            f"cannot continue from model version {source.number}: its {', '.join(differ)} differ from this recipe's"
+        )
+    return registry.load(source).get_weights()
 
 
 def optimisers(model, config: TrainConfig, steps: int, learning_rate: float) -> list[tuple]:
@@ -233,7 +264,9 @@ def fit(
     )
 
     with cluster.strategy.scope():
-        model = for_config(config)
+        model = for_config(config, imagenet=config.continue_from is None)
+        if config.continue_from is not None:
+            model.set_weights(starting_weights(config))
         groups = optimisers(model, config, steps, learning_rate)
     batches = cluster.strategy.distribute_datasets_from_function(
         lambda context: stream.training(
@@ -277,6 +310,7 @@ def fit(
             "fingerprints": splits.fingerprints,
             "audit": splits.audit,
             "split_sizes": {k: len(v) for k, v in splits.records.items()},
+            "train_counts": {name: int((splits.y["train"] == i).sum()) for i, name in enumerate(CLASSES)},
             "balanced_counts": extra.after,
         },
         "training": {
@@ -285,6 +319,7 @@ def fit(
             "best_epoch": tracker.best_epoch,
             "seconds_per_epoch": round(train_seconds / max(len(tracker.history), 1), 2),
             "parameters": int(model.count_params()),
+            "started_from": started_from(config),
             "stopped_early": False,
             **cluster.describe(),
             "global_batch": global_batch,
@@ -386,6 +421,31 @@ def score_test(model, splits: Splits, config: TrainConfig, calibrated: dict, gat
     return {"robustness": tables, "metrics": calibrated["metrics"] | {"test": test}}
 
 
+def score_held_out(model, config: TrainConfig, calibrated: dict, gate: dict, folders: list[Path | str]) -> dict:
+    """Each held-out folder scored as the app serves (its own decode, gate and alert rule), keyed ``parent/name``.
+
+    These are images from elsewhere that no split was drawn from (ISIC 2017 validation for the default): the
+    figures that predict another clinic's, quoted first.
+    """
+    from skin_model import robustness
+    from skin_model.audit import audit, usable
+    from skin_model.gate import AlertRule
+
+    rule = AlertRule.of(calibrated, gate["unusual_ranges"] if gate else None)
+    scores = {}
+    for folder in folders:
+        found = audit(folder)
+        records = usable(found, config.label_policy)
+        tables, logits, applied = robustness.report(
+            model, config.image_size, records, calibrated["temperature"], rule, gate, config.views
+        )
+        name = f"{found.root.parent.name}/{found.root.name}"
+        refused = tables["stress"]["none"]["refused"]
+        scores[name] = evaluate.report(logits, dataset.labels_of(records), calibrated["temperature"], applied)
+        scores[name] |= {"refused": refused, **tables}
+    return scores
+
+
 def fit_gate(model, splits: Splits, config: TrainConfig) -> dict:
     """The not-a-lesion gate, fitted on this model's features (see ``gate``)."""
     from skin_model import gate, negatives, robustness
@@ -465,6 +525,9 @@ def run(
         if splits.records["test"]:
             log.write("stress")
             metadata |= score_test(result.model, splits, config, metadata, metadata["gate"])
+        if hold_out:
+            log.write("held-out")
+            metadata["external"] = score_held_out(result.model, config, metadata, metadata["gate"], list(hold_out))
         log.write("index")
         files = {INDEX_FILE: similar_index(result.model, splits, config)}
     version = (registry or Registry()).register(result.model, metadata, activate=activate, files=files)
