@@ -119,15 +119,15 @@ def probability_bars(probabilities: dict[str, float]) -> str:
 
 def similar_cases(neighbours: list[similar.Neighbour]) -> None:
     """Thumbnails from the dataset folder when it is here; otherwise each image's public ISIC page."""
-    st.markdown(f"**Similar training images**: {similar.summary(neighbours)}")
+    st.markdown(f"**Similar training images**: {similar.summary(neighbours)}")  # diagnoses: checked class names
     root = data_dir()
     for column, n in zip(st.columns(len(neighbours)), neighbours, strict=True):
         found = similar.local_file(n, root)
         label = f"{n.diagnosis} · distance {n.distance:.2f}"
         if found is not None:
             column.image(str(found), caption=label, width="stretch")
-        else:
-            link = f"[{n.image}]({n.url})" if n.url else f"`{n.image}`"
+        else:  # the name is the training file's: a link only for a checked ISIC id (``Neighbour.url``)
+            link = f"[{n.image}]({n.url})" if n.url else literal(n.image)
             column.markdown(f"{link}  \n{label}")
 
 

@@ -35,7 +35,7 @@ summary = report.summary()
 st.caption(
     f"{summary['images']} images found, {summary['usable']} usable for training after the audit. "
     + (
-        f"Metadata: {Path(summary['metadata']).name}; labels: {summary['label_policy']}."
+        f"Metadata: {literal(Path(summary['metadata']).name)}; labels: {summary['label_policy']}."
         if summary["metadata"]
         else "No metadata.csv: folder labels are used as they are, and each image counts as its own lesion."
     )

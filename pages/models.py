@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from pages.common import admin_gate, page_frame, pct
+from pages.common import admin_gate, literal, page_frame, pct
 from pages.compare import confusion_figure, metrics_table, roc_figure, shift_table
 from skin_model import card, cases
 from skin_model.errors import SkinModelError
@@ -53,7 +53,7 @@ st.subheader("On this clinic's confirmed cases")
 try:
     confirmed = cases.all_cases()
 except SkinModelError as error:
-    st.error(str(error))
+    st.error(literal(error))
     confirmed = []
 if not confirmed:
     st.caption("No confirmed cases yet: add them on the Classify page once a diagnosis is confirmed.")
@@ -63,7 +63,7 @@ else:
         try:
             r = case_score(v.number, v.metadata.get("sha256", ""), cases.fingerprint(confirmed))
         except SkinModelError as error:
-            st.caption(f"Version {v.number}: {error}")
+            st.caption(f"Version {v.number}: {literal(error)}")
             continue
         scored.append(
             {
@@ -130,7 +130,7 @@ if admin_gate("Changing the live model"):
             st.success(f"Version {target} is now live.")
             st.rerun()
         except SkinModelError as error:
-            st.error(str(error))
+            st.error(literal(error))
 if live is not None:
     with st.expander(f"Model card: version {live}", expanded=False):
         st.markdown(card.render(registry.get(live).metadata))

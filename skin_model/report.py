@@ -21,6 +21,7 @@ from skin_model import CLASSES
 from skin_model.config import MELANOMA
 from skin_model.predict import Prediction, operating_point
 from skin_model.similar import summary
+from skin_model.text import printable
 
 DISCLAIMER = (
     "Decision support only, not a diagnosis. The probabilities come from a convolutional network trained on "
@@ -60,8 +61,9 @@ def render(pages: list[Page], metadata: dict, case_reference: str | None = None,
 
 
 def _text(value: object) -> str:
-    """The core PDF fonts speak Latin-1: anything else prints as '?', never fails the report."""
-    return str(value).encode("latin-1", "replace").decode("latin-1")
+    """Text that is not ours, as printed: controls replaced (``text.printable``); the core PDF fonts speak
+    Latin-1, so anything else prints as '?', never fails the report."""
+    return printable(value).encode("latin-1", "replace").decode("latin-1")
 
 
 def _header(pdf: FPDF, metadata: dict, reference: str | None, stamp: str, number: int, total: int) -> None:

@@ -46,7 +46,7 @@ def test_home_quotes_the_committed_default_by_source_and_under_stress():
     sources = {k: m["balanced_accuracy"] for k, m in meta["robustness"]["per_source"].items() if m["images"] >= 20}
     low, high = min(sources, key=sources.get), max(sources, key=sources.get)
     assert sources[high] - sources[low] > 0.05  # two different sources: the range below says something
-    assert f"{sources[low]:.1%} ({low}) to {sources[high]:.1%} ({high})" in shown
+    assert f"{sources[low]:.1%} (` {low} `) to {sources[high]:.1%} (` {high} `)" in shown  # names from the data
     # both alert thresholds, and that the figures hold each image to its own
     usual, strict = meta["alert_threshold"], meta["alert_threshold_unusual"]
     assert strict < usual

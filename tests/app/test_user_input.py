@@ -6,6 +6,7 @@ import html
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
@@ -134,3 +135,35 @@ def test_one_sessions_failed_sign_ins_do_not_lock_out_another_session_from_the_s
     assert any("too many failed sign-ins" in e.value for e in typist.error)  # that session is locked out
     sign_in(admin, "right")
     assert not admin.error and not next(b for b in admin.button if b.label == "Start training").disabled
+
+
+INJECTED_NAME = "x2` ![b](https:127.0.0.1:8698) [Sign in again](https:127.0.0.1:8698) `"  # issue 32, item 1
+
+
+def test_a_similar_case_named_with_markdown_is_shown_as_text_when_its_thumbnail_is_missing(
+    tiny_model, servable, lesion_images
+):
+    """A training file's name reaches the page from the version's similar-case index, not from the upload."""
+    from skin_model import robustness, similar
+    from skin_model.images import to_png
+    from skin_model.registry import Registry
+
+    images = lesion_images(3, seed=11, size=64)
+    features = robustness.embedder(tiny_model, 32)(images)[1]
+    index = similar.Index(
+        vectors=similar.unit(features.astype(np.float32)),
+        diagnoses=("nevus",) * 3,
+        sources=("isic_archive",) * 3,
+        paths=tuple(f"Train/nevus/{INJECTED_NAME}{i}.png" for i in range(3)),
+    )
+    files = {similar.INDEX_FILE: index.to_bytes()}
+    Registry().register(tiny_model, servable(tiny_model), activate=True, files=files)  # no SKIN_DATA_DIR: no files
+    at = open_page("pages/classify.py")
+    at.file_uploader[0].set_value([("lesion.png", to_png(images[0]), "image/png")]).run()
+    assert not at.exception, [e.message for e in at.exception]
+    shown = [m.value for m in at.markdown if "distance" in m.value]
+    assert len(shown) == 3
+    for body in shown:
+        rendered = MarkdownIt("commonmark").render(body)
+        assert "<img" not in rendered and "<a " not in rendered, rendered
+        assert INJECTED_NAME in html.unescape(re.search(r"<code>(.*?)</code>", rendered, re.S).group(1))
