@@ -15,6 +15,8 @@ st.title("Model versions")
 registry = Registry()
 versions = registry.versions()
 live = registry.live_number()
+for problem in registry.problems():
+    st.warning(literal(problem))
 if not versions:
     st.warning("No model is registered yet. Train one on the Retrain page or run `make train-default`.")
     st.stop()
@@ -131,6 +133,6 @@ if admin_gate("Changing the live model"):
             st.rerun()
         except SkinModelError as error:
             st.error(literal(error))
-if live is not None:
+if live in numbers:  # an unreadable live record is named at the top instead
     with st.expander(f"Model card: version {live}", expanded=False):
         st.markdown(card.render(registry.get(live).metadata))

@@ -319,6 +319,8 @@ def cmd_models(args) -> int:
         return 0
     live = registry.live_number()
     versions = registry.versions()
+    for line in registry.problems():  # an unreadable or modified record: named, never a crash
+        print(f"warning: {line}", file=sys.stderr)
     data = [
         {
             "version": v.number,
