@@ -26,7 +26,7 @@ from skin_model.config import MELANOMA, data_dir
 from skin_model.errors import SkinModelError
 from skin_model.images import FORMAT_NAMES, UPLOAD_TYPES, decode, save_for_review
 from skin_model.predict import alert_options, batch_rows, operating_point
-from skin_model.spreadsheet import to_csv
+from skin_model.spreadsheet import safe_frame, to_csv
 
 started = time.perf_counter()
 page_frame()
@@ -235,7 +235,7 @@ if results:
             "warnings",
         ]
     ]
-    st.dataframe(table, hide_index=True, width="stretch")
+    st.dataframe(safe_frame(table), hide_index=True, width="stretch")  # its toolbar exports CSV too
     reference = st.text_input(
         "Case reference for the PDF (optional)",
         max_chars=120,

@@ -14,6 +14,7 @@ from skin_model.config import BalanceConfig, TrainConfig
 from skin_model.dataset import load_pixels, user_folder
 from skin_model.errors import SkinModelError
 from skin_model.splits import balance_preview, domain, training_split
+from skin_model.spreadsheet import safe_frame
 
 page_frame()
 
@@ -79,7 +80,9 @@ fig.update_layout(
 st.plotly_chart(fig, width="stretch", key="balance-chart")
 st.caption("Counts of the training split (validation and test images are never augmented or balanced).")
 st.dataframe(
-    pd.DataFrame({"class": CLASSES, "before": [before[c] for c in CLASSES], "after": [after[c] for c in CLASSES]}),
+    safe_frame(
+        pd.DataFrame({"class": CLASSES, "before": [before[c] for c in CLASSES], "after": [after[c] for c in CLASSES]})
+    ),
     hide_index=True,
     width="stretch",
 )
@@ -92,16 +95,18 @@ if not confirmed:
     )
 else:
     st.dataframe(
-        pd.DataFrame(
-            {
-                "image": [cases.thumbnail_uri(c) for c in confirmed],
-                "id": [c.id for c in confirmed],
-                "diagnosis": [c.diagnosis for c in confirmed],
-                "confirmed by": [c.confirmed_by for c in confirmed],
-                "added": [c.time[:10] for c in confirmed],
-                "model said": [(c.prediction or {}).get("top_class") or "-" for c in confirmed],
-                "note": [c.note for c in confirmed],
-            }
+        safe_frame(  # notes are typed by people: the toolbar's "Download as CSV" must not export a formula
+            pd.DataFrame(
+                {
+                    "image": [cases.thumbnail_uri(c) for c in confirmed],
+                    "id": [c.id for c in confirmed],
+                    "diagnosis": [c.diagnosis for c in confirmed],
+                    "confirmed by": [c.confirmed_by for c in confirmed],
+                    "added": [c.time[:10] for c in confirmed],
+                    "model said": [(c.prediction or {}).get("top_class") for c in confirmed],
+                    "note": [c.note for c in confirmed],
+                }
+            )
         ),
         column_config={"image": st.column_config.ImageColumn("image", width="small")},
         hide_index=True,
@@ -179,7 +184,7 @@ by_source = pd.crosstab(
     pd.Series([domain(r) for r in records], name="acquisition source (ISIC archive: by upload block of ids)"),
     pd.Series([r.label for r in records], name="class"),
 )
-st.dataframe(by_source, width="stretch")
+st.dataframe(safe_frame(by_source), width="stretch")
 st.caption(
     "When one source holds nearly all of a class (the oldest ISIC uploads hold nearly all nevi), the source itself "
     "predicts the label; training weights every class evenly within each source so the model cannot lean on it."

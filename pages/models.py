@@ -8,6 +8,7 @@ from pages.compare import confusion_figure, metrics_table, roc_figure, shift_tab
 from skin_model import card, cases
 from skin_model.errors import SkinModelError
 from skin_model.registry import Registry
+from skin_model.spreadsheet import safe_frame
 
 page_frame()
 
@@ -40,7 +41,7 @@ for v in versions:
             "clinic cases": v.metadata.get("data", {}).get("cases", {}).get("count", 0),
         }
     )
-st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+st.dataframe(safe_frame(pd.DataFrame(rows)), hide_index=True, width="stretch")
 
 
 @st.cache_data(max_entries=32, show_spinner="Scoring the confirmed cases...")
@@ -78,7 +79,7 @@ else:
                 "refused as not a lesion": r["refused"],
             }
         )
-    st.dataframe(pd.DataFrame(scored), hide_index=True, width="stretch")
+    st.dataframe(safe_frame(pd.DataFrame(scored)), hide_index=True, width="stretch")
     st.caption(
         f"{len(confirmed)} confirmed case(s). Each version is scored only on the cases it did not train or validate "
         "on; the melanoma alert is at its own thresholds, as the app applies them."
@@ -90,7 +91,7 @@ c1, c2 = st.columns(2)
 a = c1.selectbox("Version A", numbers, index=len(numbers) - 1)
 b = c2.selectbox("Version B", numbers, index=numbers.index(live) if live in numbers else 0)
 chosen = [registry.get(a)] if a == b else [registry.get(a), registry.get(b)]
-st.dataframe(metrics_table(chosen), width="stretch")
+st.dataframe(safe_frame(metrics_table(chosen)), width="stretch")
 st.plotly_chart(roc_figure(chosen), width="stretch", key="roc")
 cols = st.columns(2)
 for col, version in zip(cols, chosen, strict=False):
@@ -119,9 +120,9 @@ for version in chosen:
         continue
     left, right = st.columns(2)
     left.markdown(f"**Version {version.number}: per source**")
-    left.dataframe(sources, width="stretch")
+    left.dataframe(safe_frame(sources), width="stretch")
     right.markdown(f"**Version {version.number}: stress test**")
-    right.dataframe(stress, width="stretch")
+    right.dataframe(safe_frame(stress), width="stretch")
 
 st.subheader("Live model")
 if admin_gate("Changing the live model"):

@@ -16,6 +16,7 @@ from skin_model.config import BalanceConfig, TrainConfig
 from skin_model.dataset import user_folder
 from skin_model.errors import SkinModelError
 from skin_model.registry import Registry
+from skin_model.spreadsheet import safe_frame
 
 page_frame()
 
@@ -120,7 +121,7 @@ def finished_view(job: jobs.Job) -> None:
                 f"balanced accuracy {pct(metrics['balanced_accuracy'])}"
             )
             st.plotly_chart(confusion_figure(metrics["confusion"]), width="stretch", key=f"cm-{side}")
-    st.dataframe(metrics_table([new, live]), width="stretch")
+    st.dataframe(safe_frame(metrics_table([new, live])), width="stretch")
     if new.number == live.number:
         st.info(f"Version {new.number} is live.")
     elif is_admin() and st.button(f"Make version {new.number} live", type="primary"):

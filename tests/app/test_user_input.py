@@ -167,3 +167,22 @@ def test_a_similar_case_named_with_markdown_is_shown_as_text_when_its_thumbnail_
         rendered = MarkdownIt("commonmark").render(body)
         assert "<img" not in rendered and "<a " not in rendered, rendered
         assert INJECTED_NAME in html.unescape(re.search(r"<code>(.*?)</code>", rendered, re.S).group(1))
+
+
+def test_the_summary_table_quotes_a_formula_file_name_for_its_own_csv_export(live_tiny_model, blob, encode):
+    at = open_page("pages/classify.py")
+    name = "+cmd|' /C calc'!A0.jpg"
+    at.file_uploader[0].set_value([(name, encode(blob("melanoma", 5, size=120), "PNG"), "image/png")]).run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert list(at.dataframe[0].value["file"]) == ["'" + name]  # what "Download as CSV" of the table writes
+
+
+def test_the_confirmed_cases_table_quotes_a_formula_note(clean_dataset, lesion_images, monkeypatch):
+    from skin_model import cases
+
+    monkeypatch.setenv("SKIN_DATA_DIR", str(clean_dataset.root))
+    note = "@SUM(1+1)*cmd|' /C calc'!A0"
+    cases.add(lesion_images(1, seed=71, size=64)[0], "nevus", "histopathology", note)
+    at = open_page("pages/dataset.py")
+    table = next(d.value for d in at.dataframe if "note" in d.value.columns)
+    assert list(table["note"]) == ["'" + note]
