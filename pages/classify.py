@@ -24,7 +24,7 @@ from pages.common import (
 from skin_model import CLASSES, cases, explain, report, similar
 from skin_model.config import MELANOMA, data_dir
 from skin_model.errors import SkinModelError
-from skin_model.images import FORMAT_NAMES, UPLOAD_TYPES, decode, save_for_review
+from skin_model.images import FORMAT_NAMES, UPLOAD_TYPES, decode, pixel_hash, save_for_review
 from skin_model.predict import alert_options, batch_rows, operating_point
 from skin_model.spreadsheet import safe_frame, to_csv
 
@@ -131,7 +131,7 @@ def similar_cases(neighbours: list[similar.Neighbour]) -> None:
             column.markdown(f"{link}  \n{label}")
 
 
-def add_case_form(index: int, pixels, result) -> None:
+def add_case_form(index: int, pixels, result, upload) -> None:
     """A signed-in admin records the confirmed diagnosis of the image shown: stored (pixels only) as a case.
 
     Only for an admin: other sessions get no form per image (one sign-in box at the end of the page).
@@ -150,7 +150,10 @@ def add_case_form(index: int, pixels, result) -> None:
                 for k in ("lesion_like", "top_class", "top_probability", "melanoma_probability", "melanoma_alert")
             } | {"alert_threshold": result.alert_threshold}
             try:
-                case = cases.add(pixels, diagnosis, how, note, prediction, predictor.version.number, dataset_hashes())
+                full_size = pixel_hash(decode(upload.getvalue(), name=upload.name, max_side=None))  # as the audit
+                case = cases.add(
+                    pixels, diagnosis, how, note, prediction, predictor.version.number, dataset_hashes(), full_size
+                )
                 st.success(f"Added as confirmed case {case.id} ({case.diagnosis}, {case.confirmed_by}).")
             except SkinModelError as error:
                 st.error(literal(error))
@@ -217,7 +220,7 @@ for index, upload in enumerate(files):
             st.html(probability_bars(result.probabilities))
         if result.similar:
             similar_cases(result.similar)
-        add_case_form(index, pixels, result)
+        add_case_form(index, pixels, result, upload)
 
 if results:
     st.subheader("Summary")

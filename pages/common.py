@@ -132,7 +132,7 @@ def folder_stamp(root: Path) -> float:
     return sum(p.stat().st_mtime for p in folders if p.is_dir())
 
 
-def dataset_hashes() -> dict[str, str] | None:
+def dataset_hashes() -> cases.Known | None:
     """Pixel hashes of the dataset at ``SKIN_DATA_DIR`` (audited once, cached): what a new case may not repeat."""
     root = data_dir()
     if root is None or not root.is_dir():

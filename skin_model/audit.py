@@ -17,6 +17,7 @@ from skin_model import metadata as meta
 from skin_model.dataset import Layout, Record, find_layout, list_files
 from skin_model.errors import DatasetError, ImageError
 from skin_model.images import decode, pixel_hash
+from skin_model.nearcopy import perceptual_hash
 
 POLICIES = ("official", "folder")  # official: the ISIC label wins where one exists; folder: folder labels only
 
@@ -35,6 +36,7 @@ class AuditReport:
     conflicts: list[list[Record]] = field(default_factory=list)
     leaks: list[list[Record]] = field(default_factory=list)
     metadata: meta.Metadata = meta.EMPTY
+    perceptual: dict[Path, int] = field(default_factory=dict)  # nearcopy.perceptual_hash of each readable file
 
     def disagreements(self) -> list[tuple[Record, str]]:
         """Readable files whose folder label the official ISIC diagnosis contradicts, with that diagnosis."""
@@ -86,6 +88,7 @@ def audit(root: Path | str | Layout, metadata: Path | str | None = None) -> Audi
     found_metadata = meta.find(layout.root, metadata)
     records, not_images = list_files(layout)
     hashes: dict[Path, str] = {}
+    perceptual: dict[Path, int] = {}
     sizes: Counter = Counter()
     unreadable = []
     for record in records:
@@ -96,11 +99,13 @@ def audit(root: Path | str | Layout, metadata: Path | str | None = None) -> Audi
             continue
         sizes[(pixels.shape[1], pixels.shape[0])] += 1
         hashes[record.path] = pixel_hash(pixels)
+        perceptual[record.path] = perceptual_hash(pixels)
     groups: dict[str, list[Record]] = defaultdict(list)
     for record in records:
         if record.path in hashes:
             groups[hashes[record.path]].append(record)
     report = AuditReport(root=layout.root, records=records, hashes=hashes, sizes=sizes, metadata=found_metadata)
+    report.perceptual = perceptual
     report.unreadable, report.not_images = unreadable, not_images
     for members in groups.values():
         if len(members) < 2:

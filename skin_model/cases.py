@@ -30,6 +30,7 @@ from skin_model.dataset import Record
 from skin_model.errors import SkinModelError
 from skin_model.images import pixel_hash, to_png
 from skin_model.metadata import OFFICIAL
+from skin_model.nearcopy import near_copies, perceptual_hash
 from skin_model.registry import file_lock, write_atomic, write_json
 
 CONFIRMATIONS = ("histopathology", "follow-up", "consensus")
@@ -43,6 +44,14 @@ class CaseError(SkinModelError):
 
 
 @dataclass(frozen=True)
+class Known:
+    """What a new case may not repeat: the dataset's images by full-size pixel hash and by perceptual hash."""
+
+    exact: dict[str, str]  # images.pixel_hash of the full-size pixels -> file under the data root
+    perceptual: dict[int, str]  # nearcopy.perceptual_hash -> file
+
+
+@dataclass(frozen=True)
 class Case:
     id: str
     pixel_hash: str
@@ -52,6 +61,7 @@ class Case:
     time: str
     model_version: int | None = None
     prediction: dict | None = None  # the live version's top class, P(melanoma) and alert when it was added
+    perceptual: int | None = None  # nearcopy.perceptual_hash (cases from before it: none)
 
     @property
     def file(self) -> str:
@@ -91,11 +101,15 @@ def add(
     note: str = "",
     prediction: dict | None = None,
     model_version: int | None = None,
-    dataset: dict[str, str] | None = None,
+    dataset: Known | None = None,
+    full_size_hash: str | None = None,
 ) -> Case:
     """Store one confirmed case; refused (CaseError, nothing written) when it is invalid or already known.
 
-    ``dataset`` maps pixel hashes of the training data to their file (see ``dataset_hashes``).
+    ``dataset``: the training data's hashes (see ``dataset_hashes``). ``full_size_hash``: ``pixel_hash`` of the
+    file decoded at full size, what the audit hashes (``pixels`` may be reduced to 1024 px). A near copy
+    (resized, recompressed, flipped, a few pixels changed) of a case or a dataset image is refused too: each
+    case is its own lesion, so a copy would land in two splits. So is a picture the gate refuses.
     """
     if diagnosis not in CLASSES:
         raise CaseError(f"diagnosis must be one of: {', '.join(CLASSES)}; received {diagnosis!r}")
@@ -104,14 +118,29 @@ def add(
     note = " ".join((note or "").split())
     if len(note) > NOTE_LIMIT:
         raise CaseError(f"the note is {len(note)} characters; keep it under {NOTE_LIMIT}")
-    digest = pixel_hash(pixels)
-    if dataset and digest in dataset:
-        raise CaseError(f"this image is already in the dataset as {dataset[digest]}")
+    if prediction is not None and prediction.get("lesion_like") is False:
+        raise CaseError(
+            "the not-a-lesion gate refuses this picture (not a dermoscopic lesion image); it cannot be a case"
+        )
+    digest, looks = pixel_hash(pixels), perceptual_hash(pixels)
+    if dataset:
+        for known in {digest, full_size_hash} & set(dataset.exact):
+            raise CaseError(f"this image is already in the dataset as {dataset.exact[known]}")
+        files = list(dataset.perceptual.values())
+        for _, j in near_copies([looks], list(dataset.perceptual))[:1]:
+            raise CaseError(f"this image is a near copy (resized, re-saved, flipped?) of {files[j]} in the dataset")
     with _lock():
         cases = all_cases()
         same = next((c for c in cases if c.pixel_hash == digest), None)
+        if same is None:
+            hashed = [c for c in cases if c.perceptual is not None]
+            near = near_copies([looks], [c.perceptual for c in hashed])
+            same = hashed[near[0][1]] if near else None
         if same is not None:
-            raise CaseError(f"this image is already confirmed case {same.id} ({same.diagnosis}, {same.time[:10]})")
+            raise CaseError(
+                f"this image is already confirmed case {same.id} ({same.diagnosis}, {same.time[:10]}), "
+                "or a near copy of it"
+            )
         case = Case(
             id=time.strftime("case-%Y%m%d-%H%M%S", time.gmtime()) + f"-{secrets.token_hex(3)}",
             pixel_hash=digest,
@@ -121,6 +150,7 @@ def add(
             time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             model_version=model_version,
             prediction=prediction,
+            perceptual=looks,
         )
         try:
             write_atomic(folder() / case.file, to_png(pixels))
@@ -211,9 +241,13 @@ def fingerprint(cases: Iterable[Case]) -> str:
     return hashlib.sha256("\n".join(sorted(c.pixel_hash for c in cases)).encode()).hexdigest()[:16]
 
 
-def dataset_hashes(report) -> dict[str, str]:
-    """Pixel hash -> file (relative to the data root) from an audit report: what a new case may not repeat."""
-    return {digest: path.relative_to(report.root).as_posix() for path, digest in report.hashes.items()}
+def dataset_hashes(report) -> Known:
+    """The audit's hashes of the data (files relative to the data root): what a new case may not repeat."""
+    name = lambda path: path.relative_to(report.root).as_posix()
+    return Known(
+        exact={digest: name(path) for path, digest in report.hashes.items()},
+        perceptual={looks: name(path) for path, looks in report.perceptual.items()},
+    )
 
 
 def export(dest: Path) -> int:

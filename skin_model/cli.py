@@ -217,6 +217,7 @@ def _add_case(args) -> int:
     if not args.target or not args.diagnosis or not args.confirmed_by:
         raise SkinModelError("cases add needs FILE --diagnosis CLASS --confirmed-by histopathology|follow-up|consensus")
     pixels = images.decode(Path(args.target))
+    full_size = images.pixel_hash(images.decode(Path(args.target), max_side=None))  # what the audit hashes
     root = Path(args.data) if args.data else data_dir()
     known = cases.dataset_hashes(audit(root)) if root is not None else None
     try:
@@ -225,7 +226,7 @@ def _add_case(args) -> int:
         version, prediction = predictor.version.number, _case_prediction(result)
     except SkinModelError:
         version, prediction = None, None  # no usable live model: the case is still worth keeping
-    case = cases.add(pixels, args.diagnosis, args.confirmed_by, args.note or "", prediction, version, known)
+    case = cases.add(pixels, args.diagnosis, args.confirmed_by, args.note or "", prediction, version, known, full_size)
     _emit(args, case.to_dict(), f"added case {case.id}: {case.diagnosis} ({case.confirmed_by})")
     return 0
 
