@@ -251,6 +251,8 @@ def cmd_report(args) -> int:
     from skin_model import explain, images, report
     from skin_model.predict import Predictor
 
+    inputs = [Path(p) for p in args.images]
+    report.check_target(args.output, inputs, args.force)  # before the work, not after it
     predictor = Predictor.load(args.model)
     pages = []
     for path in args.images:
@@ -266,11 +268,7 @@ def cmd_report(args) -> int:
             cam = explain.overlay(pixels, heat)
         pages.append(report.Page(pixels, result, cam))
     data = report.render(pages, predictor.metadata, args.case_reference)
-    try:
-        args.output.write_bytes(data)
-    except OSError as error:
-        print(f"error: could not write {args.output}: {error.strerror}", file=sys.stderr)
-        return 1
+    report.save(args.output, data, inputs, args.force)
     print(f"wrote {args.output}: {len(pages)} page(s), model version {predictor.version.number}")
     return 0
 
@@ -485,7 +483,8 @@ def parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("report", parents=[common], help="a printable PDF report, one page per image")
     rp.add_argument("images", nargs="+")
-    rp.add_argument("-o", "--output", type=Path, required=True, help="the PDF to write")
+    rp.add_argument("-o", "--output", type=Path, required=True, help="the PDF to write (a new file)")
+    rp.add_argument("--force", action="store_true", help="replace an existing file (never an input or a link)")
     rp.add_argument("--model", type=int, help="version (default: live)")
     rp.add_argument("--similar", type=_non_negative, default=6, metavar="K", help="similar training images (0: none)")
     rp.add_argument("--gradcam", action="store_true", help="add the Grad-CAM overlay beside each image")
