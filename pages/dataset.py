@@ -31,6 +31,9 @@ try:
 except SkinModelError as error:
     st.error(literal(error))
     st.stop()
+except OSError as error:  # e.g. a 5,000-character name inside SKIN_DATA_ROOT (ENAMETOOLONG)
+    st.error(literal(f"{root_text}: not a usable folder ({error.strerror or error})"))
+    st.stop()
 
 summary = report.summary()
 st.caption(

@@ -89,9 +89,16 @@ def all_cases() -> list[Case]:
     if not path.exists():
         return []
     try:
-        return [Case(**row) for row in json.loads(path.read_text(encoding="utf-8"))]
+        found = [Case(**row) for row in json.loads(path.read_text(encoding="utf-8"))]
     except (OSError, ValueError, TypeError) as error:
         raise CaseError(f"{path} cannot be read ({error}); restore it from a backup") from None
+    for case in found:  # every reader may then trust the words (export maps them to ISIC codes)
+        if case.diagnosis not in CLASSES or case.confirmed_by not in CONFIRMATIONS:
+            raise CaseError(
+                f"{path}: case {case.id!r} has an unknown diagnosis {case.diagnosis!r} or confirmation "
+                f"{case.confirmed_by!r}; correct or remove that record"
+            )
+    return found
 
 
 def add(
@@ -256,6 +263,8 @@ def export(dest: Path) -> int:
     Refuses a folder that already has files, so nothing of another export or dataset is overwritten.
     """
     cases = all_cases()
+    if dest.exists() and not dest.is_dir():
+        raise CaseError(f"{dest} is a file, not a folder; export into a new folder")
     if dest.exists() and any(dest.iterdir()):
         raise CaseError(f"{dest} is not empty; export into a new folder")
     code = {names[0]: key for key, names in OFFICIAL.items()} | {"seborrheic keratosis": "BKL"}

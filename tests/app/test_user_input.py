@@ -186,3 +186,11 @@ def test_the_confirmed_cases_table_quotes_a_formula_note(clean_dataset, lesion_i
     at = open_page("pages/dataset.py")
     table = next(d.value for d in at.dataframe if "note" in d.value.columns)
     assert list(table["note"]) == ["'" + note]
+
+
+def test_a_folder_name_too_long_for_the_system_is_one_line_on_the_dataset_page(tmp_path, monkeypatch):
+    monkeypatch.setenv("SKIN_DATA_ROOT", str(tmp_path))
+    at = open_page("pages/dataset.py")
+    type_folder(at, "pages/dataset.py", str(tmp_path / ("a" * 5000)))
+    assert not at.exception, [e.message for e in at.exception]
+    assert len(at.error) == 1 and "not a usable folder" in at.error[0].value

@@ -276,3 +276,28 @@ def test_a_picture_the_gate_refuses_is_not_a_case(tiny_model, servable, tmp_path
         code = main(["cases", "add", str(path), "--diagnosis", "melanoma", "--confirmed-by", "histopathology"])
         assert code == 2 and "not-a-lesion gate refuses" in capsys.readouterr().err
     assert cases.all_cases() == []
+
+
+# -- crashes (issue 32, item 8) ----------------------------------------------------------------------------
+
+
+def test_export_onto_an_existing_file_is_one_line(tmp_path, capsys):
+    from skin_model.cli import main
+
+    target = tmp_path / "file.txt"
+    target.write_text("keep")
+    assert main(["cases", "export", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert "is a file, not a folder" in err and "unexpected" not in err and target.read_text() == "keep"
+
+
+def test_an_unknown_diagnosis_in_the_records_is_one_line_naming_the_case(lesion_images, tmp_path, capsys):
+    from skin_model.cli import main
+
+    case = cases.add(lesion_images(1, seed=93, size=64)[0], "nevus", "histopathology")
+    index = cases.folder() / "cases.json"
+    index.write_text(index.read_text().replace('"nevus"', '"not-a-class"'))
+
+    assert main(["cases", "export", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"case '{case.id}' has an unknown diagnosis 'not-a-class'" in err and "unexpected" not in err
