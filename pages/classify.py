@@ -24,9 +24,9 @@ from pages.common import (
 from skin_model import CLASSES, cases, explain, report, similar
 from skin_model.config import MELANOMA, data_dirs
 from skin_model.errors import SkinModelError
-from skin_model.images import FORMAT_NAMES, UPLOAD_TYPES, decode, save_for_review
+from skin_model.images import FORMAT_NAMES, UPLOAD_TYPES, decode, pixel_hash, save_for_review
 from skin_model.predict import alert_options, batch_rows, operating_point
-from skin_model.spreadsheet import to_csv
+from skin_model.spreadsheet import safe_frame, to_csv
 
 started = time.perf_counter()
 page_frame()
@@ -119,19 +119,19 @@ def probability_bars(probabilities: dict[str, float]) -> str:
 
 def similar_cases(neighbours: list[similar.Neighbour]) -> None:
     """Thumbnails from the dataset folder when it is here; otherwise each image's public ISIC page."""
-    st.markdown(f"**Similar training images**: {similar.summary(neighbours)}")
+    st.markdown(f"**Similar training images**: {similar.summary(neighbours)}")  # diagnoses: checked class names
     roots = data_dirs()
     for column, n in zip(st.columns(len(neighbours)), neighbours, strict=True):
         found = similar.local_file(n, roots)
         label = f"{n.diagnosis} · distance {n.distance:.2f}"
         if found is not None:
             column.image(str(found), caption=label, width="stretch")
-        else:
-            link = f"[{n.image}]({n.url})" if n.url else f"`{n.image}`"
+        else:  # the name is the training file's: a link only for a checked ISIC id (``Neighbour.url``)
+            link = f"[{n.image}]({n.url})" if n.url else literal(n.image)
             column.markdown(f"{link}  \n{label}")
 
 
-def add_case_form(index: int, pixels, result) -> None:
+def add_case_form(index: int, pixels, result, upload) -> None:
     """A signed-in admin records the confirmed diagnosis of the image shown: stored (pixels only) as a case.
 
     Only for an admin: other sessions get no form per image (one sign-in box at the end of the page).
@@ -150,7 +150,10 @@ def add_case_form(index: int, pixels, result) -> None:
                 for k in ("lesion_like", "top_class", "top_probability", "melanoma_probability", "melanoma_alert")
             } | {"alert_threshold": result.alert_threshold}
             try:
-                case = cases.add(pixels, diagnosis, how, note, prediction, predictor.version.number, dataset_hashes())
+                full_size = pixel_hash(decode(upload.getvalue(), name=upload.name, max_side=None))  # as the audit
+                case = cases.add(
+                    pixels, diagnosis, how, note, prediction, predictor.version.number, dataset_hashes(), full_size
+                )
                 st.success(f"Added as confirmed case {case.id} ({case.diagnosis}, {case.confirmed_by}).")
             except SkinModelError as error:
                 st.error(literal(error))
@@ -217,7 +220,7 @@ for index, upload in enumerate(files):
             st.html(probability_bars(result.probabilities))
         if result.similar:
             similar_cases(result.similar)
-        add_case_form(index, pixels, result)
+        add_case_form(index, pixels, result, upload)
 
 if results:
     st.subheader("Summary")
@@ -235,7 +238,7 @@ if results:
             "warnings",
         ]
     ]
-    st.dataframe(table, hide_index=True, width="stretch")
+    st.dataframe(safe_frame(table), hide_index=True, width="stretch")  # its toolbar exports CSV too
     reference = st.text_input(
         "Case reference for the PDF (optional)",
         max_chars=120,

@@ -19,11 +19,12 @@ import streamlit as st
 
 from skin_model import auth, cases
 from skin_model.audit import AuditReport, audit
-from skin_model.card import literal, pct  # noqa: F401 - re-exported for the pages
+from skin_model.card import pct  # noqa: F401 - re-exported for the pages
 from skin_model.config import data_dirs
 from skin_model.errors import SkinModelError
 from skin_model.predict import Predictor
 from skin_model.registry import Registry
+from skin_model.text import literal
 
 ENTRY_KEY = "_ran_through_streamlit_app"
 PAGES = (  # path, title, icon; the first is the home page
@@ -108,7 +109,7 @@ def live_predictor() -> Predictor | None:
     try:
         return _predictor(fallback.number, fallback.metadata.get("sha256", ""))
     except SkinModelError as error:
-        st.error(f"Model version {fallback.number} cannot be used either: {error}")
+        st.error(f"Model version {fallback.number} cannot be used either: {literal(error)}")
         return None
 
 
@@ -136,7 +137,7 @@ def folder_stamp(roots: list[Path]) -> float:
     return sum(p.stat().st_mtime for p in folders if p.is_dir())
 
 
-def dataset_hashes() -> dict[str, str] | None:
+def dataset_hashes() -> cases.Known | None:
     """Pixel hashes of the datasets of ``SKIN_DATA_DIR`` (audited once, cached): what a new case may not repeat."""
     roots = data_dirs()
     if not roots:
@@ -208,7 +209,7 @@ def admin_gate(action: str) -> bool:
     try:
         minutes = auth.session_minutes()
     except SkinModelError as error:
-        st.error(str(error))
+        st.error(literal(error))
         return False
     if is_admin():
         st.session_state[ADMIN_KEY] = time.time()  # a page the admin opens or uses is activity
@@ -228,5 +229,5 @@ def admin_gate(action: str) -> bool:
                 st.session_state[ADMIN_KEY] = time.time()
                 st.rerun()
             except SkinModelError as error:
-                st.error(str(error))
+                st.error(literal(error))
     return False

@@ -14,6 +14,7 @@ from skin_model.config import BalanceConfig, TrainConfig, roots_of
 from skin_model.dataset import load_pixels, user_folder
 from skin_model.errors import SkinModelError
 from skin_model.splits import balance_preview, domain, training_split
+from skin_model.spreadsheet import safe_frame
 
 page_frame()
 
@@ -35,23 +36,28 @@ try:
 except SkinModelError as error:
     st.error(literal(error))
     st.stop()
+except OSError as error:  # e.g. a 5,000-character name inside SKIN_DATA_ROOT (ENAMETOOLONG)
+    st.error(literal(f"{error.filename or 'a dataset folder'}: not a usable folder ({error.strerror or error})"))
+    st.stop()
 
 summary = report.summary()
 st.dataframe(
-    pd.DataFrame(
-        [
-            {
-                "dataset folder": literal(root),
-                "images": found["images"],
-                "usable": found["usable"],
-                "metadata": literal(Path(found["metadata"]).name) if found["metadata"] else "none",
-            }
-            for root, found in summary["roots"].items()
-        ]
-        + (
-            [{"dataset folder": "all together", "images": summary["images"], "usable": summary["usable"]}]
-            if len(summary["roots"]) > 1
-            else []
+    safe_frame(
+        pd.DataFrame(
+            [
+                {
+                    "dataset folder": root,
+                    "images": found["images"],
+                    "usable": found["usable"],
+                    "metadata": Path(found["metadata"]).name if found["metadata"] else "none",
+                }
+                for root, found in summary["roots"].items()
+            ]
+            + (
+                [{"dataset folder": "all together", "images": summary["images"], "usable": summary["usable"]}]
+                if len(summary["roots"]) > 1
+                else []
+            )
         )
     ),
     hide_index=True,
@@ -100,7 +106,9 @@ fig.update_layout(
 st.plotly_chart(fig, width="stretch", key="balance-chart")
 st.caption("Counts of the training split (validation and test images are never augmented or balanced).")
 st.dataframe(
-    pd.DataFrame({"class": CLASSES, "before": [before[c] for c in CLASSES], "after": [after[c] for c in CLASSES]}),
+    safe_frame(
+        pd.DataFrame({"class": CLASSES, "before": [before[c] for c in CLASSES], "after": [after[c] for c in CLASSES]})
+    ),
     hide_index=True,
     width="stretch",
 )
@@ -113,16 +121,18 @@ if not confirmed:
     )
 else:
     st.dataframe(
-        pd.DataFrame(
-            {
-                "image": [cases.thumbnail_uri(c) for c in confirmed],
-                "id": [c.id for c in confirmed],
-                "diagnosis": [c.diagnosis for c in confirmed],
-                "confirmed by": [c.confirmed_by for c in confirmed],
-                "added": [c.time[:10] for c in confirmed],
-                "model said": [(c.prediction or {}).get("top_class") or "-" for c in confirmed],
-                "note": [c.note for c in confirmed],
-            }
+        safe_frame(  # notes are typed by people: the toolbar's "Download as CSV" must not export a formula
+            pd.DataFrame(
+                {
+                    "image": [cases.thumbnail_uri(c) for c in confirmed],
+                    "id": [c.id for c in confirmed],
+                    "diagnosis": [c.diagnosis for c in confirmed],
+                    "confirmed by": [c.confirmed_by for c in confirmed],
+                    "added": [c.time[:10] for c in confirmed],
+                    "model said": [(c.prediction or {}).get("top_class") for c in confirmed],
+                    "note": [c.note for c in confirmed],
+                }
+            )
         ),
         column_config={"image": st.column_config.ImageColumn("image", width="small")},
         hide_index=True,
@@ -207,7 +217,7 @@ by_source = pd.crosstab(
     pd.Series([domain(r) for r in records], name="acquisition source (ISIC archive: by upload block of ids)"),
     pd.Series([r.label for r in records], name="class"),
 )
-st.dataframe(by_source, width="stretch")
+st.dataframe(safe_frame(by_source), width="stretch")
 st.caption(
     "When one source holds nearly all of a class (the oldest ISIC uploads hold nearly all nevi), the source itself "
     "predicts the label; training weights every class evenly within each source so the model cannot lean on it."

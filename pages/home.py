@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages.common import live_predictor, page_frame, pct
+from pages.common import literal, live_predictor, page_frame, pct
 from skin_model.card import gate_summary
 
 page_frame()
@@ -65,7 +65,8 @@ if predictor is not None:
         high = max(sources, key=lambda k: sources[k]["balanced_accuracy"])
         st.caption(
             f"By acquisition source (the same {split} images, sources with 20 or more): balanced accuracy "
-            f"{pct(sources[low]['balanced_accuracy'])} ({low}) to {pct(sources[high]['balanced_accuracy'])} ({high})."
+            f"{pct(sources[low]['balanced_accuracy'])} ({literal(low)}) to "
+            f"{pct(sources[high]['balanced_accuracy'])} ({literal(high)})."
         )
     if gate_line := gate_summary(meta):
         st.caption(gate_line)

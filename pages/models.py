@@ -3,11 +3,12 @@
 import pandas as pd
 import streamlit as st
 
-from pages.common import admin_gate, page_frame, pct
+from pages.common import admin_gate, literal, page_frame, pct
 from pages.compare import confusion_figure, metrics_table, roc_figure, shift_table
 from skin_model import card, cases
 from skin_model.errors import SkinModelError
 from skin_model.registry import Registry
+from skin_model.spreadsheet import safe_frame
 
 page_frame()
 
@@ -15,6 +16,8 @@ st.title("Model versions")
 registry = Registry()
 versions = registry.versions()
 live = registry.live_number()
+for problem in registry.problems():
+    st.warning(literal(problem))
 if not versions:
     st.warning("No model is registered yet. Train one on the Retrain page or run `make train-default`.")
     st.stop()
@@ -38,7 +41,7 @@ for v in versions:
             "clinic cases": v.metadata.get("data", {}).get("cases", {}).get("count", 0),
         }
     )
-st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+st.dataframe(safe_frame(pd.DataFrame(rows)), hide_index=True, width="stretch")
 
 
 @st.cache_data(max_entries=32, show_spinner="Scoring the confirmed cases...")
@@ -53,7 +56,7 @@ st.subheader("On this clinic's confirmed cases")
 try:
     confirmed = cases.all_cases()
 except SkinModelError as error:
-    st.error(str(error))
+    st.error(literal(error))
     confirmed = []
 if not confirmed:
     st.caption("No confirmed cases yet: add them on the Classify page once a diagnosis is confirmed.")
@@ -63,7 +66,7 @@ else:
         try:
             r = case_score(v.number, v.metadata.get("sha256", ""), cases.fingerprint(confirmed))
         except SkinModelError as error:
-            st.caption(f"Version {v.number}: {error}")
+            st.caption(f"Version {v.number}: {literal(error)}")
             continue
         scored.append(
             {
@@ -76,7 +79,7 @@ else:
                 "refused as not a lesion": r["refused"],
             }
         )
-    st.dataframe(pd.DataFrame(scored), hide_index=True, width="stretch")
+    st.dataframe(safe_frame(pd.DataFrame(scored)), hide_index=True, width="stretch")
     st.caption(
         f"{len(confirmed)} confirmed case(s). Each version is scored only on the cases it did not train or validate "
         "on; the melanoma alert is at its own thresholds, as the app applies them."
@@ -88,7 +91,7 @@ c1, c2 = st.columns(2)
 a = c1.selectbox("Version A", numbers, index=len(numbers) - 1)
 b = c2.selectbox("Version B", numbers, index=numbers.index(live) if live in numbers else 0)
 chosen = [registry.get(a)] if a == b else [registry.get(a), registry.get(b)]
-st.dataframe(metrics_table(chosen), width="stretch")
+st.dataframe(safe_frame(metrics_table(chosen)), width="stretch")
 st.plotly_chart(roc_figure(chosen), width="stretch", key="roc")
 cols = st.columns(2)
 for col, version in zip(cols, chosen, strict=False):
@@ -117,9 +120,9 @@ for version in chosen:
         continue
     left, right = st.columns(2)
     left.markdown(f"**Version {version.number}: per source**")
-    left.dataframe(sources, width="stretch")
+    left.dataframe(safe_frame(sources), width="stretch")
     right.markdown(f"**Version {version.number}: stress test**")
-    right.dataframe(stress, width="stretch")
+    right.dataframe(safe_frame(stress), width="stretch")
 
 st.subheader("Live model")
 if admin_gate("Changing the live model"):
@@ -130,7 +133,7 @@ if admin_gate("Changing the live model"):
             st.success(f"Version {target} is now live.")
             st.rerun()
         except SkinModelError as error:
-            st.error(str(error))
-if live is not None:
+            st.error(literal(error))
+if live in numbers:  # an unreadable live record is named at the top instead
     with st.expander(f"Model card: version {live}", expanded=False):
         st.markdown(card.render(registry.get(live).metadata))

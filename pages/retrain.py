@@ -17,6 +17,7 @@ from skin_model.config import BACKBONES, DEFAULT_RECIPE, BalanceConfig, TrainCon
 from skin_model.dataset import user_folder
 from skin_model.errors import SkinModelError
 from skin_model.registry import Registry
+from skin_model.spreadsheet import safe_frame
 
 page_frame()
 
@@ -121,7 +122,7 @@ def finished_view(job: jobs.Job) -> None:
                 f"balanced accuracy {pct(metrics['balanced_accuracy'])}"
             )
             st.plotly_chart(confusion_figure(metrics["confusion"]), width="stretch", key=f"cm-{side}")
-    st.dataframe(metrics_table([new, live]), width="stretch")
+    st.dataframe(safe_frame(metrics_table([new, live])), width="stretch")
     if new.number == live.number:
         st.info(f"Version {new.number} is live.")
     elif is_admin() and st.button(f"Make version {new.number} live", type="primary"):

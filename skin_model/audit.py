@@ -53,6 +53,8 @@ class AuditReport:
     same_id: list[list[Record]] = field(default_factory=list)  # one ISIC id, different pixels
     near_copies: list[tuple[Record, Record, float]] = field(default_factory=list)  # other ids, or no id
     held_out: list[tuple[Record, Path]] = field(default_factory=list)  # a training picture a held-out picture repeats
+    thumbs: nearcopy.Thumbs | None = None  # of each readable file, in ``thumbed`` order: what a new case is held to
+    thumbed: list[Path] = field(default_factory=list)
 
     @property
     def root(self) -> Path:
@@ -171,6 +173,7 @@ def audit(
     readable = [r for r in report.records if r.path in report.hashes]
     thumbs = nearcopy.Thumbs.of(decoded[r.path] for r in readable)
     del decoded
+    report.thumbs, report.thumbed = thumbs, [r.path for r in readable]
     _copies(report, readable, thumbs)
     if hold_out:
         _held_out(report, readable, thumbs, hold_out)

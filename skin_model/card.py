@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 from skin_model import CLASSES
 from skin_model.config import augment_strength
 from skin_model.gate import PAIRED
+from skin_model.text import literal
 
 
 def _refused(gate: dict) -> str:
@@ -49,16 +48,9 @@ def pct(value) -> str:
     return "n/a" if value is None or value != value else f"{value:.1%}"
 
 
-def literal(text: object) -> str:
-    """Text exactly as given, for markdown (the card, the pages' errors and captions): a code span, never parsed.
-
-    File names, typed paths and messages quoting them come from users. As markdown, a name like
-    ``![t](http://host/x.png)`` becomes an image the browser fetches, a link or bold text; escaping
-    every mark is not enough, as a bare ``http://`` or ``www.`` still becomes a link (GFM autolinks).
-    """
-    text = str(text)
-    fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)  # longer than any run of backticks inside
-    return f"{fence} {text} {fence}"  # CommonMark drops one space on each side
+def _cell(name: object) -> str:
+    """A source or condition name in a markdown table cell: literal, its pipes escaped (GFM splits cells first)."""
+    return literal(name).replace("|", "\\|")
 
 
 def _count(value) -> str:
@@ -68,9 +60,11 @@ def _count(value) -> str:
 SHIFT_HEAD = "| images | balanced accuracy | melanoma sensitivity | melanoma specificity | melanoma AUC | refused |"
 
 
-def _shift_rows(table: dict) -> list[str]:
+def _shift_rows(table: dict, names_from_data: bool = False) -> list[str]:
+    """Rows of a per-source (names from the data's metadata: literal) or stress table (our condition names)."""
     return [
-        f"| {name} | {m['images']} | {pct(m['balanced_accuracy'])} | {pct(m['melanoma_sensitivity'])} | "
+        f"| {_cell(name) if names_from_data else name} | {m['images']} | {pct(m['balanced_accuracy'])} | "
+        f"{pct(m['melanoma_sensitivity'])} | "
         f"{pct(m['melanoma_specificity'])} | {m.get('melanoma_roc_auc') or 'n/a'} | {pct(m.get('refused'))} |"
         for name, m in table.items()
     ]
@@ -292,7 +286,7 @@ def render(metadata: dict) -> str:
             "",
             "| source " + SHIFT_HEAD,
             "|---|---|---|---|---|---|---|",
-            *_shift_rows(robust["per_source"]),
+            *_shift_rows(robust["per_source"], names_from_data=True),
             "",
             "### Shift stress test (the lesion-grouped test split under named device conditions)",
             "",

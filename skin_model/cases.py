@@ -28,8 +28,9 @@ from skin_model import CLASSES
 from skin_model.config import skin_home
 from skin_model.dataset import Record
 from skin_model.errors import SkinModelError
-from skin_model.images import pixel_hash, to_png
+from skin_model.images import decode, pixel_hash, to_png
 from skin_model.metadata import OFFICIAL
+from skin_model.nearcopy import Thumbs, near_copies
 from skin_model.registry import file_lock, write_atomic, write_json
 
 CONFIRMATIONS = ("histopathology", "follow-up", "consensus")
@@ -40,6 +41,15 @@ NOTE_LIMIT = 300
 
 class CaseError(SkinModelError):
     """A case cannot be added, found or exported."""
+
+
+@dataclass(frozen=True)
+class Known:
+    """What a new case may not repeat: the dataset's images by full-size pixel hash, and their near-copy thumbnails."""
+
+    exact: dict[str, str]  # images.pixel_hash of the full-size pixels -> file as a person reads it
+    thumbs: Thumbs  # nearcopy thumbnails of the same files, in the order of ``files``
+    files: list[str]
 
 
 @dataclass(frozen=True)
@@ -79,9 +89,16 @@ def all_cases() -> list[Case]:
     if not path.exists():
         return []
     try:
-        return [Case(**row) for row in json.loads(path.read_text(encoding="utf-8"))]
+        found = [Case(**row) for row in json.loads(path.read_text(encoding="utf-8"))]
     except (OSError, ValueError, TypeError) as error:
         raise CaseError(f"{path} cannot be read ({error}); restore it from a backup") from None
+    for case in found:  # every reader may then trust the words (export maps them to ISIC codes)
+        if case.diagnosis not in CLASSES or case.confirmed_by not in CONFIRMATIONS:
+            raise CaseError(
+                f"{path}: case {case.id!r} has an unknown diagnosis {case.diagnosis!r} or confirmation "
+                f"{case.confirmed_by!r}; correct or remove that record"
+            )
+    return found
 
 
 def add(
@@ -91,11 +108,15 @@ def add(
     note: str = "",
     prediction: dict | None = None,
     model_version: int | None = None,
-    dataset: dict[str, str] | None = None,
+    dataset: Known | None = None,
+    full_size_hash: str | None = None,
 ) -> Case:
     """Store one confirmed case; refused (CaseError, nothing written) when it is invalid or already known.
 
-    ``dataset`` maps pixel hashes of the training data to their file (see ``dataset_hashes``).
+    ``dataset``: the training data's hashes (see ``dataset_hashes``). ``full_size_hash``: ``pixel_hash`` of the
+    file decoded at full size, what the audit hashes (``pixels`` may be reduced to 1024 px). A near copy
+    (resized, recompressed, flipped, a few pixels changed) of a case or a dataset image is refused too: each
+    case is its own lesion, so a copy would land in two splits. So is a picture the gate refuses.
     """
     if diagnosis not in CLASSES:
         raise CaseError(f"diagnosis must be one of: {', '.join(CLASSES)}; received {diagnosis!r}")
@@ -104,14 +125,31 @@ def add(
     note = " ".join((note or "").split())
     if len(note) > NOTE_LIMIT:
         raise CaseError(f"the note is {len(note)} characters; keep it under {NOTE_LIMIT}")
-    digest = pixel_hash(pixels)
-    if dataset and digest in dataset:
-        raise CaseError(f"this image is already in the dataset as {dataset[digest]}")
+    if prediction is not None and prediction.get("lesion_like") is False:
+        raise CaseError(
+            "the not-a-lesion gate refuses this picture (not a dermoscopic lesion image); it cannot be a case"
+        )
+    digest, looks = pixel_hash(pixels), Thumbs.of([pixels])
+    if dataset:
+        for known in {digest, full_size_hash} & set(dataset.exact):
+            raise CaseError(f"this image is already in the dataset as {dataset.exact[known]}")
+        for _, j, _ in near_copies(looks, dataset.thumbs)[:1]:
+            raise CaseError(
+                f"this image is a near copy (resized, re-saved, re-coloured, flipped?) of {dataset.files[j]} in the "
+                "dataset"
+            )
     with _lock():
         cases = all_cases()
         same = next((c for c in cases if c.pixel_hash == digest), None)
+        if same is None and cases:
+            stored = [c for c in cases if image_path(c).is_file()]
+            near = near_copies(looks, Thumbs.of(_stored_pixels(c) for c in stored))
+            same = stored[near[0][1]] if near else None
         if same is not None:
-            raise CaseError(f"this image is already confirmed case {same.id} ({same.diagnosis}, {same.time[:10]})")
+            raise CaseError(
+                f"this image is already confirmed case {same.id} ({same.diagnosis}, {same.time[:10]}), "
+                "or a near copy of it"
+            )
         case = Case(
             id=time.strftime("case-%Y%m%d-%H%M%S", time.gmtime()) + f"-{secrets.token_hex(3)}",
             pixel_hash=digest,
@@ -211,9 +249,21 @@ def fingerprint(cases: Iterable[Case]) -> str:
     return hashlib.sha256("\n".join(sorted(c.pixel_hash for c in cases)).encode()).hexdigest()[:16]
 
 
-def dataset_hashes(report) -> dict[str, str]:
-    """Pixel hash -> file (as a person reads it) from an audit report: what a new case may not repeat."""
-    return {digest: report.shown(path) for path, digest in report.hashes.items()}
+def dataset_hashes(report) -> Known:
+    """The audit's hashes and near-copy thumbnails of the data (files as a person reads them)."""
+    return Known(
+        exact={digest: report.shown(path) for path, digest in report.hashes.items()},
+        thumbs=report.thumbs if report.thumbs is not None else Thumbs.of([]),
+        files=[report.shown(path) for path in report.thumbed],
+    )
+
+
+def _stored_pixels(case: Case) -> np.ndarray:
+    """A stored case's pixels; an unreadable file counts as nothing to compare with (an empty grey picture)."""
+    try:
+        return decode(image_path(case))
+    except SkinModelError:
+        return np.full((8, 8, 3), 128, np.uint8)
 
 
 def export(dest: Path) -> int:
@@ -222,6 +272,8 @@ def export(dest: Path) -> int:
     Refuses a folder that already has files, so nothing of another export or dataset is overwritten.
     """
     cases = all_cases()
+    if dest.exists() and not dest.is_dir():
+        raise CaseError(f"{dest} is a file, not a folder; export into a new folder")
     if dest.exists() and any(dest.iterdir()):
         raise CaseError(f"{dest} is not empty; export into a new folder")
     code = {names[0]: key for key, names in OFFICIAL.items()} | {"seborrheic keratosis": "BKL"}

@@ -237,6 +237,7 @@ def _add_case(args) -> int:
     if not args.target or not args.diagnosis or not args.confirmed_by:
         raise SkinModelError("cases add needs FILE --diagnosis CLASS --confirmed-by histopathology|follow-up|consensus")
     pixels = images.decode(Path(args.target))
+    full_size = images.pixel_hash(images.decode(Path(args.target), max_side=None))  # what the audit hashes
     roots = [root for value in args.data or [] for root in roots_of(value)] or data_dirs()
     known = cases.dataset_hashes(audit(roots)) if roots else None
     try:
@@ -245,7 +246,7 @@ def _add_case(args) -> int:
         version, prediction = predictor.version.number, _case_prediction(result)
     except SkinModelError:
         version, prediction = None, None  # no usable live model: the case is still worth keeping
-    case = cases.add(pixels, args.diagnosis, args.confirmed_by, args.note or "", prediction, version, known)
+    case = cases.add(pixels, args.diagnosis, args.confirmed_by, args.note or "", prediction, version, known, full_size)
     _emit(args, case.to_dict(), f"added case {case.id}: {case.diagnosis} ({case.confirmed_by})")
     return 0
 
@@ -270,6 +271,8 @@ def cmd_report(args) -> int:
     from skin_model import explain, images, report
     from skin_model.predict import Predictor
 
+    inputs = [Path(p) for p in args.images]
+    report.check_target(args.output, inputs, args.force)  # before the work, not after it
     predictor = Predictor.load(args.model)
     pages = []
     for path in args.images:
@@ -285,11 +288,7 @@ def cmd_report(args) -> int:
             cam = explain.overlay(pixels, heat)
         pages.append(report.Page(pixels, result, cam))
     data = report.render(pages, predictor.metadata, args.case_reference)
-    try:
-        args.output.write_bytes(data)
-    except OSError as error:
-        print(f"error: could not write {args.output}: {error.strerror}", file=sys.stderr)
-        return 1
+    report.save(args.output, data, inputs, args.force)
     print(f"wrote {args.output}: {len(pages)} page(s), model version {predictor.version.number}")
     return 0
 
@@ -339,6 +338,8 @@ def cmd_models(args) -> int:
         return 0
     live = registry.live_number()
     versions = registry.versions()
+    for line in registry.problems():  # an unreadable or modified record: named, never a crash
+        print(f"warning: {line}", file=sys.stderr)
     data = [
         {
             "version": v.number,
@@ -506,7 +507,8 @@ def parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("report", parents=[common], help="a printable PDF report, one page per image")
     rp.add_argument("images", nargs="+")
-    rp.add_argument("-o", "--output", type=Path, required=True, help="the PDF to write")
+    rp.add_argument("-o", "--output", type=Path, required=True, help="the PDF to write (a new file)")
+    rp.add_argument("--force", action="store_true", help="replace an existing file (never an input or a link)")
     rp.add_argument("--model", type=int, help="version (default: live)")
     rp.add_argument("--similar", type=_non_negative, default=6, metavar="K", help="similar training images (0: none)")
     rp.add_argument("--gradcam", action="store_true", help="add the Grad-CAM overlay beside each image")

@@ -5,7 +5,10 @@ never modified after it is written: it is built in a temporary folder and
 renamed into place. ``SKIN_HOME/models/live.json`` names the live version
 and is replaced atomically, so switching and rolling back are one rename.
 Models are loaded only from here, only when their sha256 matches, and with
-Keras safe mode on.
+Keras safe mode on. The record itself is checked too: ``live.json`` keeps the
+sha256 of every version's ``metadata.json`` (it decides the melanoma alert),
+written at registration, so an edited record is refused, not served. A
+registry from before these hashes has them recorded once, as found.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ MODEL_FILE = "model.keras"
 METADATA_FILE = "metadata.json"
 LIVE_FILE = "live.json"
 LOCK_FILE = ".lock"
+RECORDS_KEY = "metadata_sha256"  # in live.json: version number -> sha256 of its metadata.json
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class Version:
     number: int
     path: Path
     metadata: dict
+    metadata_sha256: str = ""  # of the very bytes ``metadata`` was parsed from
 
     @property
     def model_path(self) -> Path:
@@ -96,22 +101,37 @@ class Registry:
 
     # -- reading ---------------------------------------------------------
     def versions(self) -> list[Version]:
-        """Complete versions, oldest first (half-written temporary folders are ignored)."""
-        self._seed()
+        """Complete, readable versions, oldest first (half-written temporary folders are ignored; an unreadable
+        record is left out here and named by :meth:`problems`)."""
         found = []
-        for child in self.root.iterdir() if self.root.exists() else []:
-            if child.name.isdigit() and (child / METADATA_FILE).is_file():
-                try:
-                    found.append(Version(int(child.name), child, json.loads((child / METADATA_FILE).read_text())))
-                except (OSError, ValueError):
-                    continue
+        for child in self._complete():
+            try:
+                found.append(_read(child))
+            except RegistryError:
+                continue
         return sorted(found, key=lambda v: v.number)
 
+    def problems(self) -> list[str]:
+        """One line per version whose record cannot be read (what ``versions`` leaves out) or was modified."""
+        lines = []
+        for child in self._complete():
+            try:
+                self._check_record(_read(child))
+            except RegistryError as error:
+                lines.append(str(error))
+        return sorted(lines)
+
+    def _complete(self) -> list[Path]:
+        self._seed()
+        children = self.root.iterdir() if self.root.exists() else []
+        return [c for c in children if c.name.isdigit() and (c / METADATA_FILE).is_file()]
+
     def get(self, number: int) -> Version:
-        for version in self.versions():
-            if version.number == number:
-                return version
-        raise RegistryError(f"model version {number} does not exist; see `python -m skin_model models`")
+        self._seed()
+        folder = self.root / str(int(number))
+        if not (folder / METADATA_FILE).is_file():
+            raise RegistryError(f"model version {number} does not exist; see `python -m skin_model models`")
+        return _read(folder)
 
     def live_number(self) -> int | None:
         self._seed()
@@ -127,7 +147,9 @@ class Registry:
         return self.get(number)
 
     def verify(self, version: Version) -> None:
-        """Refuse a model file (or a file registered with it) that is missing or changed since registration."""
+        """Refuse a record, a model file (or a file registered with it) that is missing or changed since
+        registration."""
+        self._check_record(version)
         if not version.model_path.is_file():
             raise RegistryError(f"model version {version.number}: {MODEL_FILE} is missing")
         if sha256(version.model_path) != version.metadata.get("sha256"):
@@ -136,6 +158,21 @@ class Registry:
             path = version.path / name
             if not path.is_file() or sha256(path) != digest:
                 raise RegistryError(f"model version {version.number}: {name} is missing or was modified")
+
+    def _check_record(self, version: Version) -> None:
+        """The version's metadata.json is the one registered: its sha256 matches the one kept in live.json."""
+        recorded = self._records().get(str(version.number))
+        digest = version.metadata_sha256 or _file_sha256(version.path / METADATA_FILE)
+        if recorded is None:
+            raise RegistryError(
+                f"model version {version.number}: no checksum of its {METADATA_FILE} is recorded in {LIVE_FILE}; "
+                "it was not registered here (register it again)"
+            )
+        if digest != recorded:
+            raise RegistryError(
+                f"model version {version.number}: {METADATA_FILE} does not match the checksum recorded when it was "
+                "registered; the record was modified (restore it or register the version again)"
+            )
 
     def load(self, version: Version):
         """The Keras model of a verified version, loaded in safe mode."""
@@ -174,17 +211,20 @@ class Registry:
             sha256=sha256(staging / MODEL_FILE),
             created=metadata.get("created") or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         )
-        while True:  # numbers only go up; a rename onto an existing folder fails
-            number = max([v.number for v in self._listed()] + [0]) + 1
-            metadata["version"] = number
-            write_json(staging / METADATA_FILE, metadata)
-            try:
-                os.rename(staging, self.root / str(number))
-                break
-            except OSError:
-                if not (self.root / str(number)).exists():
-                    raise
-        version = Version(number, self.root / str(number), metadata)
+        with self._locked():  # one registration at a time: its number and its recorded checksum go together
+            while True:  # numbers only go up; a rename onto an existing folder fails
+                number = max([v.number for v in self._listed()] + [0]) + 1
+                metadata["version"] = number
+                write_json(staging / METADATA_FILE, metadata)
+                digest = sha256(staging / METADATA_FILE)
+                self._record(number, digest)  # before the rename: a reader never sees the version unrecorded
+                try:
+                    os.rename(staging, self.root / str(number))
+                    break
+                except OSError:
+                    if not (self.root / str(number)).exists():
+                        raise
+        version = Version(number, self.root / str(number), metadata, digest)
         if activate:
             self.activate(number)
         return version
@@ -200,11 +240,46 @@ class Registry:
             self._point_live_at(number)
         return version
 
-    def _point_live_at(self, number: int) -> None:
-        """Rewrite the pointer; callers hold the lock, so two switches at once cannot drop one from the history."""
+    def _point_live_at(self, number: int, recorded: str | None = None) -> None:
+        """Rewrite the pointer; callers hold the lock, so two switches at once cannot drop one from the history.
+
+        ``recorded``: the version's metadata checksum, when it is recorded in the same write (seeding).
+        """
         history = [n for n in self.live_history() if n != number] + [number]
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        write_json(self.root / LIVE_FILE, {"version": number, "since": now, "history": history[-20:]})
+        pointer = self._pointer() | {"version": number, "since": now, "history": history[-20:]}
+        if recorded is not None:
+            pointer[RECORDS_KEY] = {**self._records(), str(number): recorded}
+        write_json(self.root / LIVE_FILE, pointer)
+
+    def _pointer(self) -> dict:
+        try:
+            data = json.loads((self.root / LIVE_FILE).read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _records(self) -> dict:
+        records = self._pointer().get(RECORDS_KEY)
+        return records if isinstance(records, dict) else {}
+
+    def _record(self, number: int, digest: str) -> None:
+        """Keep a version's metadata checksum in ``live.json``; callers hold the lock."""
+        pointer = self._pointer()
+        write_json(self.root / LIVE_FILE, pointer | {RECORDS_KEY: {**self._records(), str(number): digest}})
+
+    def _record_existing(self) -> None:
+        """A registry from before the metadata checksums: record each readable version's as it is now, once."""
+        if not (self.root / LIVE_FILE).is_file() or RECORDS_KEY in self._pointer():
+            return
+        with self._locked():
+            if RECORDS_KEY in self._pointer():
+                return
+            found = {}
+            for child in self.root.iterdir():
+                if child.name.isdigit() and (child / METADATA_FILE).is_file():
+                    found[child.name] = _file_sha256(child / METADATA_FILE)
+            write_json(self.root / LIVE_FILE, self._pointer() | {RECORDS_KEY: found})
 
     def _locked(self):
         """Serialise writers of ``live.json`` across sessions and processes."""
@@ -238,6 +313,7 @@ class Registry:
         Under the registry lock: several first visitors of a fresh server seed
         at once, and none may see version 1 before it is live.
         """
+        self._record_existing()
         if self.seed_dir is None or (self.root / LIVE_FILE).exists() or not (self.seed_dir / MODEL_FILE).is_file():
             return
         with self._locked():
@@ -257,8 +333,32 @@ class Registry:
                     if sha256(staging / name) != digest:
                         raise RegistryError(f"{self.seed_dir}: the committed {name} does not match its checksum")
                 write_json(staging / METADATA_FILE, dict(metadata, sha256=sha256(staging / MODEL_FILE), version=1))
+                digest = sha256(staging / METADATA_FILE)
                 os.rename(staging, self.root / "1")
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
-            self._point_live_at(1)
+            self._point_live_at(1, recorded=digest)  # one write: no visitor sees a pointer without version 1
+
+
+def _file_sha256(path: Path) -> str:
+    try:
+        return sha256(path)
+    except OSError:
+        return ""
+
+
+def _read(folder: Path) -> Version:
+    """One version's record; one line naming the file when it cannot be read or is not a JSON object."""
+    path = folder / METADATA_FILE
+    try:
+        data = path.read_bytes()
+        metadata = json.loads(data)
+    except (OSError, ValueError) as error:
+        raise RegistryError(f"model version {folder.name}: {path} cannot be read ({error})") from None
+    if not isinstance(metadata, dict):
+        raise RegistryError(
+            f"model version {folder.name}: {path} must hold a JSON object; received {type(metadata).__name__} "
+            "(restore it or register the version again)"
+        )
+    return Version(int(folder.name), folder, metadata, hashlib.sha256(data).hexdigest())

@@ -10,8 +10,11 @@ clinician is printed and nowhere kept.
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from fpdf import FPDF
@@ -19,8 +22,10 @@ from PIL import Image
 
 from skin_model import CLASSES
 from skin_model.config import MELANOMA
+from skin_model.errors import SkinModelError
 from skin_model.predict import Prediction, operating_point
 from skin_model.similar import summary
+from skin_model.text import printable
 
 DISCLAIMER = (
     "Decision support only, not a diagnosis. The probabilities come from a convolutional network trained on "
@@ -60,8 +65,9 @@ def render(pages: list[Page], metadata: dict, case_reference: str | None = None,
 
 
 def _text(value: object) -> str:
-    """The core PDF fonts speak Latin-1: anything else prints as '?', never fails the report."""
-    return str(value).encode("latin-1", "replace").decode("latin-1")
+    """Text that is not ours, as printed: controls replaced (``text.printable``); the core PDF fonts speak
+    Latin-1, so anything else prints as '?', never fails the report."""
+    return printable(value).encode("latin-1", "replace").decode("latin-1")
 
 
 def _header(pdf: FPDF, metadata: dict, reference: str | None, stamp: str, number: int, total: int) -> None:
@@ -230,3 +236,30 @@ def _footer(pdf: FPDF) -> None:
     pdf.set_font("Helvetica", "I", 8)
     pdf.set_text_color(*GREY)
     pdf.multi_cell(180, 3.8, DISCLAIMER)
+
+
+def check_target(output: Path, inputs: Sequence[Path], force: bool = False) -> None:
+    """Refuse a PDF target that would destroy something: a link, an input, a folder, or (without ``force``)
+    any existing file. Checked before any work; :func:`save` writes atomically."""
+    if output.is_symlink():
+        raise SkinModelError(f"{output} is a symbolic link; the report is never written through one")
+    if output.exists():
+        if not output.is_file():
+            raise SkinModelError(f"{output} exists and is not a file; choose a new file name")
+        if any(Path(i).exists() and os.path.samefile(output, i) for i in inputs):
+            raise SkinModelError(f"{output} is one of the images to report on; choose another file name")
+        if not force:
+            raise SkinModelError(f"{output} already exists; choose a new file name or pass --force to replace it")
+    if not output.parent.is_dir():
+        raise SkinModelError(f"{output.parent} is not a folder; the report cannot be written there")
+
+
+def save(output: Path, data: bytes, inputs: Sequence[Path], force: bool = False) -> None:
+    """Write the PDF atomically (a temporary file beside it, then a rename), after :func:`check_target`."""
+    from skin_model.registry import write_atomic
+
+    check_target(output, inputs, force)
+    try:
+        write_atomic(output, data)
+    except OSError as error:
+        raise SkinModelError(f"could not write {output} ({error.strerror or error})") from None

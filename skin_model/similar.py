@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from skin_model import CLASSES
 from skin_model.config import skin_home
 from skin_model.errors import RegistryError
 
@@ -106,6 +107,9 @@ class Index:
             raise RegistryError(f"{where} cannot be read ({error})") from None
         if not len(index.vectors) == len(index.diagnoses) == len(index.sources) == len(index.paths):
             raise RegistryError(f"{where} is inconsistent: its columns differ in length")
+        unknown = sorted(set(index.diagnoses) - set(CLASSES))
+        if unknown:  # the pages and the report print diagnoses as our own words: only the nine class names
+            raise RegistryError(f"{where} holds diagnoses that are not class names: {unknown[:3]!r}")
         return index
 
 

@@ -46,7 +46,7 @@ def test_home_quotes_the_committed_default_by_source_and_under_stress():
     sources = {k: m["balanced_accuracy"] for k, m in meta["robustness"]["per_source"].items() if m["images"] >= 20}
     low, high = min(sources, key=sources.get), max(sources, key=sources.get)
     assert sources[high] - sources[low] > 0.05  # two different sources: the range below says something
-    assert f"{sources[low]:.1%} ({low}) to {sources[high]:.1%} ({high})" in shown
+    assert f"{sources[low]:.1%} (` {low} `) to {sources[high]:.1%} (` {high} `)" in shown  # names from the data
     # both alert thresholds, and that the figures hold each image to its own
     usual, strict = meta["alert_threshold"], meta["alert_threshold_unusual"]
     assert strict < usual
@@ -322,3 +322,12 @@ def test_an_image_is_stored_only_on_request_and_then_as_pixels_without_any_metad
     assert not stored.getexif() and not stored.info.get("icc_profile") and not any(p.encode() in data for p in PLANTED)
     assert (stored.convert("RGB").tobytes()) == decode(upload).tobytes()  # the upload's pixels, nothing else
     assert any("Saved as" in s.value for s in at.success)
+
+
+def test_models_page_names_a_version_whose_metadata_is_not_an_object_instead_of_crashing(live_tiny_model):
+    (live_tiny_model.path / "metadata.json").write_text("[]")  # issue 32, item 3
+
+    at = open_page("pages/models.py")
+
+    assert not at.exception, [e.message for e in at.exception]
+    assert any("must hold a JSON object" in w.value for w in at.warning)

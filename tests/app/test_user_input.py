@@ -6,6 +6,7 @@ import html
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
@@ -46,7 +47,7 @@ def sign_in(at: AppTest, password: str = "right") -> AppTest:
 
 def type_folder(at: AppTest, page: str, text: str) -> AppTest:
     """Type a dataset folder the way each page takes it: live on Dataset, on submit on Retrain."""
-    next(t for t in at.text_input if t.label == "Dataset folder").input(text)
+    next(t for t in at.text_area if t.label.startswith("Dataset folders")).input(text)
     if page == "pages/retrain.py":
         next(b for b in at.button if b.label == "Start training").click()
     return at.run()
@@ -134,3 +135,62 @@ def test_one_sessions_failed_sign_ins_do_not_lock_out_another_session_from_the_s
     assert any("too many failed sign-ins" in e.value for e in typist.error)  # that session is locked out
     sign_in(admin, "right")
     assert not admin.error and not next(b for b in admin.button if b.label == "Start training").disabled
+
+
+INJECTED_NAME = "x2` ![b](https:127.0.0.1:8698) [Sign in again](https:127.0.0.1:8698) `"  # issue 32, item 1
+
+
+def test_a_similar_case_named_with_markdown_is_shown_as_text_when_its_thumbnail_is_missing(
+    tiny_model, servable, lesion_images
+):
+    """A training file's name reaches the page from the version's similar-case index, not from the upload."""
+    from skin_model import robustness, similar
+    from skin_model.images import to_png
+    from skin_model.registry import Registry
+
+    images = lesion_images(3, seed=11, size=64)
+    features = robustness.embedder(tiny_model, 32)(images)[1]
+    index = similar.Index(
+        vectors=similar.unit(features.astype(np.float32)),
+        diagnoses=("nevus",) * 3,
+        sources=("isic_archive",) * 3,
+        paths=tuple(f"Train/nevus/{INJECTED_NAME}{i}.png" for i in range(3)),
+    )
+    files = {similar.INDEX_FILE: index.to_bytes()}
+    Registry().register(tiny_model, servable(tiny_model), activate=True, files=files)  # no SKIN_DATA_DIR: no files
+    at = open_page("pages/classify.py")
+    at.file_uploader[0].set_value([("lesion.png", to_png(images[0]), "image/png")]).run()
+    assert not at.exception, [e.message for e in at.exception]
+    shown = [m.value for m in at.markdown if "distance" in m.value]
+    assert len(shown) == 3
+    for body in shown:
+        rendered = MarkdownIt("commonmark").render(body)
+        assert "<img" not in rendered and "<a " not in rendered, rendered
+        assert INJECTED_NAME in html.unescape(re.search(r"<code>(.*?)</code>", rendered, re.S).group(1))
+
+
+def test_the_summary_table_quotes_a_formula_file_name_for_its_own_csv_export(live_tiny_model, blob, encode):
+    at = open_page("pages/classify.py")
+    name = "+cmd|' /C calc'!A0.jpg"
+    at.file_uploader[0].set_value([(name, encode(blob("melanoma", 5, size=120), "PNG"), "image/png")]).run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert list(at.dataframe[0].value["file"]) == ["'" + name]  # what "Download as CSV" of the table writes
+
+
+def test_the_confirmed_cases_table_quotes_a_formula_note(clean_dataset, lesion_images, monkeypatch):
+    from skin_model import cases
+
+    monkeypatch.setenv("SKIN_DATA_DIR", str(clean_dataset.root))
+    note = "@SUM(1+1)*cmd|' /C calc'!A0"
+    cases.add(lesion_images(1, seed=71, size=64)[0], "nevus", "histopathology", note)
+    at = open_page("pages/dataset.py")
+    table = next(d.value for d in at.dataframe if "note" in d.value.columns)
+    assert list(table["note"]) == ["'" + note]
+
+
+def test_a_folder_name_too_long_for_the_system_is_one_line_on_the_dataset_page(tmp_path, monkeypatch):
+    monkeypatch.setenv("SKIN_DATA_ROOT", str(tmp_path))
+    at = open_page("pages/dataset.py")
+    type_folder(at, "pages/dataset.py", str(tmp_path / ("a" * 5000)))
+    assert not at.exception, [e.message for e in at.exception]
+    assert len(at.error) == 1 and "not a usable folder" in at.error[0].value

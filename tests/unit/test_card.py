@@ -31,7 +31,7 @@ def test_per_source_and_stress_tables_and_the_threshold_cost_are_shown():
 
     text = card.render(metadata)
 
-    assert "| isic_archive/isic-0k | 10 | 50.0% | 90.0% | n/a | n/a | 0.0% |" in text
+    assert "| ` isic_archive/isic-0k ` | 10 | 50.0% | 90.0% | n/a | n/a | 0.0% |" in text  # a name from the data
     assert "| dark vignette | 10 |" in text
     assert "would be 0.06" in text and "costs specificity 16.0%" in text
     assert "Refuses 97.8% of its 926 fitting negatives" in text
@@ -104,3 +104,15 @@ def test_the_gate_summary_names_what_it_refuses_and_what_it_costs_real_lesions()
     assert line.endswith("(narrow field of view).")
     assert card.gate_summary({"metrics": {}}) is None
     assert "lesions" not in card.gate_summary({"gate": gate})  # no stress table: only what it refuses
+
+
+def test_a_source_name_from_the_metadata_csv_stays_text_in_its_table_cell():
+    from markdown_it import MarkdownIt
+
+    hostile = "x | ![b](https:127.0.0.1:8698) [Sign in](https:127.0.0.1:8698)"
+    text = card.render({"robustness": {"per_source": {hostile: ROW}, "stress": {"none": ROW}}})
+
+    rendered = MarkdownIt("commonmark").enable("table").render(text)
+    assert "<img" not in rendered and "<a " not in rendered
+    row = next(r for r in rendered.split("<tr>") if "Sign in" in r)
+    assert row.count("<td>") == 7  # the name's own pipe is escaped: one cell, not two

@@ -114,8 +114,8 @@ import numpy as np
 from skin_model import cases
 worker = int(sys.argv[1])
 for i in range(8):
-    pixels = np.full((24, 24, 3), (worker * 16 + i) % 256, np.uint8)
-    pixels[0, 0] = (worker, i, 7)
+    # 24 different pictures (flat frames one pixel apart would be near copies of each other, and refused)
+    pixels = np.random.default_rng(100 * worker + i).integers(0, 256, (24, 24, 3), dtype=np.uint8)
     cases.add(pixels, "nevus", "follow-up", note=f"worker {worker} image {i}")
 """
 
@@ -198,7 +198,7 @@ def test_a_case_added_while_a_job_trains_is_not_in_that_job(clean_dataset, lesio
         while not any(e["event"] == "step" for e in job.progress()):
             assert time.time() < deadline, jobs.refresh(job).status
             time.sleep(0.3)
-        later = cases.add(lesion_images(1, seed=51, size=64)[0], "melanoma", "histopathology")
+        later = cases.add(255 - lesion_images(1, seed=51, size=64)[0], "melanoma", "histopathology")  # no near copy
         cases.remove(first.id)  # and one removed: the job keeps its own copy
         taken = cases.load_snapshot(job.path / "cases")
         assert [c.id for c in taken] == [first.id] and later.id not in {c.id for c in taken}
@@ -206,3 +206,98 @@ def test_a_case_added_while_a_job_trains_is_not_in_that_job(clean_dataset, lesio
         assert jobs.refresh(job).state == "RUNNING"
     finally:
         assert stop_job(job).state == "KILLED"
+
+
+# -- copies and pictures the gate refuses (issue 32, item 4) ---------------------------------------------
+
+
+def test_a_copy_of_a_large_dataset_image_is_refused_though_the_case_is_reduced_to_1024_px(tmp_path, lesion_images):
+    from PIL import Image
+
+    from skin_model.audit import audit
+    from skin_model.images import decode, pixel_hash
+
+    root = tmp_path / "data"
+    (root / "Train" / "nevus").mkdir(parents=True)
+    big = np.asarray(Image.fromarray(lesion_images(1, seed=90, size=300)[0]).resize((2400, 1800)))
+    path = root / "Train" / "nevus" / "big_nevus.png"
+    Image.fromarray(big).save(path)
+    known = cases.dataset_hashes(audit(root))
+
+    pixels = decode(path)  # as the app and the CLI decode a case: reduced to 1024 px
+    assert pixels.shape[1] == 1024
+    with pytest.raises(cases.CaseError, match=r"already in the dataset as Train/nevus/big_nevus\.png"):
+        cases.add(
+            pixels, "nevus", "histopathology", dataset=known, full_size_hash=pixel_hash(decode(path, max_side=None))
+        )
+
+
+@pytest.mark.parametrize(
+    "copy",
+    [lambda p: p[:, ::-1], lambda p: np.rot90(p), lambda p: np.where(np.arange(p.size).reshape(p.shape) == 0, 0, p)],
+    ids=["flipped", "turned", "one pixel"],
+)
+def test_a_near_copy_of_a_case_is_refused(copy, lesion_images):
+    original = lesion_images(1, seed=91, size=96)[0]
+    first = cases.add(original, "melanoma", "histopathology")
+
+    with pytest.raises(cases.CaseError, match=f"already confirmed case {first.id}"):
+        cases.add(np.ascontiguousarray(copy(original)).astype(np.uint8), "melanoma", "histopathology")
+    assert len(cases.all_cases()) == 1
+
+
+def test_a_near_copy_of_a_dataset_image_is_refused(tmp_path, lesion_images):
+    from PIL import Image
+
+    from skin_model.audit import audit
+
+    root = tmp_path / "data"
+    (root / "Train" / "nevus").mkdir(parents=True)
+    original = lesion_images(1, seed=92, size=200)[0]
+    Image.fromarray(original).save(root / "Train" / "nevus" / "a.png")
+
+    with pytest.raises(cases.CaseError, match=r"near copy .* of Train/nevus/a\.png"):
+        cases.add(original[::-1].copy(), "nevus", "histopathology", dataset=cases.dataset_hashes(audit(root)))
+
+
+def test_a_picture_the_gate_refuses_is_not_a_case(tiny_model, servable, tmp_path, encode, capsys):
+    from skin_model.cli import main
+    from skin_model.registry import Registry
+
+    refusing = servable(tiny_model)
+    refusing["gate"] = dict(refusing["gate"], bias=-10.0)  # the live gate refuses what it is shown
+    Registry().register(tiny_model, refusing, activate=True)
+    noise = tmp_path / "noise.png"
+    noise.write_bytes(encode(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8), "PNG"))
+    tiny = tmp_path / "tiny.png"
+    tiny.write_bytes(encode(np.full((1, 1, 3), 120, np.uint8), "PNG"))
+
+    for path in (noise, tiny):
+        code = main(["cases", "add", str(path), "--diagnosis", "melanoma", "--confirmed-by", "histopathology"])
+        assert code == 2 and "not-a-lesion gate refuses" in capsys.readouterr().err
+    assert cases.all_cases() == []
+
+
+# -- crashes (issue 32, item 8) ----------------------------------------------------------------------------
+
+
+def test_export_onto_an_existing_file_is_one_line(tmp_path, capsys):
+    from skin_model.cli import main
+
+    target = tmp_path / "file.txt"
+    target.write_text("keep")
+    assert main(["cases", "export", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert "is a file, not a folder" in err and "unexpected" not in err and target.read_text() == "keep"
+
+
+def test_an_unknown_diagnosis_in_the_records_is_one_line_naming_the_case(lesion_images, tmp_path, capsys):
+    from skin_model.cli import main
+
+    case = cases.add(lesion_images(1, seed=93, size=64)[0], "nevus", "histopathology")
+    index = cases.folder() / "cases.json"
+    index.write_text(index.read_text().replace('"nevus"', '"not-a-class"'))
+
+    assert main(["cases", "export", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"case '{case.id}' has an unknown diagnosis 'not-a-class'" in err and "unexpected" not in err

@@ -226,3 +226,69 @@ def test_two_switches_at_once_both_stay_in_the_live_history(registry, tiny_model
     run_staggered(lambda: registry.activate(2), lambda: registry.activate(3))
 
     assert registry.live_history() == [1, 2, 3]
+
+
+# -- the record that decides the alert is checked too (issue 32, item 3) -------------------------------
+
+
+def edit_metadata(version, **changes) -> None:
+    path = version.path / "metadata.json"
+    path.write_text(json.dumps(json.loads(path.read_text()) | changes))
+
+
+def test_an_edited_alert_threshold_refuses_the_version_and_live_falls_back(registry, tiny_model):
+    registry.register(tiny_model, METADATA, activate=True)
+    tampered = registry.register(tiny_model, METADATA, activate=True)
+    edit_metadata(tampered, alert_threshold=0.99, alert_threshold_unusual=0.99)
+
+    version = registry.get(tampered.number)
+    assert version.metadata["alert_threshold"] == 0.99  # the edit is read...
+    for refuse in (registry.verify, registry.load):
+        with pytest.raises(RegistryError, match=r"version 2: metadata\.json does not match the checksum recorded"):
+            refuse(version)  # ...and refused before anything is served with it
+    with pytest.raises(RegistryError, match="record was modified"):
+        registry.activate(tampered.number)
+    assert registry.last_good_live().number == 1
+    assert registry.problems() == [
+        "model version 2: metadata.json does not match the checksum recorded when it was registered; the record "
+        "was modified (restore it or register the version again)"
+    ]
+
+
+def test_the_checksum_lives_in_the_live_pointer_not_beside_the_record(registry, tiny_model):
+    version = registry.register(tiny_model, METADATA)
+
+    pointer = json.loads((registry.root / LIVE_FILE).read_text())
+    assert pointer["metadata_sha256"] == {"1": sha256(version.path / "metadata.json")}
+    registry.verify(registry.get(1))  # untouched: accepted
+
+
+def test_a_metadata_file_that_is_not_an_object_is_one_clear_line_everywhere(registry, tiny_model, capsys, monkeypatch):
+    from skin_model.cli import main
+
+    version = registry.register(tiny_model, METADATA, activate=True)
+    (version.path / "metadata.json").write_text("[]")
+
+    with pytest.raises(RegistryError, match=r"metadata\.json must hold a JSON object; received list"):
+        registry.get(1)
+    assert registry.versions() == []
+    assert len(registry.problems()) == 1 and "must hold a JSON object" in registry.problems()[0]
+
+    monkeypatch.setenv("SKIN_HOME", str(registry.root.parent))
+    assert main(["models"]) == 0
+    assert "warning: model version 1:" in capsys.readouterr().err
+    assert main(["predict", "nothing.png"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: model version 1:") and "must hold a JSON object" in err and "unexpected" not in err
+
+
+def test_a_registry_from_before_the_record_checksums_records_them_once_then_checks_them(registry, tiny_model):
+    version = registry.register(tiny_model, METADATA, activate=True)
+    pointer = registry.root / LIVE_FILE
+    pointer.write_text(json.dumps({"version": 1, "since": "2026-01-01T00:00:00Z", "history": [1]}))  # as before
+
+    registry.verify(registry.get(1))  # trusted as found, and now recorded
+    assert json.loads(pointer.read_text())["metadata_sha256"] == {"1": sha256(version.path / "metadata.json")}
+    edit_metadata(version, alert_threshold=0.99)
+    with pytest.raises(RegistryError, match="record was modified"):
+        registry.verify(registry.get(1))

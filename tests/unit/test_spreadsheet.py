@@ -36,3 +36,20 @@ def test_to_csv_writes_a_header_and_safe_cells_that_read_back():
     assert [r["alert"] for r in back] == ["True", "False"]
     assert [r["note"] for r in back] == ["", "'-x"]
     assert to_csv([]) == ""
+
+
+def test_a_frame_shown_in_a_table_has_its_formula_cells_quoted_as_its_toolbar_would_export_them():
+    import pandas as pd
+
+    from skin_model.spreadsheet import safe_frame
+
+    frame = pd.DataFrame(
+        {"file": ["+cmd|' /C calc'!A0.jpg", "ok.png"], "p": [-0.5, 0.25], "@SUM(1+1)": [True, False]},
+        index=["=source", "isic"],
+    )
+    shown = safe_frame(frame)
+
+    assert list(shown["file"]) == ["'+cmd|' /C calc'!A0.jpg", "ok.png"]
+    assert list(shown["p"]) == [-0.5, 0.25]  # numbers stay numbers
+    assert list(shown.columns) == ["file", "p", "'@SUM(1+1)"] and list(shown.index) == ["'=source", "isic"]
+    assert frame.loc["=source", "file"].startswith("+")  # the caller's frame is untouched
