@@ -195,7 +195,7 @@ class Typical:
     def distance(self, features: np.ndarray) -> np.ndarray:
         """Log squared Mahalanobis distance of each row (the log tames the far tail that negatives reach)."""
         d = features - self.centre
-        return np.log(np.einsum("ni,ij,nj->n", d, self.precision, d) + 1e-6)
+        return np.log(np.sum((d @ self.precision) * d, axis=1) + 1e-6)  # a matrix product: einsum's loop took minutes
 
     def packed(self) -> dict:
         return {"centre": pack(self.centre), "precision": pack(self.precision)}
