@@ -43,6 +43,45 @@ def gate_summary(metadata: dict) -> str | None:
     return line
 
 
+def headline_split(metrics: dict) -> tuple[str, dict]:
+    """The held-out split a version is quoted on: test, else validation (a run without a test split)."""
+    return ("test", metrics["test"]) if "test" in metrics else ("validation", metrics.get("val", {}))
+
+
+def live_summary(metadata: dict) -> list[str]:
+    """The live version in a few lines a clinician reads first (Home): images from elsewhere first, each figure
+    labelled with what it was measured on, then the alert's cost in plain counts, then the held-out split."""
+    from skin_model.evaluate import CHALLENGE_2017_TOP
+
+    lines = []
+    for name, m in (metadata.get("external") or {}).items():
+        challenge = m.get("challenge_2017") or {}
+        top = CHALLENGE_2017_TOP
+        lines.append(
+            f"**Images from elsewhere** ({literal(name)}, {m['images']} images never trained on): melanoma ROC AUC "
+            f"{m.get('melanoma_roc_auc')}, seborrheic keratosis ROC AUC "
+            f"{challenge.get('seborrheic_keratosis_roc_auc', 'n/a')} (the 2017 challenge's top entry on its test "
+            f"set: {top['melanoma_roc_auc']} and {top['seborrheic_keratosis_roc_auc']})."
+        )
+        lines.append(
+            f"**The melanoma alert** there caught {caught(m['melanoma_sensitivity'])} melanomas and was raised on "
+            f"{benign_alerted(m['melanoma_specificity'])} other lesions."
+        )
+    split, held = headline_split(metadata.get("metrics", {}))
+    if held:
+        lines.append(
+            f"**Held-out {split} split** ({held.get('images')} images sharing no lesion with training, from the same "
+            f"sources): balanced accuracy {pct(held.get('balanced_accuracy'))} over 9 classes; the alert caught "
+            f"{caught(held.get('melanoma_sensitivity'))} melanomas and was raised on "
+            f"{benign_alerted(held.get('melanoma_specificity'))} other lesions."
+        )
+    return lines
+
+
+def caught(sensitivity: float | None) -> str:
+    return "n/a" if sensitivity is None else f"{round(100 * sensitivity)} of 100"
+
+
 def pct(value) -> str:
     """A share as a percentage; "n/a" when unknown (None or NaN)."""
     return "n/a" if value is None or value != value else f"{value:.1%}"

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from skin_model import card, train
-from skin_model.config import DEFAULT_RECIPE, TrainConfig, roots_of
+from skin_model.config import BACKBONES, DEFAULT_RECIPE, TrainConfig, roots_of
 from skin_model.errors import SkinModelError
 from skin_model.registry import METADATA_FILE, MODEL_FILE, Registry, sha256, write_json
 from skin_model.similar import INDEX_FILE
@@ -28,6 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("models/default"))
     parser.add_argument("--progress", type=Path)
     parser.add_argument(
+        "--recipe",
+        choices=BACKBONES,
+        default=DEFAULT_RECIPE.backbone,
+        help="the network: the default's recipe, or the custom CNN's (trained from scratch) to compare with it",
+    )
+    parser.add_argument(
         "--recalibrate",
         action="store_true",
         help="keep the committed weights; recompute calibration, gate, metrics and card with the current code",
@@ -38,9 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         return recalibrate(roots, args.out, args.hold_out)
     try:
         with tempfile.TemporaryDirectory() as scratch:
+            recipe = DEFAULT_RECIPE if args.recipe == DEFAULT_RECIPE.backbone else TrainConfig(cases=False)
             version = train.run(
                 roots,
-                DEFAULT_RECIPE,  # the shared data alone, never this machine's confirmed cases
+                recipe,  # the shared data alone, never this machine's confirmed cases
                 progress=args.progress,
                 registry=Registry(Path(scratch), seed_dir=None),
                 hold_out=args.hold_out,

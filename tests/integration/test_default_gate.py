@@ -8,13 +8,16 @@ import numpy as np
 import pytest
 
 from skin_model import negatives, shift
-from skin_model.config import TrainConfig, data_dir
+from skin_model.audit import audit
+from skin_model.config import TrainConfig, data_dirs
 from skin_model.images import decode
 from skin_model.predict import Predictor
 from skin_model.registry import Registry
 from skin_model.splits import prepare
 
-DATA = data_dir()
+ROOTS = data_dirs()
+HOLD_OUT = [root / "Validation" for root in ROOTS if (root / "Validation").is_dir()]  # ISIC 2017's: scored on
+ISIC2017 = next((root for root in ROOTS if root.name == "isic2017"), None)
 
 
 @pytest.fixture(scope="module")
@@ -44,14 +47,41 @@ def test_photographs_no_gate_is_fitted_on_are_refused(predictor):
 
 
 @pytest.mark.integration
-@pytest.mark.skipif(DATA is None or not DATA.is_dir(), reason="SKIN_DATA_DIR not set or missing: runs in CI")
+@pytest.mark.skipif(len(ROOTS) < 2, reason="SKIN_DATA_DIR must name isic9 and isic2017: runs in CI")
 @pytest.mark.parametrize("condition", [None, "cool cast", "dark vignette", "dim", "narrow field of view"])
 def test_at_most_one_percent_of_the_real_test_split_is_refused(predictor, condition):
     config = TrainConfig.from_dict(predictor.metadata["config"])
-    test = prepare(DATA, config).records["test"]
+    test = prepare(ROOTS, config, hold_out=HOLD_OUT).records["test"]
     images = [decode(Path(r.path)) for r in test]
 
     refused = [not predictor.predict(shift.apply(condition, p) if condition else p).lesion_like for p in images]
 
     assert len(test) > 250
     assert np.mean(refused) <= 0.01
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(ISIC2017 is None, reason="SKIN_DATA_DIR does not name isic2017: runs in CI")
+def test_at_most_half_a_percent_of_every_isic_2017_image_is_refused(predictor):
+    """Real dermoscopy from many upload blocks, training and validation alike: the gate must let it through."""
+    found = audit([ISIC2017 / "Train", ISIC2017 / "Validation"])
+    refused = [r.shown for r in found.records if not predictor.predict(decode(Path(r.path))).lesion_like]
+
+    assert len(found.records) > 1600
+    assert len(refused) <= 0.005 * len(found.records), refused
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(ISIC2017 is None, reason="SKIN_DATA_DIR does not name isic2017: runs in CI")
+def test_the_isic_2017_validation_figures_of_the_committed_card_are_what_the_model_scores(predictor):
+    """The card's first figures, rescored through the CLI's own evaluate path: they cannot drift from the weights."""
+    from skin_model.robustness import evaluate_folder
+
+    scored = evaluate_folder(predictor, ISIC2017 / "Validation")
+    stored = predictor.metadata["external"]["isic2017/Validation"]
+
+    assert scored["images"] == stored["images"] > 140
+    assert scored["challenge_2017"] == stored["challenge_2017"]
+    assert scored["melanoma_sensitivity"] == stored["melanoma_sensitivity"]
+    assert stored["challenge_2017"]["melanoma_roc_auc"] >= 0.80
+    assert stored["challenge_2017"]["seborrheic_keratosis_roc_auc"] >= 0.90
