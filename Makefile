@@ -8,7 +8,7 @@ PORT ?= 8501
 SHARED_DATA := $(abspath ../shared/data)
 export SKIN_DATA_DIR ?= $(SHARED_DATA)/isic9:$(SHARED_DATA)/isic2017
 
-.PHONY: run test test-fast lint format browser train-default bench bench-app bench-scale bench-shift bench-folds bench-similar bench-gate clean
+.PHONY: run test test-fast lint format browser train-default bench-isic2017 bench-cnn bench bench-app bench-scale bench-shift bench-folds bench-similar bench-gate clean
 
 $(RUNTIME): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,16 @@ format: $(DEV)
 train-default: $(RUNTIME)
 	$(PY) -m skin_model.default_model --data $(SHARED_DATA)/isic9 --data $(SHARED_DATA)/isic2017 \
 	  --hold-out $(SHARED_DATA)/isic2017/Validation --out models/default
+
+## The old default (custom CNN, isic9), the new one and the custom CNN retrained on both roots, on ISIC 2017
+## validation and the grouped test split, in one run (`bench-cnn` trains that custom CNN first, about 30 minutes).
+bench-isic2017: $(DEV)
+	$(PY) -m bench.isic2017 --data $(SHARED_DATA)/isic9 --data $(SHARED_DATA)/isic2017 \
+	  $$( [ -f bench/out/cnn/model.keras ] && echo --other "custom CNN on both roots=bench/out/cnn" )
+
+bench-cnn: $(RUNTIME)
+	$(PY) -m skin_model.default_model --recipe custom-cnn --data $(SHARED_DATA)/isic9 --data $(SHARED_DATA)/isic2017 \
+	  --hold-out $(SHARED_DATA)/isic2017/Validation --out bench/out/cnn
 
 ## Original recipe vs ours on the same split; writes bench/RESULTS.md (about 2 hours on 2 cores;
 ## `$(PY) -m bench.run --data DIR --ours committed --original-epochs 6` takes about 25 minutes).

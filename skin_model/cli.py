@@ -12,10 +12,20 @@ import contextlib
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from skin_model import CLASSES
-from skin_model.config import DEVICE_AUGMENT, VIEWS, BalanceConfig, TrainConfig, data_dirs, roots_of
+from skin_model.config import (
+    BACKBONES,
+    DEFAULT_RECIPE,
+    DEVICE_AUGMENT,
+    VIEWS,
+    BalanceConfig,
+    TrainConfig,
+    data_dirs,
+    roots_of,
+)
 from skin_model.distribute import STRATEGIES, worker_of
 from skin_model.errors import SkinModelError
 
@@ -89,13 +99,22 @@ def cmd_balance(args) -> int:
 
 
 def train_config(args: argparse.Namespace) -> TrainConfig:
-    """The recipe the train command's flags describe (refused with a clear error when out of range)."""
+    """The recipe the train command's flags describe (refused with a clear error when out of range).
+
+    Flags left out take the chosen network's own recipe: the default model's for EfficientNet-Lite0, the
+    custom CNN's (``TrainConfig()``) for it.
+    """
+    base = DEFAULT_RECIPE if args.backbone == DEFAULT_RECIPE.backbone else TrainConfig()
+    pick = lambda value, name: getattr(base, name) if value is None else value
     balance = BalanceConfig(strategy=args.balance, n=args.n, seed=args.seed)
-    return TrainConfig(
-        epochs=args.epochs,
-        image_size=args.image_size,
+    return replace(
+        base,
+        backbone=args.backbone,
+        continue_from=args.continue_from,
+        epochs=pick(args.epochs, "epochs"),
+        image_size=pick(args.image_size, "image_size"),
         batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
+        learning_rate=pick(args.learning_rate, "learning_rate"),
         seed=args.seed,
         max_per_class=args.max_per_class,
         width=args.width,
@@ -106,7 +125,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         normalise_exposure=args.normalise_exposure,
         device_augment=args.device_augment,
         look_swap=args.look_swap,
-        views=args.views,
+        views=pick(args.views, "views"),
         cases=args.cases,
         balance=balance,
     )
@@ -398,10 +417,18 @@ def parser() -> argparse.ArgumentParser:
     defaults = TrainConfig()
     t = sub.add_parser("train", parents=[common], help="train a model and register it")
     t.add_argument("--data", action="append", help=DATA_HELP)
-    t.add_argument("--epochs", type=int, default=defaults.epochs)
-    t.add_argument("--image-size", type=int, default=defaults.image_size)
+    t.add_argument(
+        "--backbone",
+        choices=BACKBONES,
+        default="custom-cnn",
+        help="custom-cnn: the small CNN from scratch; efficientnet-lite0: fine-tuned from ImageNet (the default "
+        "model's recipe, `make train-default`)",
+    )
+    t.add_argument("--continue-from", type=int, help="start from this registered version's weights (same network)")
+    t.add_argument("--epochs", type=int, help="default: the network's recipe (32 custom CNN, 8 Lite0)")
+    t.add_argument("--image-size", type=int, help="default: 128")
     t.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    t.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    t.add_argument("--learning-rate", type=float, help="default: the network's recipe")
     t.add_argument("--seed", type=int, default=defaults.seed)
     t.add_argument("--balance", choices=["add", "target", "none"], default=BalanceConfig.strategy)
     t.add_argument("--n", type=int, default=BalanceConfig.n)
@@ -465,7 +492,7 @@ def parser() -> argparse.ArgumentParser:
         "--views",
         type=int,
         choices=VIEWS,
-        default=defaults.views,
+        default=None,
         help="test-time views the version is calibrated and served with (8: flips and quarter turns)",
     )
     t.add_argument(

@@ -170,9 +170,27 @@ class Verdict:
     unusual: list[str]  # unusual imaging conditions, for the warning
 
 
+GATE_FEATURES = 256  # a network's pooled features beyond this many are averaged in equal groups down to it
+
+
+def compact(features: np.ndarray) -> np.ndarray:
+    """The pooled features as the gate reads them: a wide backbone's (1,280 for Lite0) averaged in equal groups.
+
+    The gate's inverse covariance grows with the square of the width (8.7 MB in the record at 1,280); 256
+    averaged channels keep what tells a lesion from a photograph. Narrower features (the custom CNN's) pass as
+    they are, so the gates fitted before this keep their meaning.
+    """
+    features = np.atleast_2d(features)
+    width = features.shape[1]
+    if width <= GATE_FEATURES or width % GATE_FEATURES:
+        return features
+    return features.reshape(len(features), GATE_FEATURES, width // GATE_FEATURES).mean(axis=2)
+
+
 def _design(features: np.ndarray, stats: np.ndarray, typical: Typical | None = None) -> np.ndarray:
     """The gate's inputs: features, statistics and, for gates fitted with it, the distance from the lesions."""
-    columns = [np.atleast_2d(features), np.atleast_2d(stats)]
+    features = compact(features)
+    columns = [features, np.atleast_2d(stats)]
     if typical is not None:
         columns.append(typical.distance(np.atleast_2d(features))[:, None])
     return np.concatenate(columns, axis=1)
@@ -482,7 +500,7 @@ def fit(embed: Embed, train: Sequence[np.ndarray], val: Sequence[np.ndarray], ne
     positives, negatives = _every_condition(train), _every_condition(negatives)
     images = positives + negatives
     features, stats = _batched(embed, images), stats_table(images, field_of_view=True)
-    typical = Typical.fit(features[: len(positives)])
+    typical = Typical.fit(compact(features[: len(positives)]))
     x = _design(features, stats, typical)
     y = np.concatenate([np.ones(len(positives)), np.zeros(len(negatives))])
     mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6

@@ -101,7 +101,10 @@ BARS = ".skin-probabilities"  # the Classify page's nine probability bars
 
 
 def quick_trial(page) -> None:
-    """Fill the Retrain form as a user asks for a quick trial run: 2 epochs at 64 px on 6 images per class."""
+    """Fill the Retrain form as a user asks for a quick trial run: the custom CNN, 2 epochs at 64 px on 6 images per
+    class (the pretrained network's quick run is a unit test: tests/unit/test_pretrained.py)."""
+    page.get_by_text("Custom CNN, trained from scratch").click()
+    wait_idle(page)
     page.get_by_label("Epochs").fill("2")
     size = page.locator("[data-testid='stSlider']").filter(has_text="Image size (px)").get_by_role("slider")
     size.focus()

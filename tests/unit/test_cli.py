@@ -164,8 +164,23 @@ def test_train_flags_reach_the_recipe_so_an_earlier_recipe_can_be_retrained_from
     default = train_config(parser().parse_args(["train"]))
     earlier = train_config(parser().parse_args(["train", "--look-swap", "0", "--views", "1"]))
 
-    assert default == TrainConfig()  # no flag: the committed default's recipe
+    assert default == TrainConfig()  # no flag: the custom CNN's recipe
     assert (earlier.look_swap, earlier.views) == (0.0, 1)
+
+
+def test_the_pretrained_backbone_flag_takes_the_default_models_recipe_unless_a_flag_says_otherwise():
+    from dataclasses import replace
+
+    from skin_model.cli import parser, train_config
+    from skin_model.config import DEFAULT_RECIPE
+
+    lite0 = train_config(parser().parse_args(["train", "--backbone", "efficientnet-lite0"]))
+    longer = train_config(parser().parse_args(["train", "--backbone", "efficientnet-lite0", "--epochs", "3"]))
+    onwards = train_config(parser().parse_args(["train", "--backbone", "efficientnet-lite0", "--continue-from", "2"]))
+
+    assert lite0 == replace(DEFAULT_RECIPE, cases=True)  # the clinic's cases join unless --no-cases
+    assert (longer.epochs, longer.learning_rate, longer.views) == (3, DEFAULT_RECIPE.learning_rate, 1)
+    assert onwards.continue_from == 2
 
 
 def test_train_with_a_look_swap_outside_0_to_1_exits_2_before_training(capsys, tmp_path):
