@@ -32,6 +32,7 @@ from skin_model.images import decode, pixel_hash, to_png
 from skin_model.metadata import OFFICIAL
 from skin_model.nearcopy import Thumbs, near_copies
 from skin_model.registry import file_lock, write_atomic, write_json
+from skin_model.text import controls_in
 
 CONFIRMATIONS = ("histopathology", "follow-up", "consensus")
 SOURCE = "clinic"  # the acquisition source cases train and are scored under
@@ -122,9 +123,11 @@ def add(
         raise CaseError(f"diagnosis must be one of: {', '.join(CLASSES)}; received {diagnosis!r}")
     if confirmed_by not in CONFIRMATIONS:
         raise CaseError(f"confirmation must be one of: {', '.join(CONFIRMATIONS)}; received {confirmed_by!r}")
-    note = " ".join((note or "").split())
+    note = " ".join((note or "").split())  # newlines and tabs become one space
     if len(note) > NOTE_LIMIT:
         raise CaseError(f"the note is {len(note)} characters; keep it under {NOTE_LIMIT}")
+    if hidden := controls_in(note):  # ESC[2J would clear a terminal that lists the cases; U+202E reverses text
+        raise CaseError(f"the note holds control characters ({', '.join(hidden)}); type it again without them")
     if prediction is not None and prediction.get("lesion_like") is False:
         raise CaseError(
             "the not-a-lesion gate refuses this picture (not a dermoscopic lesion image); it cannot be a case"

@@ -18,6 +18,7 @@ from skin_model import CLASSES
 from skin_model.config import DEVICE_AUGMENT, VIEWS, BalanceConfig, TrainConfig, data_dirs, roots_of
 from skin_model.distribute import STRATEGIES, worker_of
 from skin_model.errors import SkinModelError
+from skin_model.text import printable
 
 DATA_HELP = "dataset root (ISIC layout); repeat for several, learnt from as one (default: SKIN_DATA_DIR)"
 
@@ -31,7 +32,8 @@ def _data(values: list[str] | None) -> list[Path]:
 
 
 def _table(rows: list[list], headers: list[str]) -> str:
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
+    """Aligned columns; every cell through ``text.printable``, so a stored note cannot drive the terminal."""
+    cells = [[printable(h) for h in headers]] + [["" if c is None else printable(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))

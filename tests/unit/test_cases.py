@@ -301,3 +301,29 @@ def test_an_unknown_diagnosis_in_the_records_is_one_line_naming_the_case(lesion_
     assert main(["cases", "export", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert f"case '{case.id}' has an unknown diagnosis 'not-a-class'" in err and "unexpected" not in err
+
+
+# -- control characters in notes (issue 32, item 7) ----------------------------------------------------------
+
+HOSTILE_NOTES = ["clear\x1b[2J\x1b[H", "nul\x00byte", "right\u202eto left", "bell\x07", "c1\x9bcsi"]
+
+
+@pytest.mark.parametrize("note", HOSTILE_NOTES)
+def test_a_note_with_control_characters_is_refused_naming_them_and_nothing_is_stored(three, skin_home, note):
+    with pytest.raises(cases.CaseError, match=r"control characters \(U\+"):
+        cases.add(three[0], "nevus", "follow-up", note=note)
+    assert cases.all_cases() == []
+    assert not list(skin_home.glob("cases/*.png"))
+
+
+def test_cases_list_never_prints_a_raw_control_character_even_from_an_old_record(three, capsys):
+    case = cases.add(three[0], "nevus", "follow-up", note="placeholder")
+    index = cases.folder() / "cases.json"
+    records = json.loads(index.read_text())
+    records[0]["note"] = "".join(HOSTILE_NOTES)  # a record stored before notes were checked
+    index.write_text(json.dumps(records))
+
+    assert main(["cases", "list"]) == 0
+    out = capsys.readouterr().out
+    assert case.id in out and "clear" in out and "to left" in out
+    assert not [c for c in out if c != "\n" and (ord(c) < 32 or 0x7F <= ord(c) < 0xA0 or c == "\u202e")]
