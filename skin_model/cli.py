@@ -18,6 +18,7 @@ from skin_model import CLASSES
 from skin_model.config import DEVICE_AUGMENT, VIEWS, BalanceConfig, TrainConfig, data_dirs, roots_of
 from skin_model.distribute import STRATEGIES, worker_of
 from skin_model.errors import SkinModelError
+from skin_model.similar import MAX_K, REPORT_K
 from skin_model.text import printable
 
 DATA_HELP = "dataset root (ISIC layout); repeat for several, learnt from as one (default: SKIN_DATA_DIR)"
@@ -258,15 +259,19 @@ def _case_prediction(result) -> dict:
     return {k: getattr(result, k) for k in keys} | {"alert_threshold": result.alert_threshold}
 
 
-def _non_negative(text: str) -> int:
-    """argparse type: a whole number of at least 0 (argparse words the error)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, received {text!r}") from None
-    if not 0 <= value <= 1000:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1000, received {value}")
-    return value
+def _at_most(limit: int):
+    """argparse type: a whole number from 0 to ``limit`` (argparse words the error)."""
+
+    def whole(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, received {text!r}") from None
+        if not 0 <= value <= limit:
+            raise argparse.ArgumentTypeError(f"must be from 0 to at most {limit}, received {value}")
+        return value
+
+    return whole
 
 
 def cmd_report(args) -> int:
@@ -500,10 +505,10 @@ def parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--similar",
-        type=_non_negative,
+        type=_at_most(MAX_K),
         default=0,
         metavar="K",
-        help="add the K most similar training images with their diagnoses (0: none)",
+        help=f"add the K most similar training images with their diagnoses (0 to {MAX_K})",
     )
     r.set_defaults(run=cmd_predict)
 
@@ -512,7 +517,9 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("-o", "--output", type=Path, required=True, help="the PDF to write (a new file)")
     rp.add_argument("--force", action="store_true", help="replace an existing file (never an input or a link)")
     rp.add_argument("--model", type=int, help="version (default: live)")
-    rp.add_argument("--similar", type=_non_negative, default=6, metavar="K", help="similar training images (0: none)")
+    rp.add_argument(
+        "--similar", type=_at_most(REPORT_K), default=6, metavar="K", help=f"similar training images (0 to {REPORT_K})"
+    )
     rp.add_argument("--gradcam", action="store_true", help="add the Grad-CAM overlay beside each image")
     rp.add_argument("--case-reference", help="printed on every page, never stored (no patient identifiers)")
     rp.set_defaults(run=cmd_report)

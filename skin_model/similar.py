@@ -30,6 +30,8 @@ from skin_model.errors import RegistryError
 INDEX_FILE = "similar.npz"
 CASES_PREFIX = "cases/"  # an indexed confirmed case lives in SKIN_HOME/cases, not in the dataset folder
 DEFAULT_K = 6
+REPORT_K = 12  # the most a PDF report lists (a table on at most one more page)
+MAX_K = 50  # the most the command line prints or returns for one image
 ISIC_ID = re.compile(r"^ISIC_\d{7}$")
 
 
