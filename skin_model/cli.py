@@ -221,9 +221,12 @@ def cmd_cases(args) -> int:
     if args.action == "export":
         if not args.target:
             raise SkinModelError("cases export needs a folder: cases export DIR")
-        count = cases.export(Path(args.target))
-        _emit(args, {"exported": count, "folder": args.target}, f"exported {count} case(s) to {args.target}")
-        return 0
+        done = cases.export(Path(args.target))
+        data = {"exported": done.written, "folder": args.target, "skipped": list(done.skipped)}
+        _emit(args, data, f"exported {done.written} case(s) to {args.target}")
+        for why in done.skipped:
+            print(f"skipped {printable(why)}", file=sys.stderr)
+        return 1 if done.skipped else 0
     found = cases.all_cases()
     rows = [[c.id, c.diagnosis, c.confirmed_by, c.time, c.note] for c in found]
     text = _table(rows, ["id", "diagnosis", "confirmed by", "time", "note"]) if found else "no confirmed cases yet"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import subprocess
 import sys
@@ -82,7 +83,7 @@ def test_export_writes_the_isic_layout_and_a_metadata_file_the_data_layer_reads(
         cases.add(three[2], "nevus", "follow-up"),
     ]
     out = tmp_path / "export"
-    assert cases.export(out) == 3
+    assert cases.export(out).written == 3
 
     layout = find_layout(out)  # the folder is a dataset like the shared one
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == sorted(
@@ -327,3 +328,51 @@ def test_cases_list_never_prints_a_raw_control_character_even_from_an_old_record
     out = capsys.readouterr().out
     assert case.id in out and "clear" in out and "to left" in out
     assert not [c for c in out if c != "\n" and (ord(c) < 32 or 0x7F <= ord(c) < 0xA0 or c == "\u202e")]
+
+
+# -- one bad case file (issue 32, item 9) ---------------------------------------------------------------------
+
+
+def truncate(case: cases.Case) -> None:
+    path = cases.image_path(case)
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+
+
+def test_export_checks_every_image_names_and_skips_bad_ones_and_writes_the_rest(three, tmp_path, capsys):
+    good, broken, missing = (cases.add(p, "nevus", "follow-up") for p in three)
+    truncate(broken)
+    cases.image_path(missing).unlink()
+    out = tmp_path / "export"
+
+    done = cases.export(out)
+    assert done.written == 1 and [s.split(":")[0] for s in done.skipped] == [broken.id, missing.id]
+    assert "cannot be read" in done.skipped[0] and "missing" in done.skipped[1]
+    assert [p.name for p in out.rglob("*.png")] == [good.file]
+    assert [r["image"] for r in csv.DictReader(io.StringIO((out / "metadata.csv").read_text()))] == [good.id]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]  # no temporary folder left
+
+    assert main(["cases", "export", str(tmp_path / "again")]) == 1  # the CLI says what it skipped, and exits 1
+    captured = capsys.readouterr()
+    assert "exported 1 case(s)" in captured.out and broken.id in captured.err and missing.id in captured.err
+
+
+def test_an_export_that_fails_half_way_leaves_nothing_and_can_be_run_again(three, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    for pixels in three:
+        cases.add(pixels, "nevus", "follow-up")
+    out = tmp_path / "export"
+    real = Path.write_text
+
+    def disk_full(self, *args, **kwargs):
+        if self.name == "metadata.csv":
+            raise OSError(28, "No space left on device")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", disk_full)
+    with pytest.raises(cases.CaseError, match="No space left"):
+        cases.export(out)
+    assert list(tmp_path.iterdir()) == []  # neither the folder nor a temporary one
+
+    monkeypatch.setattr(Path, "write_text", real)
+    assert cases.export(out).written == 3
