@@ -194,6 +194,29 @@ def remove(case_id: str) -> Case:
     return found
 
 
+def removal_note(case: Case) -> str:
+    """What removing ``case`` cannot undo: the versions that learned from it (by pixels), and any running job
+    that still trains on its copy (dropped when that job ends). Ended jobs' copies are deleted on the way."""
+    from skin_model import jobs
+    from skin_model.registry import Registry
+
+    learned = [
+        v.number
+        for v in Registry().versions()
+        if case.pixel_hash in ((v.metadata.get("data") or {}).get("cases") or {}).get("learned_from", [])
+    ]
+    if learned:
+        which = ", ".join(map(str, learned))
+        note = f"version {which} learned from it (retrain without it to forget it)"
+        note = note.replace("version ", "versions ", 1) if len(learned) > 1 else note
+    else:
+        note = "no version learned from it"
+    running = jobs.holding(case.file)
+    if running:
+        note += f"; running job {', '.join(running)} trains on a copy, deleted when it ends"
+    return note
+
+
 def image_path(case: Case) -> Path:
     return folder() / case.file
 

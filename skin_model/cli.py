@@ -216,7 +216,8 @@ def cmd_cases(args) -> int:
         return _add_case(args)
     if args.action == "remove":
         found = cases.remove(args.target or "")
-        _emit(args, found.to_dict(), f"removed case {found.id} ({found.diagnosis})")
+        note = cases.removal_note(found)
+        _emit(args, found.to_dict() | {"note_on_removal": note}, f"removed case {found.id} ({found.diagnosis}); {note}")
         return 0
     if args.action == "export":
         if not args.target:

@@ -376,3 +376,45 @@ def test_an_export_that_fails_half_way_leaves_nothing_and_can_be_run_again(three
 
     monkeypatch.setattr(Path, "write_text", real)
     assert cases.export(out).written == 3
+
+
+# -- a removed case does not survive in a job's snapshot (issue 32, item 6) -----------------------------------
+
+
+def ended_job(skin_home, name: str = "20260101-000000-001"):
+    """A job folder as the app leaves it: the cases' snapshot, and a status that says the job has ended."""
+    job = skin_home / "jobs" / name
+    cases.snapshot(job / "cases")
+    (job / "status.json").write_text(json.dumps({"id": name, "state": "FINISHED", "created": 1.0}))
+    return job
+
+
+def test_an_ended_jobs_snapshot_keeps_the_hashes_of_its_cases_not_their_pixels(three, skin_home):
+    from skin_model import jobs
+
+    added = cases.add(three[0], "nevus", "follow-up")
+    job = ended_job(skin_home)
+    assert (job / "cases" / added.file).is_file()  # while the job runs, it trains on this copy
+
+    jobs.all_jobs()  # any look at the jobs (the Retrain page, the next job) after the job ended
+    assert not list(job.rglob("*.png"))
+    assert [c.pixel_hash for c in cases.load_snapshot(job / "cases")] == [added.pixel_hash]
+
+
+def test_cases_remove_leaves_no_copy_in_a_job_and_says_which_versions_learned_from_it(
+    three, skin_home, tiny_model, servable, capsys
+):
+    from skin_model.registry import Registry
+
+    learned, unseen = cases.add(three[0], "melanoma", "histopathology"), cases.add(three[1], "nevus", "consensus")
+    job = ended_job(skin_home)
+    record = servable(tiny_model) | {"data": {"cases": {"learned_from": [learned.pixel_hash]}}}
+    version = Registry().register(tiny_model, record)
+
+    assert main(["cases", "remove", learned.id]) == 0
+    out = capsys.readouterr().out
+    assert f"version {version.number} learned from it" in out
+    assert not (job / "cases" / learned.file).exists() and not list(skin_home.rglob(learned.file))
+
+    assert main(["cases", "remove", unseen.id]) == 0
+    assert "no version learned from it" in capsys.readouterr().out
