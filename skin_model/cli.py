@@ -63,6 +63,7 @@ def cmd_audit(args) -> int:
     for key, label in (
         ("unreadable", "unreadable files"),
         ("not_images", "files that are not images"),
+        ("outside_data_root", "files that link out of SKIN_DATA_ROOT (never read)"),
         ("duplicates", "exact duplicate groups (same class)"),
         ("conflicts", "same image under different classes (dropped from training)"),
         ("leaks", "images in both Train and Test (kept in Test only)"),
