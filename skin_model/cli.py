@@ -210,6 +210,19 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_auth(args) -> int:
+    """The operator lifts the admin sign-in throttle (the global ceiling and every locked-out client)."""
+    from skin_model import auth
+
+    lifted = auth.reset()
+    text = (
+        f"sign-in throttle lifted: {lifted['failures_in_window']} failure(s) in the window and "
+        f"{lifted['clients']} client record(s) forgotten"
+    )
+    _emit(args, lifted, text)
+    return 0
+
+
 def cmd_cases(args) -> int:
     from skin_model import cases
 
@@ -537,6 +550,10 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--note", help="optional; never a patient name or identifier")
     c.add_argument("--data", action="append", help="dataset(s) to check for the same image (default: SKIN_DATA_DIR)")
     c.set_defaults(run=cmd_cases)
+
+    a = sub.add_parser("auth", parents=[common], help="operator: lift the admin sign-in throttle now")
+    a.add_argument("action", choices=["reset"])
+    a.set_defaults(run=cmd_auth)
 
     m = sub.add_parser("models", parents=[common], help="list versions or make one live")
     m.add_argument("action", nargs="?", choices=["list", "activate"], default="list")
