@@ -144,7 +144,7 @@ else:
             if st.button("Remove this case", type="secondary"):
                 try:
                     gone = cases.remove(chosen)
-                    st.success(f"Removed case {gone.id} ({gone.diagnosis}).")
+                    st.success(f"Removed case {gone.id} ({gone.diagnosis}); {cases.removal_note(gone)}.")
                     st.rerun()
                 except SkinModelError as error:
                     st.error(literal(error))

@@ -77,8 +77,11 @@ else:
                 "melanomas caught / all": f"{r['melanomas_caught']} / {r['melanomas']}",
                 "melanomas missed": r["melanomas_missed"],
                 "refused as not a lesion": r["refused"],
+                "unreadable case files": len(r["unreadable"]),
             }
         )
+        for why in r["unreadable"] if v.number == live else []:
+            st.caption(literal(f"Left out: {why}"))
     st.dataframe(safe_frame(pd.DataFrame(scored)), hide_index=True, width="stretch")
     st.caption(
         f"{len(confirmed)} confirmed case(s). Each version is scored only on the cases it did not train or validate "

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from skin_model import metadata as meta
 from skin_model import nearcopy
-from skin_model.dataset import Layout, Record, find_layouts, list_files
+from skin_model.dataset import Layout, Record, find_layouts, list_files, within_data_root
 from skin_model.errors import DatasetError, ImageError
 from skin_model.images import decode, pixel_hash
 
@@ -46,6 +46,7 @@ class AuditReport:
     sizes: Counter
     unreadable: list[tuple[Path, str]] = field(default_factory=list)
     not_images: list[Path] = field(default_factory=list)
+    outside_data_root: list[Path] = field(default_factory=list)  # files that link out of SKIN_DATA_ROOT: never read
     duplicates: list[list[Record]] = field(default_factory=list)
     conflicts: list[list[Record]] = field(default_factory=list)
     leaks: list[list[Record]] = field(default_factory=list)
@@ -115,6 +116,7 @@ class AuditReport:
             "sizes": {f"{w}x{h}": n for (w, h), n in self.sizes.most_common()},
             "unreadable": [{"file": self.shown(p), "reason": why} for p, why in self.unreadable],
             "not_images": [self.shown(p) for p in self.not_images],
+            "outside_data_root": [self.shown(p) for p in self.outside_data_root],
             "duplicates": [group(g) for g in self.duplicates],
             "conflicts": [group(g) for g in self.conflicts],
             "leaks": [group(g) for g in self.leaks],
@@ -157,9 +159,10 @@ def audit(
     decoded = {}
     for layout in layouts:
         report.metadata[layout.root] = meta.find(layout.root, metadata)
-        records, not_images = list_files(layout)
+        records, left_out = list_files(layout)
         report.records += records
-        report.not_images += not_images
+        report.outside_data_root += [p for p in left_out if not within_data_root(p)]
+        report.not_images += [p for p in left_out if within_data_root(p)]
         for record in records:
             try:
                 pixels = decode(record.path, max_side=None)

@@ -7,8 +7,10 @@ passwords that client is refused for ``LOCKOUT_S`` seconds, and nobody else
 is, behind a reverse proxy too, where every browser has the proxy's address.
 A global ceiling is the backstop against guessing from many clients, or from
 new sessions (a reload is one): after ``GLOBAL_MAX_FAILURES`` failures within
-``GLOBAL_WINDOW_S`` every sign-in waits for the window to end. One client
-alone stays below that ceiling (at most 5 failures a minute is 75 a window).
+``GLOBAL_WINDOW_S`` every sign-in waits for the window to end (the message
+says how long); an operator lifts it at once with ``python -m skin_model auth
+reset`` (``reset``). One client alone stays below that ceiling (at most 5
+failures a minute is 75 a window).
 A sign-in lasts ``SKIN_ADMIN_SESSION_MINUTES`` (default 30) without activity.
 """
 
@@ -31,6 +33,7 @@ LOCKOUT_S = 60
 GLOBAL_MAX_FAILURES = 100
 GLOBAL_WINDOW_S = 15 * 60
 SESSION_MINUTES = 30.0
+RESET_COMMAND = "python -m skin_model auth reset"
 
 
 class AuthError(SkinModelError):
@@ -96,7 +99,12 @@ def check(given: str, expected: str | None, *, client: str) -> None:
             everyone.update(count=0, since=now)
         if everyone["count"] >= GLOBAL_MAX_FAILURES:
             wait = GLOBAL_WINDOW_S - (now - everyone["since"])
-            raise AuthError(f"sign-in is paused after many failed attempts; try again in {int(wait) + 1} s")
+            until = time.strftime("%H:%M UTC", time.gmtime(everyone["since"] + GLOBAL_WINDOW_S))
+            raise AuthError(
+                f"sign-in is paused for everyone after {everyone['count']} failed attempts in "
+                f"{GLOBAL_WINDOW_S // 60} minutes, for {_duration(wait)} more (until {until}); the operator can lift "
+                f"it at once with `{RESET_COMMAND}`"
+            )
         if hmac.compare_digest(given.encode(), expected.encode()):
             state["clients"].pop(key, None)
             return
@@ -106,6 +114,20 @@ def check(given: str, expected: str | None, *, client: str) -> None:
         } | {key: {"count": count, "last": now}}
         everyone["count"] += 1
     raise AuthError("wrong password")
+
+
+def reset() -> dict:
+    """Lift every sign-in throttle now (the operator's ``auth reset``): what it forgot, as counts."""
+    with _locked_state() as state:
+        lifted = {"failures_in_window": state["global"]["count"], "clients": len(state["clients"])}
+        state["clients"], state["global"] = {}, {"count": 0, "since": 0.0}
+    return lifted
+
+
+def _duration(seconds: float) -> str:
+    """A wait as people read it: ``14 min 0 s``, ``42 s``."""
+    whole = int(seconds + 0.999)
+    return f"{whole // 60} min {whole % 60} s" if whole >= 60 else f"{whole} s"
 
 
 def password_from_env() -> str | None:

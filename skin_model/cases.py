@@ -16,7 +16,10 @@ import csv
 import hashlib
 import io
 import json
+import os
 import secrets
+import shutil
+import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -32,6 +35,7 @@ from skin_model.images import decode, pixel_hash, to_png
 from skin_model.metadata import OFFICIAL
 from skin_model.nearcopy import Thumbs, near_copies
 from skin_model.registry import file_lock, write_atomic, write_json
+from skin_model.text import controls_in
 
 CONFIRMATIONS = ("histopathology", "follow-up", "consensus")
 SOURCE = "clinic"  # the acquisition source cases train and are scored under
@@ -69,6 +73,14 @@ class Case:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Exported:
+    """What ``export`` wrote: how many cases, and each case left out with why (``"<id>: ..."``)."""
+
+    written: int
+    skipped: tuple[str, ...]
 
 
 def folder() -> Path:
@@ -122,9 +134,11 @@ def add(
         raise CaseError(f"diagnosis must be one of: {', '.join(CLASSES)}; received {diagnosis!r}")
     if confirmed_by not in CONFIRMATIONS:
         raise CaseError(f"confirmation must be one of: {', '.join(CONFIRMATIONS)}; received {confirmed_by!r}")
-    note = " ".join((note or "").split())
+    note = " ".join((note or "").split())  # newlines and tabs become one space
     if len(note) > NOTE_LIMIT:
         raise CaseError(f"the note is {len(note)} characters; keep it under {NOTE_LIMIT}")
+    if hidden := controls_in(note):  # ESC[2J would clear a terminal that lists the cases; U+202E reverses text
+        raise CaseError(f"the note holds control characters ({', '.join(hidden)}); type it again without them")
     if prediction is not None and prediction.get("lesion_like") is False:
         raise CaseError(
             "the not-a-lesion gate refuses this picture (not a dermoscopic lesion image); it cannot be a case"
@@ -178,6 +192,29 @@ def remove(case_id: str) -> Case:
         write_json(_index(), [c.to_dict() for c in cases if c.id != case_id])
         (folder() / found.file).unlink(missing_ok=True)
     return found
+
+
+def removal_note(case: Case) -> str:
+    """What removing ``case`` cannot undo: the versions that learned from it (by pixels), and any running job
+    that still trains on its copy (dropped when that job ends). Ended jobs' copies are deleted on the way."""
+    from skin_model import jobs
+    from skin_model.registry import Registry
+
+    learned = [
+        v.number
+        for v in Registry().versions()
+        if case.pixel_hash in ((v.metadata.get("data") or {}).get("cases") or {}).get("learned_from", [])
+    ]
+    if learned:
+        which = ", ".join(map(str, learned))
+        note = f"version {which} learned from it (retrain without it to forget it)"
+        note = note.replace("version ", "versions ", 1) if len(learned) > 1 else note
+    else:
+        note = "no version learned from it"
+    running = jobs.holding(case.file)
+    if running:
+        note += f"; running job {', '.join(running)} trains on a copy, deleted when it ends"
+    return note
 
 
 def image_path(case: Case) -> Path:
@@ -258,6 +295,26 @@ def dataset_hashes(report) -> Known:
     )
 
 
+def checked_image(case: Case) -> tuple[bytes, np.ndarray]:
+    """The case's stored PNG and its pixels, once they decode to the pixels its record names.
+
+    A missing, truncated or replaced file is a CaseError naming the case, so one bad file is left out by name
+    (export, scoring) instead of stopping everything or passing on corrupt pixels.
+    """
+    path = image_path(case)
+    try:
+        data = path.read_bytes()
+        pixels = decode(data, name=case.file)
+    except FileNotFoundError:
+        raise CaseError(f"{case.id}: its image {path} is missing; remove the case (cases remove {case.id})") from None
+    except (OSError, SkinModelError) as error:
+        why = error.strerror if isinstance(error, OSError) else str(error)
+        raise CaseError(f"{case.id}: its image {path} cannot be read ({why})") from None
+    if pixel_hash(pixels) != case.pixel_hash:
+        raise CaseError(f"{case.id}: its image {path} does not hold the pixels recorded for the case")
+    return data, pixels
+
+
 def _stored_pixels(case: Case) -> np.ndarray:
     """A stored case's pixels; an unreadable file counts as nothing to compare with (an empty grey picture)."""
     try:
@@ -266,10 +323,12 @@ def _stored_pixels(case: Case) -> np.ndarray:
         return np.full((8, 8, 3), 128, np.uint8)
 
 
-def export(dest: Path) -> int:
+def export(dest: Path) -> Exported:
     """Write every case in the ISIC layout (``Train/<class>/<id>.png``) with a ``metadata.csv`` like the shared one.
 
-    Refuses a folder that already has files, so nothing of another export or dataset is overwritten.
+    Refuses a folder that already has files, so nothing of another export or dataset is overwritten. Each image
+    is checked first (``checked_image``): a bad one is named in ``skipped`` and left out. Everything is written
+    into a temporary folder beside ``dest`` and renamed at the end, so a failed export leaves nothing behind.
     """
     cases = all_cases()
     if dest.exists() and not dest.is_dir():
@@ -280,17 +339,28 @@ def export(dest: Path) -> int:
     rows = io.StringIO()
     writer = csv.writer(rows)
     writer.writerow(["image", "isic2019_diagnosis", "lesion_id", "source", "dx_type", "age", "sex", "site"])
+    written, skipped, work = 0, [], None
     try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
         for c in cases:
-            target = dest / "Train" / c.diagnosis / c.file
+            try:
+                data, _ = checked_image(c)
+            except CaseError as error:
+                skipped.append(str(error))
+                continue
+            target = work / "Train" / c.diagnosis / c.file
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(image_path(c).read_bytes())
+            target.write_bytes(data)
             writer.writerow([c.id, code[c.diagnosis], c.id, SOURCE, DX_TYPE[c.confirmed_by], "", "", ""])
-        dest.mkdir(parents=True, exist_ok=True)
-        (dest / "metadata.csv").write_text(rows.getvalue(), encoding="utf-8")
+            written += 1
+        (work / "metadata.csv").write_text(rows.getvalue(), encoding="utf-8")
+        os.replace(work, dest)  # onto a missing or empty folder: all of it appears at once
     except OSError as error:
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
         raise CaseError(f"could not export to {dest} ({error.strerror or error})") from None
-    return len(cases)
+    return Exported(written, tuple(skipped))
 
 
 def score(predictor, cases: list[Case]) -> dict:
@@ -298,16 +368,19 @@ def score(predictor, cases: list[Case]) -> dict:
 
     Agreement of its top class with the confirmed diagnosis, and melanomas caught / missed by its alert at its
     own threshold. Cases it trained or validated on are left out (by pixels), so a version is not praised for
-    remembering them. A case the gate refuses counts as a disagreement (and a missed melanoma).
+    remembering them. A case the gate refuses counts as a disagreement (and a missed melanoma); a case whose
+    file is missing or unreadable is left out and named in ``unreadable``.
     """
-    from skin_model.images import decode
-
     learned = set(predictor.metadata.get("data", {}).get("cases", {}).get("learned_from", []))
-    unseen = [c for c in cases if c.pixel_hash not in learned and image_path(c).is_file()]
-    rows = []
+    unseen = [c for c in cases if c.pixel_hash not in learned]
+    rows, unreadable = [], []
     for c in unseen:
-        result = predictor.predict(decode(image_path(c)), name=c.id)
-        rows.append((c, result))
+        try:
+            _, pixels = checked_image(c)
+        except CaseError as error:  # one bad file is named, never the end of the version's row
+            unreadable.append(str(error))
+            continue
+        rows.append((c, predictor.predict(pixels, name=c.id)))
     melanomas = [(c, r) for c, r in rows if c.diagnosis == "melanoma"]
     caught = sum(bool(r.melanoma_alert) for _, r in melanomas)
     return {
@@ -319,4 +392,5 @@ def score(predictor, cases: list[Case]) -> dict:
         "melanomas_caught": caught,
         "melanomas_missed": len(melanomas) - caught,
         "refused": sum(not r.lesion_like for _, r in rows),
+        "unreadable": unreadable,
     }

@@ -28,6 +28,8 @@ from skin_model.config import (
 )
 from skin_model.distribute import STRATEGIES, worker_of
 from skin_model.errors import SkinModelError
+from skin_model.similar import MAX_K, REPORT_K
+from skin_model.text import printable
 
 DATA_HELP = "dataset root (ISIC layout); repeat for several, learnt from as one (default: SKIN_DATA_DIR)"
 
@@ -41,7 +43,8 @@ def _data(values: list[str] | None) -> list[Path]:
 
 
 def _table(rows: list[list], headers: list[str]) -> str:
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
+    """Aligned columns; every cell through ``text.printable``, so a stored note cannot drive the terminal."""
+    cells = [[printable(h) for h in headers]] + [["" if c is None else printable(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -70,6 +73,7 @@ def cmd_audit(args) -> int:
     for key, label in (
         ("unreadable", "unreadable files"),
         ("not_images", "files that are not images"),
+        ("outside_data_root", "files that link out of SKIN_DATA_ROOT (never read)"),
         ("duplicates", "exact duplicate groups (same class)"),
         ("conflicts", "same image under different classes (dropped from training)"),
         ("leaks", "images in both Train and Test (kept in Test only)"),
@@ -225,6 +229,19 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_auth(args) -> int:
+    """The operator lifts the admin sign-in throttle (the global ceiling and every locked-out client)."""
+    from skin_model import auth
+
+    lifted = auth.reset()
+    text = (
+        f"sign-in throttle lifted: {lifted['failures_in_window']} failure(s) in the window and "
+        f"{lifted['clients']} client record(s) forgotten"
+    )
+    _emit(args, lifted, text)
+    return 0
+
+
 def cmd_cases(args) -> int:
     from skin_model import cases
 
@@ -232,14 +249,18 @@ def cmd_cases(args) -> int:
         return _add_case(args)
     if args.action == "remove":
         found = cases.remove(args.target or "")
-        _emit(args, found.to_dict(), f"removed case {found.id} ({found.diagnosis})")
+        note = cases.removal_note(found)
+        _emit(args, found.to_dict() | {"note_on_removal": note}, f"removed case {found.id} ({found.diagnosis}); {note}")
         return 0
     if args.action == "export":
         if not args.target:
             raise SkinModelError("cases export needs a folder: cases export DIR")
-        count = cases.export(Path(args.target))
-        _emit(args, {"exported": count, "folder": args.target}, f"exported {count} case(s) to {args.target}")
-        return 0
+        done = cases.export(Path(args.target))
+        data = {"exported": done.written, "folder": args.target, "skipped": list(done.skipped)}
+        _emit(args, data, f"exported {done.written} case(s) to {args.target}")
+        for why in done.skipped:
+            print(f"skipped {printable(why)}", file=sys.stderr)
+        return 1 if done.skipped else 0
     found = cases.all_cases()
     rows = [[c.id, c.diagnosis, c.confirmed_by, c.time, c.note] for c in found]
     text = _table(rows, ["id", "diagnosis", "confirmed by", "time", "note"]) if found else "no confirmed cases yet"
@@ -275,15 +296,19 @@ def _case_prediction(result) -> dict:
     return {k: getattr(result, k) for k in keys} | {"alert_threshold": result.alert_threshold}
 
 
-def _non_negative(text: str) -> int:
-    """argparse type: a whole number of at least 0 (argparse words the error)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, received {text!r}") from None
-    if not 0 <= value <= 1000:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1000, received {value}")
-    return value
+def _at_most(limit: int):
+    """argparse type: a whole number from 0 to ``limit`` (argparse words the error)."""
+
+    def whole(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, received {text!r}") from None
+        if not 0 <= value <= limit:
+            raise argparse.ArgumentTypeError(f"must be from 0 to at most {limit}, received {value}")
+        return value
+
+    return whole
 
 
 def cmd_report(args) -> int:
@@ -525,10 +550,10 @@ def parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--similar",
-        type=_non_negative,
+        type=_at_most(MAX_K),
         default=0,
         metavar="K",
-        help="add the K most similar training images with their diagnoses (0: none)",
+        help=f"add the K most similar training images with their diagnoses (0 to {MAX_K})",
     )
     r.set_defaults(run=cmd_predict)
 
@@ -537,7 +562,9 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("-o", "--output", type=Path, required=True, help="the PDF to write (a new file)")
     rp.add_argument("--force", action="store_true", help="replace an existing file (never an input or a link)")
     rp.add_argument("--model", type=int, help="version (default: live)")
-    rp.add_argument("--similar", type=_non_negative, default=6, metavar="K", help="similar training images (0: none)")
+    rp.add_argument(
+        "--similar", type=_at_most(REPORT_K), default=6, metavar="K", help=f"similar training images (0 to {REPORT_K})"
+    )
     rp.add_argument("--gradcam", action="store_true", help="add the Grad-CAM overlay beside each image")
     rp.add_argument("--case-reference", help="printed on every page, never stored (no patient identifiers)")
     rp.set_defaults(run=cmd_report)
@@ -550,6 +577,10 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--note", help="optional; never a patient name or identifier")
     c.add_argument("--data", action="append", help="dataset(s) to check for the same image (default: SKIN_DATA_DIR)")
     c.set_defaults(run=cmd_cases)
+
+    a = sub.add_parser("auth", parents=[common], help="operator: lift the admin sign-in throttle now")
+    a.add_argument("action", choices=["reset"])
+    a.set_defaults(run=cmd_auth)
 
     m = sub.add_parser("models", parents=[common], help="list versions or make one live")
     m.add_argument("action", nargs="?", choices=["list", "activate"], default="list")

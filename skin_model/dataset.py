@@ -78,6 +78,23 @@ def _class_dirs(folder: Path) -> dict[str, Path]:
     return found
 
 
+def within_data_root(path: Path | str) -> bool:
+    """Whether ``path``, every symbolic link followed, lies inside ``SKIN_DATA_ROOT`` (anywhere when it is unset).
+
+    The one check every reader of dataset files makes: typed folders, dataset roots, each listed image (the
+    audit, training), similar-case thumbnails.
+    """
+    from skin_model.config import allowed_data_root
+
+    allowed = allowed_data_root()
+    if allowed is None:
+        return True
+    try:
+        return Path(path).expanduser().resolve().is_relative_to(allowed)
+    except (OSError, RuntimeError, ValueError):  # a link loop, a NUL byte: not somewhere we may read
+        return False
+
+
 def user_folder(text: str) -> Path:
     """A folder typed by a user, resolved (symlinks followed) and kept inside ``SKIN_DATA_ROOT``."""
     from skin_model.config import allowed_data_root
@@ -89,9 +106,8 @@ def user_folder(text: str) -> Path:
         resolved = Path(text.strip()).expanduser().resolve()
     except (ValueError, OSError, RuntimeError) as error:  # a NUL byte, an unknown ~user, a symlink loop
         raise DatasetError(f"{shown}: not a usable folder ({error})") from None
-    allowed = allowed_data_root()
-    if allowed is not None and not resolved.is_relative_to(allowed):
-        raise DatasetError(f"{shown}: outside the allowed data folder {allowed} (SKIN_DATA_ROOT)")
+    if not within_data_root(resolved):
+        raise DatasetError(f"{shown}: outside the allowed data folder {allowed_data_root()} (SKIN_DATA_ROOT)")
     return resolved
 
 
@@ -129,6 +145,10 @@ def _find_layout(root: Path) -> Layout:
         raise DatasetError(f"{root}: folder does not exist; {expected}")
     if not root.is_dir():
         raise DatasetError(f"{root}: is a file, not a folder; {expected}")
+    if not within_data_root(root):
+        from skin_model.config import allowed_data_root
+
+        raise DatasetError(f"{root}: outside the allowed data folder {allowed_data_root()} (SKIN_DATA_ROOT)")
     root = root.resolve()
     sources: dict[str, Path] = {}
     for name in ("Train", "Test"):
@@ -145,7 +165,8 @@ def _find_layout(root: Path) -> Layout:
 
 
 def list_files(layout: Layout) -> tuple[list[Record], list[Path]]:
-    """Image records of every source, plus the files that are not images by name."""
+    """Image records of every source, plus the files left out: not images by name, or (a link) outside
+    ``SKIN_DATA_ROOT`` (``within_data_root`` tells which)."""
     try:
         return _list_files(layout)
     except OSError as error:
@@ -159,7 +180,7 @@ def _list_files(layout: Layout) -> tuple[list[Record], list[Path]]:
             for path in sorted(class_dir.iterdir()):
                 if not path.is_file() or path.name.startswith("."):
                     continue
-                if path.suffix.lower() in EXTENSIONS:
+                if path.suffix.lower() in EXTENSIONS and within_data_root(path):
                     records.append(Record(path=path, label=label, source=source, root=layout.root))
                 else:
                     skipped.append(path)

@@ -223,8 +223,22 @@ def cancel(job: Job) -> None:
     (job.path / "cancel").touch()
 
 
+def drop_case_pixels(job_dir: Path) -> None:
+    """An ended job's copy of the confirmed cases keeps their records (ids, pixel hashes), never their pixels:
+    a case removed later must not survive in ``jobs/<id>/cases/``."""
+    for image in (job_dir / "cases").glob("*.png"):
+        image.unlink(missing_ok=True)
+
+
+def holding(file_name: str) -> list[str]:
+    """The running jobs whose snapshot holds this case image (each drops it when it ends); ended jobs' copies
+    are dropped on the way (``refresh``)."""
+    return [j.id for j in all_jobs() if j.active and (j.path / "cases" / file_name).exists()]
+
+
 def refresh(job: Job) -> Job:
-    """Re-read a job's status; an active job that no longer holds the training lock became INTERRUPTED."""
+    """Re-read a job's status; an active job that no longer holds the training lock became INTERRUPTED.
+    An ended job (however it ended, even killed) loses its copy of the cases' pixels here."""
     status = _read_json(job.path / "status.json") or job.status
     if status.get("state") in ACTIVE and not _running(job.id):
         time.sleep(0.2)  # the worker may be writing its final status right now
@@ -236,6 +250,8 @@ def refresh(job: Job) -> Job:
                 ended=time.time(),
                 error="the training process stopped unexpectedly",
             )
+    if status.get("state") not in ACTIVE:
+        drop_case_pixels(job.path)
     return Job(job.path, status)
 
 
@@ -295,6 +311,8 @@ def work(job_dir: Path) -> int:
             message = f"could not write to the state folder ({error.strerror}); nothing was changed"
         _set_status(job_dir, state="FAILED", ended=time.time(), error=message)
         return 1
+    finally:
+        drop_case_pixels(job_dir)  # the job has ended: its copy of the cases goes with it
 
 
 if __name__ == "__main__":

@@ -1,7 +1,12 @@
 """The printable report: one PDF page per image, for the patient record.
 
 Drawn with fpdf2, bar chart included, so it needs no browser or Chrome at run
-time (Plotly's static export would). What goes in is chosen, never copied:
+time (Plotly's static export would). Text is set in DejaVu Sans, the TrueType
+font matplotlib ships (pinned in requirements.txt), so names in any Latin,
+Greek or Cyrillic script print as typed; a character it has no glyph for
+prints as its code point (``[U+60A3]``), never as a silent '?'. A page that
+runs long (warnings, similar cases) continues on the next page, under the
+same header and above the same footer. What goes in is chosen, never copied:
 the pixels are re-encoded from the decoded array (no EXIF, GPS, colour
 profile or comment of the upload survives), the file name is left out (it
 may name the patient), and the optional case reference typed by the
@@ -10,6 +15,8 @@ clinician is printed and nowhere kept.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 import time
 from collections.abc import Sequence
@@ -17,14 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from fpdf import FPDF
+from fpdf import FPDF, FontFace
 from PIL import Image
 
 from skin_model import CLASSES
 from skin_model.config import MELANOMA
 from skin_model.errors import SkinModelError
 from skin_model.predict import Prediction, operating_point
-from skin_model.similar import summary
+from skin_model.similar import REPORT_K, summary
 from skin_model.text import printable
 
 DISCLAIMER = (
@@ -33,6 +40,11 @@ DISCLAIMER = (
     "the clinical context. Biopsy when in doubt."
 )
 IMAGE_SIDE = 512  # pixels kept in the PDF: enough to recognise the lesion, small enough to print fast
+SIMILAR_LIMIT = REPORT_K  # similar training images a report lists (the CLI refuses more)
+REFERENCE_LIMIT = 240  # characters of the case reference printed (wrapped, its newlines kept)
+FONT = "DejaVu"
+FACES = {"": "DejaVuSans.ttf", "B": "DejaVuSans-Bold.ttf", "I": "DejaVuSans-Oblique.ttf"}
+BODY_BOTTOM = 268  # mm from the top: text stops here; the footer's rule is at 272
 RED, BLUE, GREY, DARK = (192, 57, 43), (11, 110, 138), (110, 110, 110), (30, 30, 30)
 
 
@@ -46,47 +58,100 @@ class Page:
 
 
 def render(pages: list[Page], metadata: dict, case_reference: str | None = None, when: float | None = None) -> bytes:
-    """The PDF bytes: one page per image, in order. ``metadata``: the version's registry metadata."""
-    pdf = FPDF(format="A4")
-    pdf.set_auto_page_break(False)
-    pdf.set_title("Skin lesion decision-support report")
-    pdf.set_creator("skin_model")
+    """The PDF bytes: each image's pages, in order. ``metadata``: the version's registry metadata."""
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(time.time() if when is None else when))
+    pdf = _Report(metadata, case_reference, stamp, len(pages))
     for number, page in enumerate(pages, 1):
-        pdf.add_page()
-        _header(pdf, metadata, case_reference, stamp, number, len(pages))
+        pdf.start_image(number)
         _images(pdf, page)
         if page.prediction.lesion_like:
             _result(pdf, page.prediction, metadata)
         else:
             _refused(pdf)
-        _footer(pdf)
     return bytes(pdf.output())
 
 
-def _text(value: object) -> str:
-    """Text that is not ours, as printed: controls replaced (``text.printable``); the core PDF fonts speak
-    Latin-1, so anything else prints as '?', never fails the report."""
-    return printable(value).encode("latin-1", "replace").decode("latin-1")
+@functools.cache
+def _font_files() -> dict[str, Path]:
+    """DejaVu Sans from matplotlib's package data (found without importing matplotlib)."""
+    spec = importlib.util.find_spec("matplotlib")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "mpl-data" / "fonts" / "ttf" if spec else None
+    files = {style: folder / name for style, name in FACES.items()} if folder else {}
+    if not files or not all(f.is_file() for f in files.values()):
+        raise SkinModelError(
+            "the report's font (DejaVu Sans, shipped by matplotlib) is missing; reinstall requirements.txt"
+        )
+    return files
 
 
-def _header(pdf: FPDF, metadata: dict, reference: str | None, stamp: str, number: int, total: int) -> None:
-    pdf.set_xy(15, 12)
-    pdf.set_font("Helvetica", "B", 15)
-    pdf.set_text_color(*DARK)
-    pdf.cell(0, 8, "Skin lesion decision-support report", new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("Helvetica", "", 9)
-    pdf.set_text_color(*GREY)
-    created = str(metadata.get("created", ""))[:10]
-    line = f"Image {number} of {total}  |  model version {metadata.get('version', '?')} ({created})  |  {stamp}"
-    pdf.set_x(15)
-    pdf.cell(0, 5, line, new_x="LMARGIN", new_y="NEXT")
-    if reference and reference.strip():
-        pdf.set_x(15)
-        pdf.set_text_color(*DARK)
-        pdf.cell(0, 5, _text(f"Case reference: {reference.strip()[:120]}"), new_x="LMARGIN", new_y="NEXT")
-    pdf.set_draw_color(200, 200, 200)
-    pdf.line(15, pdf.get_y() + 2, 195, pdf.get_y() + 2)
+@functools.cache
+def _glyphs() -> frozenset[int]:
+    """The characters every face of the font can draw."""
+    from fontTools.ttLib import TTFont
+
+    maps = [set(TTFont(path, lazy=True)["cmap"].getBestCmap()) for path in _font_files().values()]
+    return frozenset(set.intersection(*maps))
+
+
+def _text(value: object, keep_newlines: bool = False) -> str:
+    """Text that is not ours, as printed: controls replaced (``text.printable``), and a character the font has
+    no glyph for (CJK, emoji) as its code point, so nothing typed is lost or printed as '?'."""
+    glyphs = _glyphs()
+    return "".join(c if ord(c) in glyphs or c == "\n" else f"[U+{ord(c):04X}]" for c in printable(value, keep_newlines))
+
+
+def _reference(reference: str | None) -> str:
+    """The case reference as printed: at most REFERENCE_LIMIT characters, its line breaks kept, blank lines not."""
+    lines = [" ".join(line.split()) for line in (reference or "").splitlines()]
+    return "\n".join(line for line in lines if line)[:REFERENCE_LIMIT]
+
+
+class _Report(FPDF):
+    """An A4 report whose pages all carry the header (which image, version, time, reference) and the disclaimer
+    footer; fpdf2 starts a new page when a line would cross BODY_BOTTOM."""
+
+    def __init__(self, metadata: dict, reference: str | None, stamp: str, total: int) -> None:
+        super().__init__(format="A4")
+        for style, path in _font_files().items():
+            self.add_font(FONT, style, path)
+        self.set_margins(15, 12, 15)
+        self.set_auto_page_break(True, margin=297 - BODY_BOTTOM)
+        self.set_title("Skin lesion decision-support report")
+        self.set_creator("skin_model")
+        created = str(metadata.get("created", ""))[:10]
+        self.about = f"model version {metadata.get('version', '?')} ({created})  |  {stamp}"
+        self.reference = _reference(reference)
+        self.total, self.number, self.first_page = total, 0, 0
+
+    def start_image(self, number: int) -> None:
+        self.number, self.first_page = number, self.page + 1
+        self.add_page()
+
+    def header(self) -> None:
+        continued = " (continued)" if self.page != self.first_page else ""
+        self.set_xy(15, 12)
+        self.set_font(FONT, "B", 15)
+        self.set_text_color(*DARK)
+        self.cell(0, 8, "Skin lesion decision-support report", new_x="LMARGIN", new_y="NEXT")
+        self.set_font(FONT, "", 9)
+        self.set_text_color(*GREY)
+        self.cell(
+            0, 5, f"Image {self.number} of {self.total}{continued}  |  {self.about}", new_x="LMARGIN", new_y="NEXT"
+        )
+        if self.reference:
+            self.set_text_color(*DARK)
+            self.multi_cell(180, 4.5, _text(f"Case reference: {self.reference}", keep_newlines=True), align="L")
+        self.set_draw_color(200, 200, 200)
+        self.line(15, self.get_y() + 2, 195, self.get_y() + 2)
+        self.set_y(self.get_y() + 5)
+
+    def footer(self) -> None:
+        self.set_draw_color(200, 200, 200)
+        self.line(15, 272, 195, 272)
+        self.set_xy(15, 274)
+        self.set_font(FONT, "I", 8)
+        self.set_text_color(*GREY)
+        self.multi_cell(180, 3.8, DISCLAIMER)
 
 
 def _png(pixels: np.ndarray) -> Image.Image:
@@ -96,9 +161,9 @@ def _png(pixels: np.ndarray) -> Image.Image:
 
 
 def _images(pdf: FPDF, page: Page) -> None:
-    top, side = 36, 60
+    top, side = pdf.get_y() + 1, 60
     pdf.image(_png(page.pixels), x=15, y=top, w=side, h=side, keep_aspect_ratio=True)
-    pdf.set_font("Helvetica", "", 8)
+    pdf.set_font(FONT, "", 8)
     pdf.set_text_color(*GREY)
     pdf.set_xy(15, top + side + 1)
     pdf.cell(side, 4, "the image as classified", align="C")
@@ -106,22 +171,23 @@ def _images(pdf: FPDF, page: Page) -> None:
         pdf.image(_png(page.overlay), x=80, y=top, w=side, h=side, keep_aspect_ratio=True)
         pdf.set_xy(80, top + side + 1)
         pdf.cell(side, 4, "Grad-CAM: where the network looked", align="C")
+    pdf.set_y(top + side + 8)
 
 
 def _result(pdf: FPDF, p: Prediction, metadata: dict) -> None:
-    y = 104
+    y = pdf.get_y()
     if p.melanoma_alert:
         pdf.set_fill_color(*RED)
         pdf.set_text_color(255, 255, 255)
-        pdf.set_font("Helvetica", "B", 11)
+        pdf.set_font(FONT, "B", 11)
         pdf.set_xy(15, y)
         pdf.cell(180, 8, "  MELANOMA ALERT: consider excision or biopsy", fill=True, new_x="LMARGIN", new_y="NEXT")
         y += 10
     pdf.set_text_color(*DARK)
-    pdf.set_font("Helvetica", "B", 13)
+    pdf.set_font(FONT, "B", 13)
     pdf.set_xy(15, y)
     pdf.cell(0, 7, f"Top diagnosis: {p.top_class} ({p.top_probability:.1%})", new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("Helvetica", "", 10)
+    pdf.set_font(FONT, "", 10)
     validated = _validated(metadata, p.alert_threshold)
     state = "ON" if p.melanoma_alert else "off"
     lines = [
@@ -162,11 +228,11 @@ def _validated(metadata: dict, threshold: float) -> str:
 
 def _chart(pdf: FPDF, probabilities: dict[str, float], top: float) -> None:
     """Nine horizontal bars, largest first, melanoma in red: the same picture as the Classify page."""
-    pdf.set_font("Helvetica", "B", 10)
+    pdf.set_font(FONT, "B", 10)
     pdf.set_xy(15, top)
     pdf.cell(0, 5, "Probability of each diagnosis", new_x="LMARGIN", new_y="NEXT")
     left, width, row = 75, 100, 5.2
-    pdf.set_font("Helvetica", "", 9)
+    pdf.set_font(FONT, "", 9)
     for i, name in enumerate(sorted(CLASSES, key=lambda c: -probabilities.get(c, 0.0))):
         y = top + 7 + i * row
         share = probabilities.get(name, 0.0)
@@ -186,11 +252,11 @@ def _chart(pdf: FPDF, probabilities: dict[str, float], top: float) -> None:
 def _warnings(pdf: FPDF, warnings: list[str]) -> None:
     if not warnings:
         return
-    pdf.set_font("Helvetica", "B", 10)
+    pdf.set_font(FONT, "B", 10)
     pdf.set_text_color(*DARK)
     pdf.set_x(15)
     pdf.cell(0, 5, "Warnings", new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("Helvetica", "", 9)
+    pdf.set_font(FONT, "", 9)
     for warning in warnings:
         pdf.set_x(15)
         pdf.multi_cell(180, 4.5, _text(f"- {warning}"), new_x="LMARGIN", new_y="NEXT")
@@ -198,27 +264,36 @@ def _warnings(pdf: FPDF, warnings: list[str]) -> None:
 
 
 def _similar(pdf: FPDF, p: Prediction) -> None:
+    """The nearest SIMILAR_LIMIT training images as a table: long names wrap, a page break repeats the heading."""
     if not p.similar:
         return
-    pdf.set_font("Helvetica", "B", 10)
+    shown = p.similar[:SIMILAR_LIMIT]
+    more = f" (the {len(shown)} nearest of {len(p.similar)})" if len(p.similar) > len(shown) else ""
+    pdf.set_font(FONT, "B", 10)
     pdf.set_text_color(*DARK)
     pdf.set_x(15)
-    pdf.cell(0, 5, _text(f"Similar training images: {summary(p.similar)}"), new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("Helvetica", "", 9)
-    for n in p.similar:
-        pdf.set_x(15)
-        pdf.cell(30, 4.5, _text(n.image))
-        pdf.cell(55, 4.5, _text(n.diagnosis))
-        pdf.cell(30, 4.5, f"distance {n.distance:.3f}")
-        pdf.cell(0, 4.5, _text(n.source), new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(180, 5, _text(f"Similar training images{more}: {summary(p.similar)}"), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font(FONT, "", 9)
+    with pdf.table(
+        col_widths=(55, 45, 30, 50),
+        width=180,
+        align="LEFT",
+        line_height=4.5,
+        borders_layout="NONE",
+        text_align="LEFT",
+        headings_style=FontFace(emphasis="BOLD"),
+    ) as table:
+        table.row(["image", "diagnosis", "distance", "source"])
+        for n in shown:
+            table.row([_text(n.image), _text(n.diagnosis), f"{n.distance:.3f}", _text(n.source)])
 
 
 def _refused(pdf: FPDF) -> None:
-    pdf.set_xy(15, 104)
-    pdf.set_font("Helvetica", "B", 13)
+    pdf.set_x(15)
+    pdf.set_font(FONT, "B", 13)
     pdf.set_text_color(*RED)
     pdf.cell(0, 7, "No diagnosis: not a dermoscopic lesion image", new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("Helvetica", "", 10)
+    pdf.set_font(FONT, "", 10)
     pdf.set_text_color(*DARK)
     pdf.set_x(15)
     pdf.multi_cell(
@@ -227,15 +302,6 @@ def _refused(pdf: FPDF) -> None:
         "The image looks unlike the dermoscopic images the model was trained on (a photo, a document, a chart, a "
         "blank or noisy frame?). No probabilities, alert or risk group are given for it.",
     )
-
-
-def _footer(pdf: FPDF) -> None:
-    pdf.set_draw_color(200, 200, 200)
-    pdf.line(15, 272, 195, 272)
-    pdf.set_xy(15, 274)
-    pdf.set_font("Helvetica", "I", 8)
-    pdf.set_text_color(*GREY)
-    pdf.multi_cell(180, 3.8, DISCLAIMER)
 
 
 def check_target(output: Path, inputs: Sequence[Path], force: bool = False) -> None:

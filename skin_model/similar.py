@@ -30,6 +30,8 @@ from skin_model.errors import RegistryError
 INDEX_FILE = "similar.npz"
 CASES_PREFIX = "cases/"  # an indexed confirmed case lives in SKIN_HOME/cases, not in the dataset folder
 DEFAULT_K = 6
+REPORT_K = 12  # the most a PDF report lists (a table on at most one more page)
+MAX_K = 50  # the most the command line prints or returns for one image
 ISIC_ID = re.compile(r"^ISIC_\d{7}$")
 
 
@@ -149,11 +151,12 @@ def _stored_path(record) -> str:
 
 def local_file(neighbour: Neighbour, roots: Sequence[Path]) -> Path | None:
     """The neighbour's image inside one of the dataset folders ``roots`` (a case: the cases folder), when there."""
-    if neighbour.path.startswith(CASES_PREFIX):
-        roots = [skin_home()]
-    for root in roots:
+    from skin_model.dataset import within_data_root
+
+    ours = neighbour.path.startswith(CASES_PREFIX)  # the cases folder is ours, not a dataset: no SKIN_DATA_ROOT
+    for root in [skin_home()] if ours else roots:
         path = (root / neighbour.path).resolve()
-        if path.is_relative_to(root.resolve()) and path.is_file():
+        if path.is_relative_to(root.resolve()) and (ours or within_data_root(path)) and path.is_file():
             return path
     return None
 

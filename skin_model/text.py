@@ -38,5 +38,5 @@ def printable(text: object, keep_newlines: bool = False) -> str:
 
 
 def controls_in(text: str) -> list[str]:
-    """The control or format characters ``text`` holds, as escapes (``'\\x1b'``), for a refusal that names them."""
-    return sorted({f"{ord(c):#06x}" for c in text if is_control(c)})
+    """The control or format characters ``text`` holds, as code points (``U+001B``), for a refusal that names them."""
+    return sorted({f"U+{ord(c):04X}" for c in text if is_control(c)})

@@ -62,3 +62,15 @@ def test_dataset_retrain_and_models_pages_show_the_cases(live_tiny_model, clean_
     row = scored[scored["version"] == live_tiny_model.number].iloc[0]
     assert row["cases it never saw"] == 3
     assert row["melanomas caught / all"].endswith("/ 2")
+
+
+def test_a_truncated_case_file_keeps_the_live_versions_row_on_the_models_page(live_tiny_model, lesion_images):
+    added = [cases.add(p, "melanoma", "histopathology") for p in lesion_images(3, seed=71, size=64)]
+    path = cases.image_path(added[1])
+    path.write_bytes(path.read_bytes()[:200])  # a truncated PNG (issue 32, item 9)
+
+    models = open_page("pages/models.py")
+    scored = next(d.value for d in models.dataframe if "cases it never saw" in d.value.columns)
+    row = scored[scored["version"] == live_tiny_model.number].iloc[0]
+    assert row["cases it never saw"] == 2 and row["unreadable case files"] == 1
+    assert added[1].id in texts(models)  # named, so it can be removed

@@ -94,3 +94,18 @@ def test_a_bad_idle_limit_is_refused_with_one_line(monkeypatch, value):
     monkeypatch.setenv("SKIN_ADMIN_SESSION_MINUTES", value)
     with pytest.raises(auth.AuthError, match="SKIN_ADMIN_SESSION_MINUTES must be a positive number"):
         auth.session_minutes()
+
+
+def test_the_global_pause_says_how_long_and_an_operator_can_lift_it(clock, capsys):
+    from skin_model.cli import main
+
+    fail(ADMIN, auth.MAX_FAILURES)  # a typo or five: this client is locked out for a minute
+    for n in range(auth.GLOBAL_MAX_FAILURES - auth.MAX_FAILURES):
+        fail(f"198.51.100.{n}")  # a script from fresh sessions fills the global ceiling
+    clock[0] += 60
+    with pytest.raises(auth.AuthError, match=r"paused .* for 14 min 0 s .*python -m skin_model auth reset"):
+        auth.check("s3cret", "s3cret", client=ADMIN)
+
+    assert main(["auth", "reset"]) == 0
+    assert "lifted" in capsys.readouterr().out
+    auth.check("s3cret", "s3cret", client=ADMIN)  # at once, not after the window

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import subprocess
 import sys
@@ -82,7 +83,7 @@ def test_export_writes_the_isic_layout_and_a_metadata_file_the_data_layer_reads(
         cases.add(three[2], "nevus", "follow-up"),
     ]
     out = tmp_path / "export"
-    assert cases.export(out) == 3
+    assert cases.export(out).written == 3
 
     layout = find_layout(out)  # the folder is a dataset like the shared one
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == sorted(
@@ -301,3 +302,119 @@ def test_an_unknown_diagnosis_in_the_records_is_one_line_naming_the_case(lesion_
     assert main(["cases", "export", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert f"case '{case.id}' has an unknown diagnosis 'not-a-class'" in err and "unexpected" not in err
+
+
+# -- control characters in notes (issue 32, item 7) ----------------------------------------------------------
+
+HOSTILE_NOTES = ["clear\x1b[2J\x1b[H", "nul\x00byte", "right\u202eto left", "bell\x07", "c1\x9bcsi"]
+
+
+@pytest.mark.parametrize("note", HOSTILE_NOTES)
+def test_a_note_with_control_characters_is_refused_naming_them_and_nothing_is_stored(three, skin_home, note):
+    with pytest.raises(cases.CaseError, match=r"control characters \(U\+"):
+        cases.add(three[0], "nevus", "follow-up", note=note)
+    assert cases.all_cases() == []
+    assert not list(skin_home.glob("cases/*.png"))
+
+
+def test_cases_list_never_prints_a_raw_control_character_even_from_an_old_record(three, capsys):
+    case = cases.add(three[0], "nevus", "follow-up", note="placeholder")
+    index = cases.folder() / "cases.json"
+    records = json.loads(index.read_text())
+    records[0]["note"] = "".join(HOSTILE_NOTES)  # a record stored before notes were checked
+    index.write_text(json.dumps(records))
+
+    assert main(["cases", "list"]) == 0
+    out = capsys.readouterr().out
+    assert case.id in out and "clear" in out and "to left" in out
+    assert not [c for c in out if c != "\n" and (ord(c) < 32 or 0x7F <= ord(c) < 0xA0 or c == "\u202e")]
+
+
+# -- one bad case file (issue 32, item 9) ---------------------------------------------------------------------
+
+
+def truncate(case: cases.Case) -> None:
+    path = cases.image_path(case)
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+
+
+def test_export_checks_every_image_names_and_skips_bad_ones_and_writes_the_rest(three, tmp_path, capsys):
+    good, broken, missing = (cases.add(p, "nevus", "follow-up") for p in three)
+    truncate(broken)
+    cases.image_path(missing).unlink()
+    out = tmp_path / "export"
+
+    done = cases.export(out)
+    assert done.written == 1 and [s.split(":")[0] for s in done.skipped] == [broken.id, missing.id]
+    assert "cannot be read" in done.skipped[0] and "missing" in done.skipped[1]
+    assert [p.name for p in out.rglob("*.png")] == [good.file]
+    assert [r["image"] for r in csv.DictReader(io.StringIO((out / "metadata.csv").read_text()))] == [good.id]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]  # no temporary folder left
+
+    assert main(["cases", "export", str(tmp_path / "again")]) == 1  # the CLI says what it skipped, and exits 1
+    captured = capsys.readouterr()
+    assert "exported 1 case(s)" in captured.out and broken.id in captured.err and missing.id in captured.err
+
+
+def test_an_export_that_fails_half_way_leaves_nothing_and_can_be_run_again(three, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    for pixels in three:
+        cases.add(pixels, "nevus", "follow-up")
+    out = tmp_path / "export"
+    real = Path.write_text
+
+    def disk_full(self, *args, **kwargs):
+        if self.name == "metadata.csv":
+            raise OSError(28, "No space left on device")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", disk_full)
+    with pytest.raises(cases.CaseError, match="No space left"):
+        cases.export(out)
+    assert list(tmp_path.iterdir()) == []  # neither the folder nor a temporary one
+
+    monkeypatch.setattr(Path, "write_text", real)
+    assert cases.export(out).written == 3
+
+
+# -- a removed case does not survive in a job's snapshot (issue 32, item 6) -----------------------------------
+
+
+def ended_job(skin_home, name: str = "20260101-000000-001"):
+    """A job folder as the app leaves it: the cases' snapshot, and a status that says the job has ended."""
+    job = skin_home / "jobs" / name
+    cases.snapshot(job / "cases")
+    (job / "status.json").write_text(json.dumps({"id": name, "state": "FINISHED", "created": 1.0}))
+    return job
+
+
+def test_an_ended_jobs_snapshot_keeps_the_hashes_of_its_cases_not_their_pixels(three, skin_home):
+    from skin_model import jobs
+
+    added = cases.add(three[0], "nevus", "follow-up")
+    job = ended_job(skin_home)
+    assert (job / "cases" / added.file).is_file()  # while the job runs, it trains on this copy
+
+    jobs.all_jobs()  # any look at the jobs (the Retrain page, the next job) after the job ended
+    assert not list(job.rglob("*.png"))
+    assert [c.pixel_hash for c in cases.load_snapshot(job / "cases")] == [added.pixel_hash]
+
+
+def test_cases_remove_leaves_no_copy_in_a_job_and_says_which_versions_learned_from_it(
+    three, skin_home, tiny_model, servable, capsys
+):
+    from skin_model.registry import Registry
+
+    learned, unseen = cases.add(three[0], "melanoma", "histopathology"), cases.add(three[1], "nevus", "consensus")
+    job = ended_job(skin_home)
+    record = servable(tiny_model) | {"data": {"cases": {"learned_from": [learned.pixel_hash]}}}
+    version = Registry().register(tiny_model, record)
+
+    assert main(["cases", "remove", learned.id]) == 0
+    out = capsys.readouterr().out
+    assert f"version {version.number} learned from it" in out
+    assert not (job / "cases" / learned.file).exists() and not list(skin_home.rglob(learned.file))
+
+    assert main(["cases", "remove", unseen.id]) == 0
+    assert "no version learned from it" in capsys.readouterr().out

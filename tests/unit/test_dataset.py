@@ -218,3 +218,47 @@ def test_user_folder_refuses_paths_outside_the_allowed_root(tmp_path, monkeypatc
     for attempt in (str(allowed / ".." / "secret"), str(allowed / "link"), "/etc"):
         with pytest.raises(DatasetError, match="outside the allowed data folder"):
             user_folder(attempt)
+
+
+# -- SKIN_DATA_ROOT holds for every reader (issue 32, item 11) ------------------------------------------------
+
+
+@pytest.fixture
+def fenced(tmp_path, monkeypatch, clean_dataset):
+    """SKIN_DATA_ROOT = tmp/allowed; the clean dataset lies outside it (tmp/...), reachable only through links."""
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    monkeypatch.setenv("SKIN_DATA_ROOT", str(allowed))
+    return allowed
+
+
+def test_a_dataset_root_that_links_out_of_skin_data_root_is_refused(fenced, clean_dataset):
+    (fenced / "link").symlink_to(clean_dataset.root, target_is_directory=True)
+    with pytest.raises(DatasetError, match="outside the allowed data folder"):
+        dataset.find_layout(fenced / "link")
+
+
+def test_a_file_that_links_out_of_skin_data_root_is_skipped_and_reported_by_the_audit(fenced, clean_dataset):
+    import shutil
+
+    from skin_model.audit import audit
+
+    inside = fenced / "ds"
+    shutil.copytree(clean_dataset.root, inside)
+    victim = next(p for p in sorted(inside.rglob("*")) if p.suffix.lower() in dataset.EXTENSIONS)
+    victim.unlink()
+    outside_file = clean_dataset.root / victim.relative_to(inside)
+    victim.symlink_to(outside_file)
+
+    report = audit(inside)
+    assert victim not in [r.path for r in report.records]
+    assert report.summary()["outside_data_root"] == [victim.relative_to(inside).as_posix()]
+
+
+def test_similar_case_thumbnails_are_never_read_through_a_link_out_of_skin_data_root(fenced, clean_dataset):
+    from skin_model import similar
+
+    image = next(p for p in sorted(clean_dataset.root.rglob("*")) if p.suffix.lower() in dataset.EXTENSIONS)
+    neighbour = similar.Neighbour(image.stem, "nevus", 0.1, "Train", image.relative_to(clean_dataset.root).as_posix())
+    (fenced / "link").symlink_to(clean_dataset.root, target_is_directory=True)
+    assert similar.local_file(neighbour, [fenced / "link"]) is None

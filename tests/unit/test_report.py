@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from skin_model import report
 
 METADATA = {
@@ -68,3 +70,142 @@ def test_report_never_writes_through_a_symbolic_link(tmp_path, live_tiny_model, 
         assert write_report(tmp_path, live_tiny_model, encode, blob, target, "--force") == 2
         assert "symbolic link" in capsys.readouterr().err
     assert victim.read_text() == "precious" and link.is_symlink()
+
+
+# -- the PDF prints what was typed, wraps it, and never runs over its footer (issue 32, item 10) -------------
+
+PAGE_HEIGHT_PT = 841.89
+FOOTER_RULE_PT = (297 - 272) / 25.4 * 72  # the footer's rule, 272 mm from the top
+
+
+def pdf_lines(data: bytes) -> list[tuple[int, float, str]]:
+    """(page, baseline height in pt from the bottom, text) of every line the PDF draws, through each font's
+    ToUnicode map: what a reader copying from the PDF gets."""
+    import re
+    import zlib
+
+    objects = {}
+    for match in re.finditer(rb"(\d+) 0 obj(.*?)endobj", data, re.S):
+        body = match.group(2)
+        stream = re.search(rb"stream\r?\n(.*?)\r?\nendstream", body, re.S)
+        raw = stream.group(1) if stream else b""
+        if stream and b"/FlateDecode" in body[: stream.start()]:
+            raw = zlib.decompress(raw)
+        objects[int(match.group(1))] = (body.decode("latin-1"), raw.decode("latin-1"))
+
+    def cmap(ref: int) -> dict[str, str]:
+        text = objects[ref][1]
+        pairs = dict(re.findall(r"<([0-9A-Fa-f]{4})> <([0-9A-Fa-f]+)>", text.split("endcodespacerange")[-1]))
+        return {
+            chr(int(k, 16)): "".join(chr(int(v[i : i + 4], 16)) for i in range(0, len(v), 4)) for k, v in pairs.items()
+        }
+
+    fonts = {}
+    for body, _ in objects.values():
+        for name, ref in re.findall(r"/(F\d+) (\d+) 0 R", body):
+            font = objects[int(ref)][0]
+            unicode_map = re.search(r"/ToUnicode (\d+) 0 R", font)
+            fonts[name] = cmap(int(unicode_map.group(1))) if unicode_map else None
+
+    def unescape(literal: str) -> str:
+        simple = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f"}
+        return re.sub(
+            r"\\([0-7]{1,3}|.)",
+            lambda m: chr(int(m[1], 8)) if m[1].isdigit() else simple.get(m[1], m[1]),
+            literal,
+            flags=re.S,
+        )
+
+    pages = [
+        re.search(r"/Contents (\d+) 0 R", body) for body, _ in objects.values() if re.search(r"/Type /Page\b", body)
+    ]
+    lines = []
+    for number, contents in enumerate(pages, 1):
+        font, y = None, 0.0
+        string = r"\((?:\\.|[^\\)])*\)"
+        ops = rf"/(F\d+) [\d.]+ Tf|([\d.-]+) ([\d.-]+) Td|({string})\s*Tj|\[((?:{string}|[^\]\(])*)\]\s*TJ"
+        for m in re.finditer(ops, objects[int(contents.group(1))][1], re.S):
+            if m[1]:
+                font = m[1]
+            elif m[2]:
+                y = float(m[3])
+            else:  # Tj: one string; TJ (justified): strings between spacing numbers
+                raw = "".join(unescape(part[1:-1]) for part in re.findall(string, m[4] or m[5], re.S))
+                codes = fonts.get(font)
+                if codes is None:
+                    text = raw
+                else:
+                    pairs = (raw[i : i + 2].encode("latin-1").decode("utf-16-be") for i in range(0, len(raw), 2))
+                    text = "".join(codes.get(code, "?") for code in pairs)
+                lines.append((number, y, text))
+    return lines
+
+
+def neighbour(i: int):
+    from skin_model.similar import Neighbour
+
+    return Neighbour(image=f"ISIC_{i:07d}", diagnosis="nevus", distance=0.01 * i, source=f"source-{i}", path="")
+
+
+def prediction(similar=None, warnings=()):
+    from skin_model import CLASSES
+    from skin_model.predict import Prediction
+
+    probabilities = {c: 1 / len(CLASSES) for c in CLASSES} | {"melanoma": 0.4}
+    return Prediction(
+        file="x",
+        probabilities=probabilities,
+        top_class="melanoma",
+        top_probability=0.4,
+        risk_group="malignant",
+        melanoma_probability=0.4,
+        melanoma_alert=True,
+        alert_threshold=0.103,
+        warnings=list(warnings),
+        alert_probability=0.4,
+        similar=similar,
+    )
+
+
+def rendered(reference=None, similar=None, warnings=()):
+    import numpy as np
+
+    page = report.Page(np.full((64, 64, 3), 120, np.uint8), prediction(similar, warnings))
+    return pdf_lines(report.render([page], METADATA | {"version": 1}, reference))
+
+
+def test_a_reference_in_any_script_prints_as_typed_and_what_the_font_lacks_is_named_not_lost():
+    text = " ".join(line for _, _, line in rendered("Dvořák Łódź 患者 🙂"))
+    assert "Dvořák Łódź" in text
+    assert "U+60A3" in text and "U+8005" in text and "U+1F642" in text  # no glyph: its code point, never '?'
+
+
+def test_a_long_reference_wraps_inside_the_page_and_newlines_are_kept():
+    long = "ward 3 / bed 17 / " + "x" * 60 + " / referred by the general practitioner on the third visit END"
+    assert len(long) >= 117
+    lines = [line for _, _, line in rendered(long + "\nline1\nline2")]
+    start = next(line for line in lines if "ward 3" in line)
+    assert "END" not in start and any("END" in line for line in lines)  # wrapped, nothing cut
+    assert "line1" in lines and "line2" in lines and not any("line1line2" in line for line in lines)
+
+
+def test_many_similar_cases_are_capped_and_paginated_and_nothing_prints_over_the_footer():
+    warnings = [f"warning number {i}: " + "a long explanation of the imaging condition " * 3 for i in range(6)]
+    lines = rendered("a reference\non two lines", [neighbour(i) for i in range(40)], warnings)
+    text = " ".join(line for _, _, line in lines)
+    shown = [i for i in range(40) if f"ISIC_{i:07d}" in text]
+    assert shown == list(range(report.SIMILAR_LIMIT))  # the nearest ones, none lost in the middle
+    assert all(f"warning number {i}" in text for i in range(6))
+    disclaimer = " ".join(report.DISCLAIMER.split())
+    for page, y, line in lines:
+        if y < FOOTER_RULE_PT + 2:  # in the footer band: only the footer itself
+            assert line.strip() in disclaimer, (page, y, line)
+
+
+def test_the_cli_refuses_more_similar_cases_than_it_shows(tmp_path, capsys):
+    from skin_model.cli import main
+
+    for argv in (["report", "x.png", "-o", str(tmp_path / "r.pdf")], ["predict", "x.png"]):
+        with pytest.raises(SystemExit) as stop:
+            main([*argv, "--similar", "1000"])
+        assert stop.value.code == 2 and "at most" in capsys.readouterr().err
