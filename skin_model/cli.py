@@ -358,7 +358,7 @@ def cmd_predict(args) -> int:
                 continue
             alert = "  MELANOMA ALERT" if result.melanoma_alert else ""
             print(
-                f"{path}: {result.top_class} {result.top_probability:.1%} ({result.risk_group}), "
+                f"{printable(path)}: {result.top_class} {result.top_probability:.1%} ({result.risk_group}), "
                 f"P(melanoma) {result.melanoma_probability:.1%}{alert}"
             )
             for warning in result.warnings:
@@ -366,7 +366,8 @@ def cmd_predict(args) -> int:
             if result.similar is not None:
                 print(f"  {similar.summary(result.similar) or 'no similar training images: this version has no index'}")
                 for n in result.similar:
-                    print(f"    {n.image}  {n.diagnosis}  distance {n.distance:.3f}  ({n.source})")
+                    name, source = printable(n.image), printable(n.source)
+                    print(f"    {name}  {n.diagnosis}  distance {n.distance:.3f}  ({source})")
     return 1 if failed else 0
 
 
