@@ -111,8 +111,9 @@ def live_inputs(root: str):
     predictor = Predictor.load()
     config = TrainConfig.from_dict(predictor.metadata["config"])
     prepared = splits.prepare(root, config)
-    train = list(dataset.Pixels(splits.subset(prepared.records["train"], GATE_IMAGES, config.seed)))
-    val = list(dataset.Pixels(splits.subset(prepared.records["val"], GATE_IMAGES, config.seed)))
+    cap = GATE_IMAGES[config.backbone]
+    train = list(dataset.Pixels(splits.subset(prepared.records["train"], cap, config.seed)))
+    val = list(dataset.Pixels(splits.subset(prepared.records["val"], cap, config.seed)))
     return predictor, prepared, pooled_features(predictor), train, val
 
 

@@ -191,7 +191,8 @@ def cross_validate(root: str, config: TrainConfig, k: int) -> dict:
         fold = held_out_splits(report, rest, test, config)
         model = fit(fold, config).model
         # no gate is fitted in folds, but its usual ranges are the training images' alone: the app's two thresholds
-        ranges = gate.usual_ranges(list(dataset.Pixels(subset(fold.records["train"], GATE_IMAGES, config.seed))))
+        cap = GATE_IMAGES[config.backbone]
+        ranges = gate.usual_ranges(list(dataset.Pixels(subset(fold.records["train"], cap, config.seed))))
         meta = calibrate(model, fold, config, ranges)
         rule = AlertRule.of(meta, ranges)
         # also in the oldest block's colours: the external set's other classes may not be in HAM10000's
