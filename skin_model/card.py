@@ -357,6 +357,10 @@ def render(metadata: dict) -> str:
         for name in CLASSES:
             c = test["per_class"][name]
             lines.append(f"| {name} | {pct(c['precision'])} | {pct(c['recall'])} | {pct(c['f1'])} | {c['support']} |")
+    others = metadata.get("other_recipes") or []
+    if others:
+        lines += ["", "## Other recipes (the same data and split, `bench/RESULTS.md`)", ""]
+        lines += [f"- {literal(o['name'])}: {o['summary']}" for o in others]
     missing = unpredictable(metadata)
     lines += [
         "",

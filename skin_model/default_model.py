@@ -38,7 +38,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="keep the committed weights; recompute calibration, gate, metrics and card with the current code",
     )
+    parser.add_argument(
+        "--other-recipes", type=Path, help="bench/isic2017_results.json: name the other recipes' figures in the card"
+    )
     args = parser.parse_args(argv)
+    if args.other_recipes:
+        return note_other_recipes(args.other_recipes, args.out)
     roots = [root for value in args.data for root in roots_of(value)]
     if args.recalibrate:
         return recalibrate(roots, args.out, args.hold_out)
@@ -108,6 +113,29 @@ def recalibrate(data: list[Path], out: Path, hold_out: list[str] = ()) -> int:
         f"recalibrated {out}: temperature {metadata['temperature']}, threshold {metadata['alert_threshold']} "
         f"({metadata['alert_threshold_unusual']} for unusual imaging conditions)"
     )
+    return 0
+
+
+def note_other_recipes(results: Path, out: Path) -> int:
+    """Name, in the committed card, how the other recipes measured on the same images (``bench.isic2017``)."""
+    metadata = json.loads((out / METADATA_FILE).read_text())
+    measured = json.loads(results.read_text())["versions"]
+    f = lambda v: "n/a" if v is None else f"{v:.3f}"
+
+    def summary(v: dict) -> str:
+        on_2017 = v["isic2017_validation"]
+        keratosis = (on_2017["challenge_2017"] or {}).get("seborrheic_keratosis_roc_auc")
+        return (
+            f"ISIC 2017 validation melanoma AUC {f(on_2017['melanoma_roc_auc'])}, seborrheic keratosis AUC "
+            f"{f(keratosis)}; grouped test balanced accuracy {f(v['grouped_test']['balanced_accuracy'])}; "
+            f"{v['training_minutes']} min of training"
+        )
+
+    others = {name: v for name, v in measured.items() if not name.startswith("new default")}
+    metadata["other_recipes"] = [{"name": name, "summary": summary(v)} for name, v in others.items()]
+    write_json(out / METADATA_FILE, metadata)
+    (out / "MODEL_CARD.md").write_text(card.render(metadata))
+    print(f"named {len(metadata['other_recipes'])} other recipe(s) in {out}/MODEL_CARD.md")
     return 0
 
 
