@@ -357,3 +357,17 @@ def test_a_class_the_version_cannot_predict_has_an_empty_download_cell(tiny_mode
     assert row["p_seborrheic keratosis"] is None and row["p_nevus"] is not None
     assert row["not_predicted"] == "seborrheic keratosis"
     assert row["headline"].startswith(("Melanoma alert", "No melanoma alert"))
+
+
+def test_heat_mostly_outside_the_central_field_is_flagged_and_heat_on_the_lesion_is_not():
+    from skin_model import explain
+
+    yy, xx = np.mgrid[0:100, 0:100]
+    centre = np.exp(-((yy - 50) ** 2 + (xx - 50) ** 2) / 200.0)
+    rim = np.zeros((100, 100))
+    rim[:12], rim[:, -12:] = 1.0, 1.0  # a ruler at the top, the dermatoscope's rim on the right
+
+    assert explain.heat_outside(centre) < 0.05 and not explain.looked_outside(centre)
+    assert explain.heat_outside(rim) > 0.9 and explain.looked_outside(rim)
+    assert explain.heat_outside(np.zeros((10, 10))) == 0.0
+    assert explain.legend()[0] == (0.0, (0, 0, 0)) and explain.legend()[-1] == (1.0, (255, 255, 0))
