@@ -131,3 +131,38 @@ def test_grad_cam_stands_beside_the_image_by_default_with_a_colour_legend(live_t
     captions = [c for image in at.image for c in image.captions]
     assert captions == ["` img0.png `", "Grad-CAM: where the network looked"]  # side by side in one row
     assert any("skin-cam-legend" in h.value and "looked at most" in h.value for h in at.html)
+
+
+def test_models_page_compares_two_different_versions_with_rounded_figures(live_tiny_model):
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("pages/models.py")
+    at.run()
+
+    a, b = (next(s for s in at.selectbox if s.label == f"Version {x}") for x in "AB")
+    assert (a.value, b.value) == (live_tiny_model.number, 1)  # the newest (live) beside the one before
+    listed = at.dataframe[0].value
+    assert listed["balanced accuracy"][0].endswith("%") and len(listed["created"][0]) == 10
+
+
+def test_retrain_asks_for_a_confirmation_naming_the_expected_time_before_it_starts(monkeypatch, skin_home):
+    import json
+
+    from skin_model.config import DEFAULT_MODEL_DIR
+
+    monkeypatch.setenv("SKIN_ADMIN_PASSWORD", "right")
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("pages/retrain.py")
+    at.run()
+    next(t for t in at.text_input if t.label == "Admin password").input("right")
+    next(b for b in at.button if b.label == "Sign in").click().run()
+    next(b for b in at.button if b.label == "Start training").click().run()
+
+    per_epoch = json.loads((DEFAULT_MODEL_DIR / "metadata.json").read_text())["training"]["seconds_per_epoch"]
+    asked = next(w.value for w in at.warning if w.value.startswith("**Start training?**"))
+    assert f"at the live version's {per_epoch:.0f} s an epoch" in asked and " min (" in asked
+    assert not (skin_home / "jobs").exists()  # nothing started before the answer
+    next(b for b in at.button if b.label == "Not now").click().run()
+    assert not [w for w in at.warning if w.value.startswith("**Start training?**")]
+    assert not (skin_home / "jobs").exists()
