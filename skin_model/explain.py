@@ -39,6 +39,18 @@ def overlay(pixels: np.ndarray, cam: np.ndarray, alpha: float = 0.45) -> np.ndar
     return (pixels * (1 - weight) + heat * weight).astype(np.uint8)
 
 
+# Seconds for Grad-CAM and its overlay on a 600 x 800 upload, 2 cores, beside a training job (issue 30): the
+# committed custom CNN at 128 px 0.15-0.24 s (0.34 s the first time); EfficientNet-Lite0 at 224 px 0.63-0.81 s.
+SECONDS = {"custom-cnn": 0.2, "efficientnet-lite0": 0.7}
+CHEAP_S = 0.3
+
+
+def cheap(metadata: dict) -> bool:
+    """Grad-CAM costs under ``CHEAP_S`` an image for this version's network: shown by default in the detail view."""
+    backbone = (metadata.get("config") or {}).get("backbone") or "custom-cnn"
+    return SECONDS.get(backbone, 1.0) < CHEAP_S
+
+
 CENTRAL_FIELD = 0.4  # semi-axes of the central ellipse, as a share of the image's width and height: half its area
 OUTSIDE_WARNING = "the network looked mostly outside the lesion (rim, ruler or corners): treat this result with care"
 

@@ -371,3 +371,10 @@ def test_heat_mostly_outside_the_central_field_is_flagged_and_heat_on_the_lesion
     assert explain.heat_outside(rim) > 0.9 and explain.looked_outside(rim)
     assert explain.heat_outside(np.zeros((10, 10))) == 0.0
     assert explain.legend()[0] == (0.0, (0, 0, 0)) and explain.legend()[-1] == (1.0, (255, 255, 0))
+
+
+def test_grad_cam_is_on_by_default_only_for_a_network_measured_under_0_3_s():
+    from skin_model import explain
+
+    assert explain.cheap({"config": {"backbone": "custom-cnn"}}) and explain.cheap({})
+    assert not explain.cheap({"config": {"backbone": "efficientnet-lite0"}})
