@@ -4,9 +4,19 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from skin_model import CLASSES
+from skin_model.card import pct
+from skin_model.predict import percent
 from skin_model.registry import Version
 
 SHORT = ["AK", "BCC", "DF", "MEL", "NV", "PBK", "SK", "SCC", "VASC"]
+
+
+def compare_pair(numbers: list[int], live: int | None) -> tuple[int, int]:
+    """The comparison opens on two different versions: the newest and the live one (or the one before it)."""
+    newest = numbers[-1]
+    if live in numbers and live != newest:
+        return newest, live
+    return newest, numbers[-2] if len(numbers) > 1 else newest
 
 
 def confusion_figure(matrix: list[list[int]]) -> go.Figure:
@@ -31,25 +41,32 @@ def confusion_figure(matrix: list[list[int]]) -> go.Figure:
     return fig
 
 
+def rounded(value: object, digits: int = 2) -> str:
+    """A figure as a table shows it: shares as percentages, other numbers to ``digits`` decimals, "n/a" unknown."""
+    if value is None or value != value:
+        return "n/a"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
 def metrics_table(versions: list[Version]) -> pd.DataFrame:
+    """Versions side by side (one column each, so it fits any width); every figure rounded, shares in %."""
     rows = {}
     for version in versions:
         metrics = version.metadata.get("metrics", {})
         split = "test" if "test" in metrics else "val"
         m = metrics.get(split, {})
+        usual = version.metadata.get("alert_threshold")
         rows[f"version {version.number} ({split})"] = {
-            "images": m.get("images"),
-            "accuracy": m.get("accuracy"),
-            "balanced accuracy": m.get("balanced_accuracy"),
-            "melanoma sensitivity": m.get("melanoma_sensitivity"),
-            "melanoma specificity": m.get("melanoma_specificity"),
-            "melanoma ROC AUC": m.get("melanoma_roc_auc"),
-            "calibration error (ECE)": m.get("ece"),
-            "alert threshold": version.metadata.get("alert_threshold"),
-            "alert threshold, unusual conditions": version.metadata.get(
-                "alert_threshold_unusual", version.metadata.get("alert_threshold")
-            ),
-            **{f"recall: {c}": m.get("per_class", {}).get(c, {}).get("recall") for c in CLASSES},
+            "images": rounded(m.get("images")),
+            "accuracy": pct(m.get("accuracy")),
+            "balanced accuracy": pct(m.get("balanced_accuracy")),
+            "melanoma sensitivity": pct(m.get("melanoma_sensitivity")),
+            "melanoma specificity": pct(m.get("melanoma_specificity")),
+            "melanoma ROC AUC": rounded(m.get("melanoma_roc_auc")),
+            "calibration error (ECE)": rounded(m.get("ece")),
+            "alert threshold": percent(usual),
+            "alert threshold, unusual conditions": percent(version.metadata.get("alert_threshold_unusual", usual)),
+            **{f"recall: {c}": pct(m.get("per_class", {}).get(c, {}).get("recall")) for c in CLASSES},
         }
     return pd.DataFrame(rows)
 
@@ -91,12 +108,12 @@ def shift_table(version: Version, key: str) -> pd.DataFrame | None:
         return None
     rows = {
         name: {
-            "images": m["images"],
-            "balanced accuracy": m["balanced_accuracy"],
-            "melanoma sensitivity": m["melanoma_sensitivity"],
-            "melanoma specificity": m["melanoma_specificity"],
-            "melanoma AUC": m["melanoma_roc_auc"],
-            "refused as not a lesion": m["refused"],
+            "images": rounded(m["images"]),
+            "balanced accuracy": pct(m["balanced_accuracy"]),
+            "melanoma sensitivity": pct(m["melanoma_sensitivity"]),
+            "melanoma specificity": pct(m["melanoma_specificity"]),
+            "melanoma AUC": rounded(m["melanoma_roc_auc"]),
+            "refused": pct(m["refused"]),
         }
         for name, m in table.items()
     }

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from pages.common import admin_gate, literal, page_frame, pct
-from pages.compare import confusion_figure, metrics_table, roc_figure, shift_table
+from pages.compare import compare_pair, confusion_figure, metrics_table, roc_figure, shift_table
 from skin_model import card, cases
 from skin_model.errors import SkinModelError
 from skin_model.registry import Registry
@@ -30,14 +30,14 @@ for v in versions:
         {
             "version": v.number,
             "live": "live" if v.number == live else "",
-            "created": v.created,
+            "created": v.created[:10],
             "epochs": cfg.get("epochs"),
             "image size": cfg.get("image_size"),
             "views": cfg.get("views", 1),  # test-time views it is calibrated and served on
             "balancing": f"{cfg.get('balance', {}).get('strategy')} {cfg.get('balance', {}).get('n')}",
-            "data": v.metadata.get("data", {}).get("fingerprints", {}).get("all"),
-            "balanced accuracy": m.get("balanced_accuracy"),
-            "melanoma sensitivity": m.get("melanoma_sensitivity"),
+            "data": str(v.metadata.get("data", {}).get("fingerprints", {}).get("all") or "")[:8],
+            "balanced accuracy": pct(m.get("balanced_accuracy")),
+            "melanoma sensitivity": pct(m.get("melanoma_sensitivity")),
             "clinic cases": v.metadata.get("data", {}).get("cases", {}).get("count", 0),
         }
     )
@@ -91,8 +91,9 @@ else:
 st.subheader("Compare two versions")
 numbers = [v.number for v in versions]
 c1, c2 = st.columns(2)
-a = c1.selectbox("Version A", numbers, index=len(numbers) - 1)
-b = c2.selectbox("Version B", numbers, index=numbers.index(live) if live in numbers else 0)
+first, second = compare_pair(numbers, live)
+a = c1.selectbox("Version A", numbers, index=numbers.index(first))
+b = c2.selectbox("Version B", numbers, index=numbers.index(second))
 chosen = [registry.get(a)] if a == b else [registry.get(a), registry.get(b)]
 st.dataframe(safe_frame(metrics_table(chosen)), width="stretch")
 st.plotly_chart(roc_figure(chosen), width="stretch", key="roc")
@@ -121,11 +122,10 @@ for version in chosen:
     if sources is None:
         st.caption(f"Version {version.number} predates these tables (trained before the out-of-source report).")
         continue
-    left, right = st.columns(2)
-    left.markdown(f"**Version {version.number}: per source**")
-    left.dataframe(safe_frame(sources), width="stretch")
-    right.markdown(f"**Version {version.number}: stress test**")
-    right.dataframe(safe_frame(stress), width="stretch")
+    st.markdown(f"**Version {version.number}: per source**")  # one table a row: six columns fit the page
+    st.dataframe(safe_frame(sources), width="stretch")
+    st.markdown(f"**Version {version.number}: stress test**")
+    st.dataframe(safe_frame(stress), width="stretch")
 
 st.subheader("Live model")
 if admin_gate("Changing the live model"):

@@ -14,7 +14,7 @@ from pages.common import admin_gate, is_admin, literal, page_frame, pct
 from pages.compare import confusion_figure, metrics_table
 from skin_model import cases, jobs
 from skin_model.config import BACKBONES, DEFAULT_RECIPE, BalanceConfig, TrainConfig, roots_of
-from skin_model.dataset import user_folder
+from skin_model.dataset import find_layouts, user_folder
 from skin_model.errors import SkinModelError
 from skin_model.registry import Registry
 from skin_model.spreadsheet import safe_frame
@@ -71,7 +71,7 @@ def job_panel() -> None:
         if last["event"] == "epoch":
             done = last["epoch"] * max(next((s["steps"] for s in reversed(steps) if "steps" in s), 1), 1)
             total = last["epochs"] * max(next((s["steps"] for s in reversed(steps) if "steps" in s), 1), 1)
-        eta = last.get("eta_s")
+        eta = jobs.time_left(events)  # the average pace since the first step: no swings from one tick to the next
         st.progress(
             min(done / max(total, 1), 1.0),
             text=f"epoch {last['epoch']}/{last['epochs']}"
@@ -88,13 +88,15 @@ def job_panel() -> None:
         except SkinModelError as error:
             st.error(literal(error))
         st.rerun(scope="fragment")
-    if job.state in ("FAILED", "KILLED", "INTERRUPTED"):
+    if job.state == "KILLED":
+        st.info(f"{jobs.ENDINGS['KILLED']}. The live model is unchanged.", icon=":material/cancel:")
+    elif job.state in jobs.ENDINGS:
         st.error(
-            f"The job ended {job.state.lower()}: {literal(job.status.get('error', 'no reason recorded'))}. "
+            f"{jobs.ENDINGS[job.state]}: {literal(job.status.get('error', 'no reason recorded'))}. "
             "The live model is unchanged."
         )
     with st.expander("Log"):
-        st.code(job.log_tail() or "(empty)")
+        st.code(jobs.readable_log(job.log_tail(80))[-6000:] or "(empty)")
     if job.state == "FINISHED":
         finished_view(job)
 
@@ -189,6 +191,7 @@ with st.form("train"):
         "The job takes the cases as they are when it starts.",
     )
     submitted = st.form_submit_button("Start training", type="primary", disabled=not admin)
+PENDING = "retrain_pending"  # session_state: the settings of a job waiting for its confirmation
 if submitted and admin:
     try:
         config = replace(
@@ -202,9 +205,33 @@ if submitted and admin:
             balance=BalanceConfig(strategy=strategy, n=int(n)),
             continue_from=live.number if start == "live" and live is not None else None,
         )
-        job = jobs.start([user_folder(line) for line in data_roots.splitlines() if line.strip()], config)
-        st.toast(f"Started job {job.id}")
+        roots = [user_folder(line) for line in data_roots.splitlines() if line.strip()]
+        find_layouts(roots)  # a wrong folder is named now, before the confirmation
+        st.session_state[PENDING] = (roots, config)
     except SkinModelError as error:
         st.error(literal(error))
+if admin and PENDING in st.session_state:
+    roots, config = st.session_state[PENDING]
+    seconds = jobs.expected_seconds(config.epochs, live.metadata if live else None)
+    took = (
+        f"about {max(round(seconds / 60), 1)} min ({config.epochs} epochs at the live version's "
+        f"{seconds / config.epochs:.0f} s an epoch; fewer images per class go faster)"
+        if seconds
+        else "an unknown time (the live version recorded none)"
+    )
+    st.warning(
+        f"**Start training?** This job takes {took}. The live model stays live until you make the new version live."
+    )
+    yes, no = st.columns(2)
+    if yes.button("Yes, start training", type="primary"):
+        del st.session_state[PENDING]
+        try:
+            job = jobs.start(roots, config)
+            st.toast(f"Started job {job.id}")
+        except SkinModelError as error:
+            st.error(literal(error))
+    if no.button("Not now"):
+        del st.session_state[PENDING]
+        st.rerun()
 
 job_panel()

@@ -339,6 +339,7 @@ def cmd_report(args) -> int:
 
 def cmd_predict(args) -> int:
     from skin_model import similar
+    from skin_model.headline import alert_line, headline, risk_line
     from skin_model.predict import Predictor
 
     predictor = Predictor.load(args.model)
@@ -356,11 +357,9 @@ def cmd_predict(args) -> int:
             if not result.lesion_like:
                 print(f"{path}: no diagnosis: not a dermoscopic lesion image")
                 continue
-            alert = "  MELANOMA ALERT" if result.melanoma_alert else ""
-            print(
-                f"{printable(path)}: {result.top_class} {result.top_probability:.1%} ({result.risk_group}), "
-                f"P(melanoma) {result.melanoma_probability:.1%}{alert}"
-            )
+            shown = headline(result)
+            print(f"{printable(path)}: {shown.title}. {shown.detail if shown.kind != 'alert' else alert_line(result)}")
+            print(f"  {risk_line(result)}")
             for warning in result.warnings:
                 print(f"  warning: {warning}")
             if result.similar is not None:

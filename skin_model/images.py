@@ -216,6 +216,15 @@ def to_png(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def thumbnail_url(pixels: np.ndarray, side: int = 72) -> str:
+    """A small PNG of the pixels as a ``data:`` URL, for a table's image column (no metadata, nothing stored)."""
+    import base64
+
+    image = Image.fromarray(np.ascontiguousarray(pixels[..., :3]))
+    image.thumbnail((side, side), Image.Resampling.BILINEAR)
+    return "data:image/png;base64," + base64.b64encode(to_png(np.asarray(image))).decode("ascii")
+
+
 def review_folder() -> Path:
     return skin_home() / "saved"
 

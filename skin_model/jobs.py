@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -322,3 +323,43 @@ if __name__ == "__main__":
     # the outcome is on disk; leave now: TensorFlow's teardown took over 30 s under load (bench/app.py), and the
     # training lock, which the next job waits for, is only released when this process is gone
     os._exit(code)
+
+
+# -- what the Retrain page tells people (issue 30): plain words, a steady time-left, a log without noise ------
+
+ENDINGS = {
+    "KILLED": "Cancelled by an administrator",
+    "FAILED": "Failed",
+    "INTERRUPTED": "Interrupted (the app or the machine stopped)",
+}
+NOISE = re.compile(
+    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWE] (tensorflow|external|xla)/"  # TensorFlow's C++ start-up lines
+    r"|^[IWE]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ "  # absl's C++ logging
+    r"|^WARNING: All log messages before absl::InitializeLog"
+    r"|oneDNN custom operations are on|TF_ENABLE_ONEDNN_OPTS|This TensorFlow binary is optimized"
+    r"|rebuild TensorFlow with the appropriate compiler flags|Unable to register cu(DNN|FFT|BLAS) factory"
+    r"|computation placer already registered|cuda_init|could not find cuda drivers",
+    re.IGNORECASE,
+)
+
+
+def readable_log(text: str) -> str:
+    """The job's log without the libraries' start-up noise (TensorFlow, absl, CUDA probes)."""
+    return "\n".join(line for line in text.splitlines() if not NOISE.search(line))
+
+
+def time_left(events: list[dict]) -> float | None:
+    """Seconds left, from the average pace since the first step (steady, unlike the last steps' pace); None early."""
+    steps = [e for e in events if e.get("event") == "step" and e.get("steps") and "time" in e]
+    if len(steps) < 2:
+        return None
+    first, last = steps[0], steps[-1]
+    done = lambda e: (e["epoch"] - 1) * e["steps"] + e["step"]
+    pace = (last["time"] - first["time"]) / max(done(last) - done(first), 1)
+    return max(last["epochs"] * last["steps"] - done(last), 0) * pace
+
+
+def expected_seconds(epochs: int, metadata: dict | None) -> float | None:
+    """About how long ``epochs`` epochs take, from the live version's own seconds an epoch (None if unknown)."""
+    per_epoch = ((metadata or {}).get("training") or {}).get("seconds_per_epoch")
+    return None if not per_epoch else float(per_epoch) * epochs

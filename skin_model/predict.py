@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from skin_model import CLASSES, images
-from skin_model.config import MALIGNANT, MELANOMA, PRE_MALIGNANT
+from skin_model.card import unpredictable
+from skin_model.config import MALIGNANT, MELANOMA
 from skin_model.evaluate import softmax
 from skin_model.gate import Gate
 from skin_model.modelinfo import ModelInfo
@@ -40,7 +41,7 @@ class Prediction:
     probabilities: dict[str, float]
     top_class: str | None
     top_probability: float | None
-    risk_group: str | None
+    risk_group: str | None  # by P(malignant), see ``risk_group``; the alert is its own field
     melanoma_probability: float | None
     melanoma_alert: bool | None
     alert_threshold: float
@@ -50,6 +51,9 @@ class Prediction:
     alert_probability: float | None = None  # the P(melanoma) compared with the threshold
     gate_score: float | None = None  # P(dermoscopic image) by the gate
     similar: list[Neighbour] | None = None  # None: not asked for; refused images get none
+    malignant_probability: float | None = None  # the malignant diagnoses summed: what sets the risk group
+    unpredictable: tuple[str, ...] = ()  # classes this version cannot call: shown as such, never as 0.0 %
+    pictures: int = 1  # how many pictures of one lesion were combined into this result
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -60,22 +64,40 @@ class Prediction:
         return data
 
 
-def risk_group(name: str) -> str:
-    if name in MALIGNANT:
-        return "malignant"
-    if name in PRE_MALIGNANT:
-        return "pre-malignant"
-    return "benign"
+# The risk group is read from the summed probability of the malignant diagnoses (``config.MALIGNANT``), never
+# from the melanoma alert, which is shown on its own: an alert tuned to miss few melanomas fires on many benign
+# lesions, and a group set by it would call every alerted nevus "malignant" and tell nothing.
+RISK_GROUPS = (("high", 0.5), ("intermediate", 0.15), ("low", 0.0))  # lower bound of P(malignant) for each
 
 
-def grouped_risk(probabilities: np.ndarray, melanoma_alert: bool) -> str:
-    """The risk group with the most probability in total; never "benign" while the melanoma alert is on."""
-    if melanoma_alert:
-        return "malignant"
-    totals: dict[str, float] = {}
-    for name, p in zip(CLASSES, probabilities, strict=True):
-        totals[risk_group(name)] = totals.get(risk_group(name), 0.0) + float(p)
-    return max(totals, key=totals.get)
+def percent(value: float | None) -> str:
+    """A probability or threshold as a clinician reads it: ``7.0 %``; "n/a" when unknown."""
+    return "n/a" if value is None else f"{100 * value:.1f} %"
+
+
+def risk_group(p_malignant: float) -> str:
+    """``high``, ``intermediate`` or ``low`` by the summed malignant probability (bounds: ``RISK_GROUPS``)."""
+    return next(name for name, bound in RISK_GROUPS if p_malignant >= bound)
+
+
+def malignant_probability(probabilities: np.ndarray) -> float:
+    """P(malignant): the calibrated probabilities of melanoma, basal and squamous cell carcinoma summed."""
+    return float(sum(probabilities[CLASSES.index(name)] for name in MALIGNANT))
+
+
+@dataclass(frozen=True)
+class _Look:
+    """One picture as the network and the gate saw it, before it becomes a result."""
+
+    logits: np.ndarray  # one row per view
+    features: np.ndarray
+    verdict: object  # gate.Verdict
+    threshold: float
+    warnings: list[str]
+
+    @property
+    def score(self) -> float:
+        return self.verdict.score
 
 
 class Predictor:
@@ -92,6 +114,7 @@ class Predictor:
         self.temperature = self.info.temperature
         self.threshold = self.info.alert_threshold
         self.views = self.info.views
+        self.unpredictable = tuple(unpredictable(version.metadata))
         net = two_heads(model)
         self._model = model
         spec = [tf.TensorSpec([None, None, None, 3], tf.uint8)]  # cast inside: a float copy of a 600 px upload is 4x
@@ -144,37 +167,72 @@ class Predictor:
         benchmarks; the app and the CLI never do). ``threshold``: None holds the image to the version's own,
         or a stricter one when the gate finds its imaging conditions unusual (see ``gate.AlertRule``).
         """
+        look = self._look(pixels, tta, threshold)
+        if not look.verdict.lesion_like:
+            return self._refused(name, look.threshold, look.verdict.score, asked=similar > 0)
+        return self._result(name, [look], similar)
+
+    def predict_lesion(
+        self, pictures: list[tuple[str, np.ndarray]], name: str, tta: bool | None = None, threshold: float | None = None
+    ) -> tuple[Prediction, list[Prediction]]:
+        """Several pictures of one lesion: one combined result and each picture's own, in order.
+
+        The combined result averages the calibrated logits of every view of every picture the gate accepts
+        (as the eight test-time views of one picture are combined), holds them to the lowest threshold any of
+        those pictures is held to, and carries every picture's warnings. Refused pictures take no part; when
+        all are refused, so is the lesion.
+        """
+        looks = [self._look(pixels, tta, threshold) for _, pixels in pictures]
+        own = [
+            self._result(n, [look])
+            if look.verdict.lesion_like
+            else self._refused(n, look.threshold, look.verdict.score)
+            for (n, _), look in zip(pictures, looks, strict=True)
+        ]
+        accepted = [look for look in looks if look.verdict.lesion_like]
+        if not accepted:
+            return self._refused(name, min(look.threshold for look in looks), max(look.score for look in looks)), own
+        return self._result(name, accepted), own
+
+    def _look(self, pixels: np.ndarray, tta: bool | None, threshold: float | None) -> _Look:
         logits, features = self.logits_features(pixels, tta)
-        probs = self.probabilities(logits)  # logits averaged over the views, as calibrated
-        top = int(probs.argmax())
-        mel = CLASSES.index(MELANOMA)
-        p_mel = round(float(probs[mel]), 6)
-        p_alert = p_mel
-        if len(logits) > self.views:  # more views than validated: averaging may only add alerts, never remove one
-            p_alert = max(p_mel, round(float(softmax(logits[:1], self.temperature)[0, mel]), 6))
         verdict = self._gate.check(pixels, features[:1])  # the upright view: what the gate was fitted on
         chosen = threshold is not None  # the clinician's own threshold applies to every image alike
         threshold = float(threshold) if chosen else self.info.alert_rule.threshold_for(verdict.unusual)
-        if not verdict.lesion_like:
-            return self._refused(name, threshold, verdict.score, asked=similar > 0)
-        warnings = images.quality(pixels).warnings()
-        if verdict.unusual:
+        warnings = images.quality(pixels).warnings() if verdict.lesion_like else []
+        if verdict.lesion_like and verdict.unusual:
             stricter = not chosen and threshold < self.threshold
             warnings.append(
                 "unusual imaging conditions: "
                 + ", ".join(verdict.unusual)
                 + "; the result holds less well, check the image and the camera settings"
-                + (f"; the stricter melanoma alert threshold {threshold:.3g} applies" if stricter else "")
+                + (f"; the stricter melanoma alert threshold {percent(threshold)} applies" if stricter else "")
             )
+        return _Look(logits, features, verdict, threshold, warnings)
+
+    def _result(self, name: str, looks: list[_Look], similar: int = 0) -> Prediction:
+        """The result of one picture, or of several pictures of one lesion (their views' logits averaged)."""
+        logits = np.concatenate([look.logits for look in looks])
+        probs = self.probabilities(logits)  # logits averaged over the views (and pictures), as calibrated
+        top = int(probs.argmax())
+        mel = CLASSES.index(MELANOMA)
+        p_mel = round(float(probs[mel]), 6)
+        p_alert = p_mel
+        for look in looks:  # more views than validated: averaging may only add alerts, never remove one
+            if len(look.logits) > self.views:
+                p_alert = max(p_alert, round(float(softmax(look.logits[:1], self.temperature)[0, mel]), 6))
+        threshold = min(look.threshold for look in looks)
+        warnings = list(dict.fromkeys(w for look in looks for w in look.warnings))
         entropy = float(-(probs * np.log(np.clip(probs, 1e-12, 1))).sum() / np.log(len(CLASSES)))
         if probs[top] < UNCERTAIN_TOP or entropy > UNCERTAIN_ENTROPY:
             warnings.append(f"uncertain: top probability {probs[top]:.0%}, consider a second opinion or biopsy")
+        p_malignant = round(malignant_probability(probs), 6)
         return Prediction(
             file=name,
             probabilities={c: round(float(p), 6) for c, p in zip(CLASSES, probs, strict=True)},
             top_class=CLASSES[top],
             top_probability=round(float(probs[top]), 6),
-            risk_group=grouped_risk(probs, p_alert >= threshold),
+            risk_group=risk_group(p_malignant),
             melanoma_probability=p_mel,
             melanoma_alert=p_alert >= threshold,
             alert_probability=p_alert,
@@ -182,8 +240,11 @@ class Predictor:
             warnings=warnings,
             model_version=self.version.number,
             lesion_like=True,
-            gate_score=round(verdict.score, 4),
-            similar=self.similar_cases(features[0], similar) if similar > 0 else None,
+            gate_score=round(min(look.verdict.score for look in looks), 4),
+            similar=self.similar_cases(looks[0].features[0], similar) if similar > 0 else None,
+            malignant_probability=p_malignant,
+            unpredictable=self.unpredictable,
+            pictures=len(looks),
         )
 
     def similar_cases(self, feature: np.ndarray, k: int) -> list[Neighbour]:
@@ -205,6 +266,7 @@ class Predictor:
             lesion_like=False,
             gate_score=round(score, 4),
             similar=[] if asked else None,
+            unpredictable=self.unpredictable,
         )
 
     def predict_bytes(self, data: bytes, name: str, **options) -> Prediction:
@@ -232,22 +294,31 @@ def operating_point(metadata: dict, threshold: float) -> dict | None:
 
 
 def batch_rows(predictions: list[Prediction], when: str) -> list[dict]:
-    """One flat row per image for the CSV and JSON downloads."""
+    """One flat row per image (or lesion) for the CSV and JSON downloads, with the page's headline and risk group.
+
+    A class the version cannot predict gets an empty probability cell and is named in ``not_predicted``.
+    """
+    from skin_model.headline import headline
+
     rows = []
     for p in predictions:
         row = {
             "file": p.file,
             "model_version": p.model_version,
             "time": when,
+            "pictures": p.pictures,
+            "headline": headline(p).title,
             "lesion_like": p.lesion_like,
             "top_class": p.top_class,
             "top_probability": p.top_probability,
             "risk_group": p.risk_group,
+            "malignant_probability": p.malignant_probability,
             "melanoma_probability": p.melanoma_probability,
             "melanoma_alert": p.melanoma_alert,
             "alert_threshold": p.alert_threshold,
             "warnings": "; ".join(p.warnings),
+            "not_predicted": "; ".join(p.unpredictable),
         }
-        row |= {f"p_{name}": p.probabilities.get(name) for name in CLASSES}
+        row |= {f"p_{name}": None if name in p.unpredictable else p.probabilities.get(name) for name in CLASSES}
         rows.append(row)
     return rows

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,7 +31,8 @@ from PIL import Image
 from skin_model import CLASSES
 from skin_model.config import MELANOMA
 from skin_model.errors import SkinModelError
-from skin_model.predict import Prediction, operating_point
+from skin_model.headline import WHY_ALERT, alert_cost, alert_line, headline, risk_line, triage_order
+from skin_model.predict import Prediction, operating_point, percent
 from skin_model.similar import REPORT_K, summary
 from skin_model.text import printable
 
@@ -58,9 +60,15 @@ class Page:
 
 
 def render(pages: list[Page], metadata: dict, case_reference: str | None = None, when: float | None = None) -> bytes:
-    """The PDF bytes: each image's pages, in order. ``metadata``: the version's registry metadata."""
+    """The PDF bytes: for a batch a summary page first (most urgent first), then each image's pages, in order.
+
+    ``metadata``: the version's registry metadata.
+    """
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(time.time() if when is None else when))
     pdf = _Report(metadata, case_reference, stamp, len(pages))
+    if len(pages) > 1:
+        pdf.start_summary()
+        _summary(pdf, pages)
     for number, page in enumerate(pages, 1):
         pdf.start_image(number)
         _images(pdf, page)
@@ -69,6 +77,59 @@ def render(pages: list[Page], metadata: dict, case_reference: str | None = None,
         else:
             _refused(pdf)
     return bytes(pdf.output())
+
+
+def file_name(case_reference: str | None, when: float | None = None) -> str:
+    """``skin-report-<case reference>.pdf`` (letters, digits, dots and dashes only) or ``skin-report-<date>.pdf``."""
+    safe = re.sub(r"[^A-Za-z0-9.-]+", "-", (case_reference or "").strip()).strip(".-")[:60]
+    day = time.strftime("%Y-%m-%d", time.gmtime(time.time() if when is None else when))
+    return f"skin-report-{safe or day}.pdf"
+
+
+def _summary(pdf: FPDF, pages: list[Page]) -> None:
+    """One row per image, alerts and refusals first: the batch table of the Classify page, without file names."""
+    order = sorted(range(len(pages)), key=lambda i: triage_order(pages[i].prediction))
+    columns = (("image", 16), ("", 14), ("result", 82), ("P(melanoma)", 22), ("risk group", 22), ("warnings", 24))
+    y = pdf.get_y() + 6
+    pdf.set_font(FONT, "B", 9)
+    pdf.set_text_color(*DARK)
+    x = 15
+    for title, width in columns:
+        pdf.set_xy(x, y)
+        pdf.cell(width, 5, title)
+        x += width
+    y += 6
+    pdf.set_font(FONT, "", 8.5)
+    for i in order:
+        if y > 258:
+            break  # a batch too long for one page: the per-image pages follow anyway
+        p = pages[i].prediction
+        shown = headline(p)
+        pdf.set_text_color(*(RED if shown.kind in ("alert", "refused") else DARK))
+        cells = [
+            f"{i + 1}",
+            "",
+            shown.title,
+            percent(p.melanoma_probability) if p.lesion_like else "-",
+            p.risk_group or "-",
+            str(len([w for w in p.warnings if p.lesion_like]) or "-"),
+        ]
+        x = 15
+        for (_, width), text in zip(columns, cells, strict=True):
+            pdf.set_xy(x, y + 3)
+            pdf.cell(width, 5, _text(text))
+            x += width
+        pdf.image(_png(pages[i].pixels), x=31, y=y, w=11, h=11, keep_aspect_ratio=True)
+        y += 13
+    pdf.set_text_color(*GREY)
+    pdf.set_xy(15, y + 2)
+    pdf.multi_cell(180, 4, "Image numbers are the pages that follow; each page holds the image's full result.")
+
+
+def _text(value: object) -> str:
+    """Text that is not ours, as printed: controls replaced (``text.printable``); the core PDF fonts speak
+    Latin-1, so anything else prints as '?', never fails the report."""
+    return printable(value).encode("latin-1", "replace").decode("latin-1")
 
 
 @functools.cache
@@ -121,10 +182,15 @@ class _Report(FPDF):
         created = str(metadata.get("created", ""))[:10]
         self.about = f"model version {metadata.get('version', '?')} ({created})  |  {stamp}"
         self.reference = _reference(reference)
-        self.total, self.number, self.first_page = total, 0, 0
+        self.total, self.number, self.first_page, self.label = total, 0, 0, ""
 
     def start_image(self, number: int) -> None:
         self.number, self.first_page = number, self.page + 1
+        self.label = f"Image {number} of {self.total}"
+        self.add_page()
+
+    def start_summary(self) -> None:
+        self.first_page, self.label = self.page + 1, f"Summary of {self.total} images, most urgent first"
         self.add_page()
 
     def header(self) -> None:
@@ -135,9 +201,7 @@ class _Report(FPDF):
         self.cell(0, 8, "Skin lesion decision-support report", new_x="LMARGIN", new_y="NEXT")
         self.set_font(FONT, "", 9)
         self.set_text_color(*GREY)
-        self.cell(
-            0, 5, f"Image {self.number} of {self.total}{continued}  |  {self.about}", new_x="LMARGIN", new_y="NEXT"
-        )
+        self.cell(0, 5, f"{self.label}{continued}  |  {self.about}", new_x="LMARGIN", new_y="NEXT")
         if self.reference:
             self.set_text_color(*DARK)
             self.multi_cell(180, 4.5, _text(f"Case reference: {self.reference}", keep_newlines=True), align="L")
@@ -175,30 +239,32 @@ def _images(pdf: FPDF, page: Page) -> None:
 
 
 def _result(pdf: FPDF, p: Prediction, metadata: dict) -> None:
+    """The headline first (the alert and what to do, when it fires), then the diagnoses as most likely ones."""
     y = pdf.get_y()
-    if p.melanoma_alert:
+    shown = headline(p)
+    pdf.set_xy(15, y)
+    if shown.kind == "alert":
         pdf.set_fill_color(*RED)
         pdf.set_text_color(255, 255, 255)
-        pdf.set_font(FONT, "B", 11)
-        pdf.set_xy(15, y)
-        pdf.cell(180, 8, "  MELANOMA ALERT: consider excision or biopsy", fill=True, new_x="LMARGIN", new_y="NEXT")
-        y += 10
+        pdf.set_font(FONT, "B", 12)
+        pdf.cell(180, 8, f"  {shown.title.upper()}", fill=True, new_x="LMARGIN", new_y="NEXT")
+    else:
+        pdf.set_text_color(*DARK)
+        pdf.set_font(FONT, "B", 13)
+        pdf.cell(0, 7, _text(shown.title), new_x="LMARGIN", new_y="NEXT")
     pdf.set_text_color(*DARK)
-    pdf.set_font(FONT, "B", 13)
-    pdf.set_xy(15, y)
-    pdf.cell(0, 7, f"Top diagnosis: {p.top_class} ({p.top_probability:.1%})", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font(FONT, "", 10)
-    validated = _validated(metadata, p.alert_threshold)
-    state = "ON" if p.melanoma_alert else "off"
-    lines = [
-        f"Risk group: {p.risk_group}",
-        f"Melanoma alert: {state}. P(melanoma) {p.alert_probability:.1%}; the alert threshold is "
-        f"{p.alert_threshold:.3g}.{validated}",
-    ]
+    lines = [alert_line(p) + _validated(metadata, p.alert_threshold)]
+    if p.melanoma_alert:
+        cost = alert_cost(metadata)
+        lines += [WHY_ALERT] + ([cost.sentence()] if cost else [])
+    lines.append(risk_line(p))
+    if p.pictures > 1:
+        lines.append(f"Combined from {p.pictures} pictures of one lesion (their calibrated logits averaged).")
     for line in lines:
         pdf.set_x(15)
         pdf.multi_cell(180, 5, _text(line), new_x="LMARGIN", new_y="NEXT")
-    _chart(pdf, p.probabilities, pdf.get_y() + 3)
+    _chart(pdf, p.probabilities, pdf.get_y() + 3, p.unpredictable)
     _warnings(pdf, p.warnings)
     _similar(pdf, p)
 
@@ -220,32 +286,41 @@ def _validated(metadata: dict, threshold: float) -> str:
     point = operating_point(metadata, threshold)
     if point:
         return (
-            f" Chosen by the user (the version's own is {metadata.get('alert_threshold')}); on validation it "
+            f" Chosen by an admin (the version's own is {percent(metadata.get('alert_threshold'))}); on validation it "
             f"found {point['sensitivity']:.0%} of melanomas with {point['specificity']:.0%} specificity."
         )
     return ""
 
 
-def _chart(pdf: FPDF, probabilities: dict[str, float], top: float) -> None:
-    """Nine horizontal bars, largest first, melanoma in red: the same picture as the Classify page."""
+def _chart(pdf: FPDF, probabilities: dict[str, float], top: float, unpredictable: tuple[str, ...] = ()) -> None:
+    """The diagnoses as horizontal bars, largest first, melanoma in red: the same picture as the Classify page.
+
+    A class the version cannot predict gets no bar and no number, only that it is not predicted.
+    """
     pdf.set_font(FONT, "B", 10)
     pdf.set_xy(15, top)
-    pdf.cell(0, 5, "Probability of each diagnosis", new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 5, "Most likely diagnoses", new_x="LMARGIN", new_y="NEXT")
     left, width, row = 75, 100, 5.2
     pdf.set_font(FONT, "", 9)
-    for i, name in enumerate(sorted(CLASSES, key=lambda c: -probabilities.get(c, 0.0))):
+    shown = sorted((c for c in CLASSES if c not in unpredictable), key=lambda c: -probabilities.get(c, 0.0))
+    for i, name in enumerate([*shown, *unpredictable]):
         y = top + 7 + i * row
         share = probabilities.get(name, 0.0)
         pdf.set_text_color(*DARK)
         pdf.set_xy(15, y)
         pdf.cell(left - 17, row - 1, name, align="R")
+        if name in unpredictable:
+            pdf.set_text_color(*GREY)
+            pdf.set_xy(left, y)
+            pdf.cell(width, row - 1, "not predicted: this version had (almost) no training images of it")
+            continue
         pdf.set_fill_color(235, 235, 235)
         pdf.rect(left, y + 0.6, width, row - 2, style="F")
         pdf.set_fill_color(*(RED if name == MELANOMA else BLUE))
         if share > 0:
             pdf.rect(left, y + 0.6, max(width * share, 0.3), row - 2, style="F")
         pdf.set_xy(left + width + 2, y)
-        pdf.cell(18, row - 1, f"{share:.1%}")
+        pdf.cell(18, row - 1, percent(share))
     pdf.set_y(top + 7 + len(CLASSES) * row + 2)
 
 

@@ -124,6 +124,8 @@ def train_from_the_page(page, home: Path, timeout: float = 240) -> str:
     before = listed()
     page.get_by_role("button", name="Start training").click()
     wait_idle(page)
+    page.get_by_role("button", name="Yes, start training").click()  # the confirmation naming the expected time
+    wait_idle(page)
     deadline = time.time() + 60
     while not listed() - before:
         assert time.time() < deadline, "Start training started no job"

@@ -44,15 +44,16 @@ def test_upload_shows_nine_probabilities_and_a_top_diagnosis(app_server, page, t
         return
     bars.wait_for()
     shown = probabilities(page)
-    assert sorted(shown) == sorted(CLASSES)
+    not_predicted = page.locator(".skin-unpredictable").count()  # classes this version cannot call: no bar
+    assert set(shown) <= set(CLASSES) and len(shown) + not_predicted == len(CLASSES)
     percents = list(shown.values())
     assert percents == sorted(percents, reverse=True)  # most likely first
-    assert len(percents) == 9 and abs(sum(percents) - 100) < 1.0
-    headings = page.locator("h3").filter(has_text="%")
-    top_class, top_pct = headings.first.inner_text().rsplit(":", 1)
-    assert top_class.strip().lower() in CLASSES
-    assert abs(float(top_pct.strip().rstrip("%")) - max(percents)) < 0.2
-    assert page.get_by_text("Risk group").count() >= 1
+    assert abs(sum(percents) - 100) < 1.0
+    heading = page.locator("h3").filter(has_text=re.compile("Melanoma alert|Most likely")).first.inner_text()
+    if heading.startswith("No melanoma alert"):  # the top diagnosis is the headline only without an alert
+        top_class, top_pct = re.match(r"No melanoma alert\. Most likely: (.+) \(([\d.]+) %\)", heading).groups()
+        assert top_class in CLASSES and abs(float(top_pct) - max(percents)) < 0.2
+    assert page.get_by_text("Risk group:").count() >= 1
     page.get_by_role("button", name="Download CSV").wait_for()  # the summary comes after the bars
     assert page.get_by_role("button", name="Download CSV").count() == 1
 
@@ -80,7 +81,7 @@ def test_similar_cases_are_shown_and_the_pdf_report_downloads_from_the_page(app_
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     assert "Skin lesion decision-support report" in text and "model version 1" in text
     assert "ward 3 / case 8" in text
-    assert ("No diagnosis" in text) if refused else ("Top diagnosis:" in text and "Melanoma alert:" in text)
+    assert ("No diagnosis" in text) if refused else ("Most likely diagnoses" in text and "the alert threshold" in text)
     assert "Jane Doe" not in text
     assert not list(app_server["home"].rglob("*.pdf"))  # built in memory, never stored
 

@@ -7,7 +7,7 @@ import pytest
 
 from skin_model import CLASSES
 from skin_model.explain import gradcam, overlay
-from skin_model.predict import Predictor, batch_rows, grouped_risk, risk_group
+from skin_model.predict import Predictor, batch_rows, malignant_probability, risk_group
 
 
 @pytest.fixture
@@ -35,25 +35,14 @@ def test_top_class_is_the_most_probable_one(predictor, lesion):
     assert result.top_class == CLASSES[int(logits[0].argmax())]
     assert result.top_probability == max(result.probabilities.values())
     assert result.top_probability == result.probabilities[result.top_class]
-    assert result.risk_group == grouped_risk(np.array(list(result.probabilities.values())), result.melanoma_alert)
+    assert result.risk_group == risk_group(malignant_probability(np.array(list(result.probabilities.values()))))
 
 
 @pytest.mark.parametrize(
-    ("diagnosis", "group"),
-    [
-        ("melanoma", "malignant"),
-        ("basal cell carcinoma", "malignant"),
-        ("squamous cell carcinoma", "malignant"),
-        ("actinic keratosis", "pre-malignant"),
-        ("nevus", "benign"),
-        ("dermatofibroma", "benign"),
-        ("pigmented benign keratosis", "benign"),
-        ("seborrheic keratosis", "benign"),
-        ("vascular lesion", "benign"),
-    ],
+    ("p_malignant", "group"), [(0.0, "low"), (0.149, "low"), (0.15, "intermediate"), (0.5, "high")]
 )
-def test_each_diagnosis_has_its_risk_group(diagnosis, group):
-    assert risk_group(diagnosis) == group
+def test_the_risk_group_follows_the_summed_malignant_probability(p_malignant, group):
+    assert risk_group(p_malignant) == group
 
 
 def test_melanoma_alert_fires_exactly_when_p_melanoma_reaches_the_threshold(predictor, lesion):
@@ -140,15 +129,13 @@ def test_overlay_keeps_the_image_shape_and_type(blob):
     assert np.array_equal(blended[0, 0], pixels[0, 0])  # zero attention leaves the pixel alone
 
 
-def test_the_risk_group_sums_probabilities_and_is_never_benign_under_an_alert():
+def test_the_risk_group_sums_the_malignant_diagnoses_and_ignores_the_alert(predictor, lesion):
     probs = np.zeros(len(CLASSES))
     probs[CLASSES.index("nevus")], probs[CLASSES.index("melanoma")] = 0.4, 0.3
     probs[CLASSES.index("basal cell carcinoma")] = 0.3
-    assert grouped_risk(probs, melanoma_alert=False) == "malignant"  # 0.6 malignant beats 0.4 benign
-    probs[:] = 0
-    probs[CLASSES.index("nevus")], probs[CLASSES.index("melanoma")] = 0.9, 0.1
-    assert grouped_risk(probs, melanoma_alert=False) == "benign"
-    assert grouped_risk(probs, melanoma_alert=True) == "malignant"
+    assert malignant_probability(probs) == pytest.approx(0.6) and risk_group(malignant_probability(probs)) == "high"
+    alerted = predictor.predict(lesion, threshold=0.0)  # an alert on an untrained model's near-uniform output
+    assert alerted.melanoma_alert and alerted.risk_group == "intermediate"  # 3 of 9 classes: 33 %
 
 
 def refusing_predictor(tiny_model, servable):
@@ -267,7 +254,8 @@ def test_an_image_with_unusual_imaging_conditions_is_held_to_the_stricter_thresh
     assert not any("stricter" in w for w in usual.warnings)
     assert (unusual.alert_threshold, unusual.melanoma_alert) == (0.0, True)
     assert any(
-        "cool (blue) colour cast" in w and "stricter melanoma alert threshold 0 applies" in w for w in unusual.warnings
+        "cool (blue) colour cast" in w and "stricter melanoma alert threshold 0.0 % applies" in w
+        for w in unusual.warnings
     )
     assert (chosen.alert_threshold, chosen.melanoma_alert) == (1.0, False)
 
@@ -321,7 +309,7 @@ def test_each_warning_holds_an_image_to_its_own_threshold(tiny_model, servable, 
     warm = predictor.predict(shift.apply("warm cast", lesion))
 
     assert held == [1.0, 0.0]
-    assert warm.alert_threshold == 0.5 and any("stricter melanoma alert threshold 0.5" in w for w in warm.warnings)
+    assert warm.alert_threshold == 0.5 and any("stricter melanoma alert threshold 50.0 %" in w for w in warm.warnings)
 
 
 def test_a_warning_threshold_outside_the_two_is_refused_with_one_line(tiny_model, servable):
@@ -334,3 +322,59 @@ def test_a_warning_threshold_outside_the_two_is_refused_with_one_line(tiny_model
 
     with pytest.raises(RegistryError, match=r"alert_threshold_by_warning .* in \[0\.1, 0\.2\]"):
         Predictor.load(version.number)
+
+
+def test_several_pictures_of_one_lesion_average_their_calibrated_logits(loud_tiny_model, servable, blob):
+    from skin_model.evaluate import softmax
+    from skin_model.registry import Registry
+
+    version = Registry().register(loud_tiny_model, servable(loud_tiny_model), activate=True)
+    predictor = Predictor.load(version.number)
+    pictures = [("a.png", blob("melanoma", 1, 96)), ("b.png", blob("nevus", 2, 96)), ("c.png", blob("nevus", 3, 96))]
+
+    combined, own = predictor.predict_lesion(pictures, name="lesion 1")
+
+    logits = [predictor.logits_features(pixels)[0].mean(axis=0) for _, pixels in pictures]
+    expected = softmax(np.mean(logits, axis=0, keepdims=True), predictor.temperature)[0]
+    assert list(combined.probabilities.values()) == pytest.approx(list(expected), abs=1e-6)
+    assert combined.pictures == 3 and combined.file == "lesion 1"
+    assert [p.file for p in own] == ["a.png", "b.png", "c.png"]
+    assert own[0].probabilities == predictor.predict(pictures[0][1], name="a.png").probabilities
+    assert combined.probabilities != own[0].probabilities
+
+
+def test_a_class_the_version_cannot_predict_has_an_empty_download_cell(tiny_model, servable, lesion):
+    from skin_model.registry import Registry
+
+    counts = {name: 50 for name in CLASSES} | {"seborrheic keratosis": 0}
+    metadata = servable(tiny_model) | {"data": {"train_counts": counts}}
+    predictor = Predictor.load(Registry().register(tiny_model, metadata, activate=True).number)
+
+    result = predictor.predict(lesion)
+    (row,) = batch_rows([result], "now")
+
+    assert result.unpredictable == ("seborrheic keratosis",)
+    assert row["p_seborrheic keratosis"] is None and row["p_nevus"] is not None
+    assert row["not_predicted"] == "seborrheic keratosis"
+    assert row["headline"].startswith(("Melanoma alert", "No melanoma alert"))
+
+
+def test_heat_mostly_outside_the_central_field_is_flagged_and_heat_on_the_lesion_is_not():
+    from skin_model import explain
+
+    yy, xx = np.mgrid[0:100, 0:100]
+    centre = np.exp(-((yy - 50) ** 2 + (xx - 50) ** 2) / 200.0)
+    rim = np.zeros((100, 100))
+    rim[:12], rim[:, -12:] = 1.0, 1.0  # a ruler at the top, the dermatoscope's rim on the right
+
+    assert explain.heat_outside(centre) < 0.05 and not explain.looked_outside(centre)
+    assert explain.heat_outside(rim) > 0.9 and explain.looked_outside(rim)
+    assert explain.heat_outside(np.zeros((10, 10))) == 0.0
+    assert explain.legend()[0] == (0.0, (0, 0, 0)) and explain.legend()[-1] == (1.0, (255, 255, 0))
+
+
+def test_grad_cam_is_on_by_default_only_for_a_network_measured_under_0_3_s():
+    from skin_model import explain
+
+    assert explain.cheap({"config": {"backbone": "custom-cnn"}}) and explain.cheap({})
+    assert not explain.cheap({"config": {"backbone": "efficientnet-lite0"}})

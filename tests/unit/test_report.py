@@ -22,7 +22,7 @@ def test_a_warnings_own_threshold_is_reported_as_the_versions_own():
 
 
 def test_a_threshold_the_user_chose_is_reported_as_chosen():
-    assert "Chosen by the user" in report._validated(METADATA, 0.2)
+    assert "Chosen by an admin (the version's own is 10.3 %)" in report._validated(METADATA, 0.2)
 
 
 # -- `report -o FILE` never destroys anything (issue 32, item 5) -------------------------------------------
@@ -147,7 +147,7 @@ def neighbour(i: int):
     return Neighbour(image=f"ISIC_{i:07d}", diagnosis="nevus", distance=0.01 * i, source=f"source-{i}", path="")
 
 
-def prediction(similar=None, warnings=()):
+def alerted_prediction(similar=None, warnings=()):
     from skin_model import CLASSES
     from skin_model.predict import Prediction
 
@@ -157,7 +157,7 @@ def prediction(similar=None, warnings=()):
         probabilities=probabilities,
         top_class="melanoma",
         top_probability=0.4,
-        risk_group="malignant",
+        risk_group="high",
         melanoma_probability=0.4,
         melanoma_alert=True,
         alert_threshold=0.103,
@@ -170,7 +170,7 @@ def prediction(similar=None, warnings=()):
 def rendered(reference=None, similar=None, warnings=()):
     import numpy as np
 
-    page = report.Page(np.full((64, 64, 3), 120, np.uint8), prediction(similar, warnings))
+    page = report.Page(np.full((64, 64, 3), 120, np.uint8), alerted_prediction(similar, warnings))
     return pdf_lines(report.render([page], METADATA | {"version": 1}, reference))
 
 
@@ -209,3 +209,80 @@ def test_the_cli_refuses_more_similar_cases_than_it_shows(tmp_path, capsys):
         with pytest.raises(SystemExit) as stop:
             main([*argv, "--similar", "1000"])
         assert stop.value.code == 2 and "at most" in capsys.readouterr().err
+
+
+# -- one headline, the alert's cost, classes not predicted, the batch summary (issue 30) --------------------
+
+
+def pdf_text(data: bytes) -> str:
+    import shutil
+    import subprocess
+
+    import pytest
+
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (poppler-utils) is installed by `make test`")
+    return subprocess.run(
+        ["pdftotext", "-layout", "-", "-"], input=data, capture_output=True, check=True
+    ).stdout.decode()
+
+
+def prediction(p_mel: float, name: str = "x.png", lesion: bool = True):
+    from skin_model import CLASSES
+    from skin_model.predict import Prediction
+
+    if not lesion:
+        return Prediction(name, {}, None, None, None, None, None, 0.0618, ["not a lesion"], lesion_like=False)
+    probs = {c: 0.0 for c in CLASSES} | {"nevus": 0.927 - p_mel, "melanoma": p_mel, "dermatofibroma": 0.073}
+    return Prediction(
+        file=name,
+        probabilities=probs,
+        top_class="nevus",
+        top_probability=probs["nevus"],
+        risk_group="low",
+        melanoma_probability=p_mel,
+        melanoma_alert=p_mel >= 0.0618,
+        alert_threshold=0.0618,
+        alert_probability=p_mel,
+        malignant_probability=p_mel,
+        unpredictable=("seborrheic keratosis",),
+    )
+
+
+def pixels():
+    import numpy as np
+
+    return np.full((64, 64, 3), 120, np.uint8)
+
+
+def test_an_alerted_page_leads_with_the_alert_its_cost_and_why_a_nevus_first_result_alerts():
+    text = pdf_text(report.render([report.Page(pixels(), prediction(0.07))], METADATA))
+
+    assert text.index("MELANOMA ALERT: CONSIDER EXCISION OR BIOPSY") < text.index("Most likely diagnoses")
+    assert "Top diagnosis" not in text
+    assert "P(melanoma) 7.0 % reaches the alert threshold 6.2 %." in text
+    assert "raised on 38 of 100 benign lesions and catches 93 of 100 melanomas" in " ".join(text.split())
+    assert "miss few melanomas" in text and "Risk group: low" in text
+    assert "not predicted" in text and "seborrheic keratosis" in text
+    assert "0.0 %" not in text.split("seborrheic keratosis")[1].splitlines()[0]
+
+
+def test_a_batch_report_starts_with_a_summary_page_alerts_and_refusals_first():
+    batch = [prediction(0.01, "calm.png"), prediction(0, "photo.png", lesion=False), prediction(0.2, "alert.png")]
+    pdf = report.render([report.Page(pixels(), p) for p in batch], METADATA, "ward 3 / 17")
+
+    summary = pdf_text(pdf).split("\f")[0]
+    assert "Summary of 3 images, most urgent first" in summary and "ward 3 / 17" in summary
+    rows = [
+        line.split()[0]
+        for line in summary.splitlines()
+        if line.split() and line.split()[0].isdigit() and ("%" in line or "No diag" in line)
+    ]
+    assert rows == ["3", "2", "1"]
+    assert "calm.png" not in summary and "Image 1 of 3" in pdf_text(pdf).split("\f")[1]
+
+
+def test_the_report_file_is_named_after_the_case_reference_or_the_day():
+    assert report.file_name("ward 3 / 17") == "skin-report-ward-3-17.pdf"
+    assert report.file_name("../../etc/passwd") == "skin-report-etc-passwd.pdf"
+    assert report.file_name("", when=0) == report.file_name(None, when=0) == "skin-report-1970-01-01.pdf"

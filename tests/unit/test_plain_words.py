@@ -1,0 +1,63 @@
+"""Plain words on the Models and Retrain pages (issue 30, item 7): rounded figures, steady time-left, no noise."""
+
+from __future__ import annotations
+
+import pytest
+
+from pages.compare import compare_pair, metrics_table
+from skin_model import jobs
+from skin_model.registry import Version
+
+
+def test_the_comparison_opens_on_two_different_versions():
+    assert compare_pair([1, 2, 3], live=3) == (3, 2)
+    assert compare_pair([1, 2, 3], live=1) == (3, 1)
+    assert compare_pair([1], live=1) == (1, 1)  # one version: nothing else to compare with
+
+
+def test_the_comparison_table_rounds_every_figure_and_gives_shares_as_percentages(tmp_path):
+    metrics = {"test": {"images": 307, "accuracy": 0.60583, "balanced_accuracy": 0.65742, "melanoma_roc_auc": 0.88384}}
+    version = Version(2, tmp_path, {"metrics": metrics, "alert_threshold": 0.1031, "created": "2026-12-01"})
+
+    column = metrics_table([version])["version 2 (test)"]
+
+    assert column["images"] == "307" and column["accuracy"] == "60.6%" and column["balanced accuracy"] == "65.7%"
+    assert column["melanoma ROC AUC"] == "0.88" and column["alert threshold"] == "10.3 %"
+    assert column["melanoma sensitivity"] == "n/a"
+
+
+def test_the_job_log_drops_library_start_up_noise_and_keeps_the_jobs_own_lines():
+    log = "\n".join(
+        [
+            "2026-12-07 10:00:00.123456: I tensorflow/core/util/port.cc:153] oneDNN custom operations are on.",
+            "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+            "E0000 00:00:1733565600.123456    4242 cuda_dnn.cc:8310] Unable to register cuDNN factory",
+            "audit: 2,310 images, 2,296 usable",
+            "epoch 1/8: loss 1.21, val balanced accuracy 0.41",
+        ]
+    )
+    assert (
+        jobs.readable_log(log) == "audit: 2,310 images, 2,296 usable\nepoch 1/8: loss 1.21, val balanced accuracy 0.41"
+    )
+
+
+def steps(times: list[float], epochs: int = 2, per_epoch: int = 10) -> list[dict]:
+    return [
+        {"event": "step", "time": t, "epoch": 1 + i // per_epoch, "epochs": epochs, "step": 1 + i % per_epoch}
+        | {"steps": per_epoch}
+        for i, t in enumerate(times)
+    ]
+
+
+def test_time_left_follows_the_average_pace_not_the_last_steps_swings():
+    even = steps([float(i) for i in range(10)])  # one second a step: 10 of 20 steps left
+    assert jobs.time_left(even) == pytest.approx(10.0)
+    jumpy = steps([0, 1, 2, 3, 4, 5, 6, 7, 8, 9.5])  # one slow step moves it a little, not by half
+    assert jobs.time_left(jumpy) == pytest.approx(10 * 9.5 / 9)
+    assert jobs.time_left(even[:1]) is None
+
+
+def test_the_expected_time_comes_from_the_live_versions_seconds_an_epoch():
+    assert jobs.expected_seconds(8, {"training": {"seconds_per_epoch": 180.0}}) == 1440.0
+    assert jobs.expected_seconds(8, {}) is None
+    assert jobs.ENDINGS["KILLED"].startswith("Cancelled")
