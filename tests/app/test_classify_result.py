@@ -145,12 +145,15 @@ def test_models_page_compares_two_different_versions_with_rounded_figures(live_t
     assert listed["balanced accuracy"][0].endswith("%") and len(listed["created"][0]) == 10
 
 
-def test_retrain_asks_for_a_confirmation_naming_the_expected_time_before_it_starts(monkeypatch, skin_home):
+def test_retrain_asks_for_a_confirmation_naming_the_expected_time_before_it_starts(
+    monkeypatch, skin_home, clean_dataset
+):
     import json
 
     from skin_model.config import DEFAULT_MODEL_DIR
 
     monkeypatch.setenv("SKIN_ADMIN_PASSWORD", "right")
+    monkeypatch.setenv("SKIN_DATA_DIR", str(clean_dataset.root))  # the folder is checked before the question
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
     at.switch_page("pages/retrain.py")

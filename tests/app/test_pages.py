@@ -29,11 +29,18 @@ def texts(at: AppTest) -> str:
     return " ".join([m.value for m in at.markdown] + [c.value for c in at.caption] + [s.value for s in at.subheader])
 
 
-def test_home_names_the_live_model_and_its_test_metrics(live_tiny_model):
+def test_home_names_the_live_model_and_its_test_metrics(tiny_model, servable):
+    from skin_model.registry import Registry
+
+    test = {"images": 40, "balanced_accuracy": 0.5, "melanoma_sensitivity": 0.9, "melanoma_specificity": 0.61}
+    version = Registry().register(tiny_model, servable(tiny_model) | {"metrics": {"test": test}}, activate=True)
     at = open_page()
-    shown = texts(at)
-    assert f"Live model: version {live_tiny_model.number}" in shown
-    assert "Held-out test split" in shown and "balanced accuracy" in shown
+    lines = [m.value for m in at.markdown if m.value.startswith("- **")]
+    assert f"Live model: version {version.number}" in texts(at)
+    assert lines == [
+        "- **Held-out test split** (40 images sharing no lesion with training, from the same sources): balanced "
+        "accuracy 50.0% over 9 classes; the alert caught 90 of 100 melanomas and was raised on 39 of 100 other lesions."
+    ]
 
 
 def test_home_quotes_the_committed_default_on_images_from_elsewhere_first():
@@ -90,11 +97,11 @@ def test_dataset_page_explains_a_wrong_folder(tmp_path, monkeypatch):
 def test_dataset_page_counts_before_and_after_balancing(clean_dataset, monkeypatch):
     monkeypatch.setenv("SKIN_DATA_DIR", str(clean_dataset.root))
     at = open_page("pages/dataset.py")
-    table = at.dataframe[0].value
+    table = next(d.value for d in at.dataframe if "before" in d.value.columns)
     counted = table[table["before"] > 0]
     assert (counted["after"] == 400).all()
     at.number_input[0].set_value(30).run()
-    table = at.dataframe[0].value
+    table = next(d.value for d in at.dataframe if "before" in d.value.columns)
     assert (table[table["before"] > 0]["after"] == 30).all()
 
 
@@ -123,7 +130,8 @@ def test_models_page_lists_versions_and_only_admins_switch(live_tiny_model, monk
     listed = list(at.dataframe[0].value["version"])
     assert listed == [v.number for v in Registry().versions()]
     views = dict(zip(listed, at.dataframe[0].value["views"], strict=True))
-    assert views == {1: 8, live_tiny_model.number: 1}  # the committed default; a version registered without views
+    committed = json.loads((DEFAULT_MODEL_DIR / "metadata.json").read_text())["config"]["views"]
+    assert views == {1: committed, live_tiny_model.number: 1}  # the committed default; one registered without views
     assert not [b for b in at.button if b.label == "Make live"]
     if signed_in:
         next(t for t in at.text_input if t.label == "Admin password").input("right")

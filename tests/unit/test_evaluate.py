@@ -261,7 +261,8 @@ def test_report_has_every_field_the_model_card_shows():
 
     assert set(result) == {
         "images", "accuracy", "balanced_accuracy", "melanoma_sensitivity", "melanoma_specificity",
-        "melanoma_roc_auc", "ece_before_temperature", "ece", "per_class", "confusion", "melanoma_roc",
+        "melanoma_roc_auc", "challenge_2017", "ece_before_temperature", "ece", "per_class", "confusion",
+        "melanoma_roc",
     }  # fmt: skip
     assert result["images"] == 300
     assert list(result["per_class"]) == list(CLASSES)
@@ -269,3 +270,17 @@ def test_report_has_every_field_the_model_card_shows():
     assert np.array(result["confusion"]).sum() == 300
     assert result["ece"] < result["ece_before_temperature"]
     assert set(result["melanoma_roc"]) == {"fpr", "tpr", "threshold"}
+
+
+def test_the_2017_challenge_yardstick_is_the_two_one_vs_rest_aucs_and_their_mean():
+    mel, sk, nevus = CLASSES.index("melanoma"), CLASSES.index("seborrheic keratosis"), CLASSES.index("nevus")
+    y = np.array([mel, mel, sk, sk, nevus, nevus])
+    logits = np.full((6, len(CLASSES)), -5.0)
+    logits[:, mel] = [3, 1, 0, 2, 2, -2]  # one nevus outranks one melanoma: AUC 7/8
+    logits[:, sk] = [0, 0, 6, 6, 0, 0]  # keratoses first: AUC 1
+
+    result = ev.report(logits, y, temperature=1.0, threshold=0.5)
+
+    assert result["challenge_2017"] == {"melanoma_roc_auc": 0.875, "seborrheic_keratosis_roc_auc": 1.0, "mean": 0.9375}
+    no_keratosis = ev.report(logits[[0, 1, 4, 5]], y[[0, 1, 4, 5]], temperature=1.0, threshold=0.5)
+    assert no_keratosis["challenge_2017"] is None  # undefined without both classes: never a made-up 0.5
