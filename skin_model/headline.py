@@ -111,9 +111,9 @@ def triage_rows(predictions: list[Prediction]) -> list[tuple[int, dict[str, obje
                 {
                     "image": p.file,
                     "result": headline(p).title,
-                    "P(melanoma)": percent(p.melanoma_probability) if p.lesion_like else "-",
-                    "risk group": p.risk_group or "-",
-                    "warnings": "; ".join(w for w in p.warnings if p.lesion_like) or "-",
+                    "P(melanoma)": percent(p.melanoma_probability) if p.lesion_like else "",
+                    "risk group": p.risk_group or "",
+                    "warnings": "; ".join(w for w in p.warnings if p.lesion_like),
                 },
             )
         )
