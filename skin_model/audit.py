@@ -22,7 +22,7 @@ from pathlib import Path
 
 from skin_model import metadata as meta
 from skin_model import nearcopy
-from skin_model.dataset import Layout, Record, find_layouts, list_files, within_data_root
+from skin_model.dataset import Layout, Linked, Record, find_layouts, list_files, within_data_root
 from skin_model.errors import DatasetError, ImageError
 from skin_model.images import decode, pixel_hash
 
@@ -246,32 +246,20 @@ def usable(report: AuditReport, policy: str = "official") -> list[Record]:
 
 def pictures(report: AuditReport) -> list[list[Record]]:
     """Readable records grouped by picture: the same pixels, the same ISIC id, or near-copies, linked."""
-    parent: dict[Path, Path] = {}
-
-    def find(key: Path) -> Path:
-        while parent.setdefault(key, key) != key:
-            parent[key] = parent[parent[key]]
-            key = parent[key]
-        return key
-
-    def link(a: Path, b: Path) -> None:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-
+    linked = Linked()
     first: dict[str, Path] = {}
     for record in report.records:
         if (digest := report.hashes.get(record.path)) is not None:
-            link(record.path, first.setdefault(digest, record.path))
+            linked.link(record.path, first.setdefault(digest, record.path))
     for group in report.same_id:
         for record in group[1:]:
-            link(record.path, group[0].path)
+            linked.link(record.path, group[0].path)
     for a, b, _ in report.near_copies:
-        link(a.path, b.path)
+        linked.link(a.path, b.path)
     groups: dict[Path, list[Record]] = defaultdict(list)
     for record in report.records:
         if record.path in report.hashes:
-            groups[find(record.path)].append(record)
+            groups[linked.find(record.path)].append(record)
     return list(groups.values())
 
 

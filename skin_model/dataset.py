@@ -244,21 +244,30 @@ def group_of(record: Record, group_by: str) -> str:
     raise DatasetError(f"group-by must be one of {', '.join(GROUPINGS)}; received {group_by!r}")
 
 
-def _linked_groups(records: list[Record], group_by: str) -> dict[Path, str]:
-    """Each record's group, where groups sharing a lesion are merged: a lesion never spans two blocks' splits."""
-    parent: dict[str, str] = {}
+class Linked:
+    """Keys joined into groups (union-find): each group is named by its smallest key."""
 
-    def find(key: str) -> str:
-        while parent.setdefault(key, key) != key:
-            parent[key] = parent[parent[key]]
-            key = parent[key]
+    def __init__(self) -> None:
+        self.parent: dict = {}
+
+    def find(self, key):
+        while self.parent.setdefault(key, key) != key:
+            self.parent[key] = self.parent[self.parent[key]]
+            key = self.parent[key]
         return key
 
+    def link(self, a, b) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def _linked_groups(records: list[Record], group_by: str) -> dict[Path, str]:
+    """Each record's group, where groups sharing a lesion are merged: a lesion never spans two blocks' splits."""
+    groups = Linked()
     for record in records:
-        a, b = find(group_of(record, group_by)), find("lesion:" + group_of(record, "lesion"))
-        if a != b:
-            parent[max(a, b)] = min(a, b)
-    return {r.path: find(group_of(r, group_by)) for r in records}
+        groups.link(group_of(record, group_by), "lesion:" + group_of(record, "lesion"))
+    return {r.path: groups.find(group_of(r, group_by)) for r in records}
 
 
 def split(
