@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+from playwright.sync_api import expect
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -37,15 +38,13 @@ def free_port() -> int:
 
 
 def lesion(seed: int, size: int = 96) -> np.ndarray:
-    """A synthetic brown blob on skin tone: an image the tests own (never patient data)."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size, :size]
-    cy, cx = rng.uniform(0.35, 0.65, 2) * size
-    r = rng.uniform(0.15, 0.3) * size
-    inside = ((yy - cy) ** 2 + (xx - cx) ** 2) < r**2
-    base = np.array([225, 180, 160]) + rng.normal(0, 6, (size, size, 3))
-    spot = np.array([110 + 10 * (seed % 9), 60, 40]) + rng.normal(0, 10, (size, size, 3))
-    return np.clip(np.where(inside[..., None], spot, base), 0, 255).astype(np.uint8)
+    """A generated lesion with skin-like texture: an image the tests own (never patient data).
+
+    Textured, because the not-a-lesion gate rightly refuses a flat disk on a flat background (a drawing).
+    """
+    from tests.conftest import textured_lesions
+
+    return textured_lesions(1, seed=seed, size=size)[0]
 
 
 def open_page(page, url: str) -> None:
@@ -105,7 +104,9 @@ def quick_trial(page) -> None:
     class (the pretrained network's quick run is a unit test: tests/unit/test_pretrained.py)."""
     page.get_by_text("Custom CNN, trained from scratch").click()
     wait_idle(page)
-    page.get_by_label("Epochs").fill("2")
+    epochs = page.get_by_label("Epochs", exact=True)
+    expect(epochs).to_have_value("32")  # the form now holds the custom CNN's recipe
+    epochs.fill("2")
     size = page.locator("[data-testid='stSlider']").filter(has_text="Image size (px)").get_by_role("slider")
     size.focus()
     size.press("Home")  # the smallest size offered
