@@ -34,18 +34,17 @@ def accepted_lesions(tmp_path, count: int) -> list:
 def test_three_cases_added_in_the_browser_are_shown_trained_on_and_scored(app_server, page, tmp_path, monkeypatch):
     monkeypatch.setenv("SKIN_HOME", str(app_server["home"]))  # read the server's cases as the package does
     images = accepted_lesions(tmp_path, 3)
-    open_page(page, app_server["url"] + "/classify")
-    page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files([str(p) for p in images])
-    wait_idle(page)
-    page.get_by_text("Confirmed cases (admin)").click()  # one sign-in box for the page
-    page.get_by_label("Admin password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    wait_idle(page)
-    for i in range(3):
-        expander = page.get_by_text("Add as a confirmed case").nth(i)
-        if not page.get_by_role("button", name="Add confirmed case").nth(i).is_visible():
-            expander.click()
-        button = page.get_by_role("button", name="Add confirmed case").nth(i)
+    for i in range(3):  # one image a visit: its result, and its add-case form, stand on the page
+        open_page(page, app_server["url"] + "/classify")
+        page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files([str(images[i])])
+        wait_idle(page)
+        page.get_by_text("Admin: confirmed cases and the alert threshold").click()  # one sign-in box for the page
+        page.get_by_label("Admin password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        wait_idle(page)
+        button = page.get_by_role("button", name="Add confirmed case")
+        if not button.is_visible():
+            page.get_by_text("Add as a confirmed case").click()
         button.click()
         wait_idle(page)
         start, clicked_again = time.time(), False
