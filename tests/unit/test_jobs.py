@@ -146,7 +146,7 @@ def test_a_short_job_finishes_and_registers_one_version_without_making_it_live(c
 
 @pytest.fixture
 def small_models_fs(skin_home):
-    """``SKIN_HOME/models`` on its own 4 MB tmpfs, seeded with the default model (needs root)."""
+    """``SKIN_HOME/models`` on its own 32 MB tmpfs (the default model is about 18 MB), seeded with it (needs root)."""
     import subprocess
 
     models = skin_home / "models"
@@ -154,7 +154,7 @@ def small_models_fs(skin_home):
     if (
         os.geteuid() != 0
         or subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(models)], capture_output=True
+            ["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(models)], capture_output=True
         ).returncode
     ):
         pytest.skip("needs root to mount a small tmpfs for the state folder")
