@@ -22,7 +22,8 @@ from skin_model.registry import Registry
 pytestmark = pytest.mark.e2e
 
 SESSIONS = 10
-ENDLESS = TrainConfig(epochs=200, image_size=32, batch_size=4, width=4, balance=BalanceConfig(strategy="none"))
+# 500 epochs (the most allowed): the job must outlast ten sessions classifying with the Lite0 default
+ENDLESS = TrainConfig(epochs=500, image_size=32, batch_size=4, width=4, balance=BalanceConfig(strategy="none"))
 # Test harness only: ten software-rendered tabs animating Streamlit's "running" indicators cost more CPU than the app.
 NO_ANIMATION = (
     "document.addEventListener('DOMContentLoaded', () => { const s = document.createElement('style');"
