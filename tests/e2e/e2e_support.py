@@ -144,3 +144,15 @@ def probabilities(page, nth: int = 0) -> dict[str, float]:
     names = bars.locator(".name").all_text_contents()
     percents = [float(t.strip().rstrip("%")) for t in bars.locator(".pct").all_text_contents()]
     return dict(zip(names, percents, strict=True))
+
+
+def download_report(page, reference: str, dest: Path):
+    """Type a case reference, press "Download PDF report" and save the file to ``dest``; the download comes back."""
+    box = page.get_by_role("textbox", name="Case reference for the PDF (optional)")
+    box.fill(reference)
+    box.press("Enter")
+    wait_idle(page)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download PDF report").click()
+    download.value.save_as(dest)
+    return download.value

@@ -11,7 +11,17 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from e2e_support import BARS, PASSWORD, lesion, open_page, probabilities, quick_trial, train_from_the_page, wait_idle
+from e2e_support import (
+    BARS,
+    PASSWORD,
+    download_report,
+    lesion,
+    open_page,
+    probabilities,
+    quick_trial,
+    train_from_the_page,
+    wait_idle,
+)
 from PIL import Image
 
 from skin_model import CLASSES
@@ -70,14 +80,8 @@ def test_similar_cases_are_shown_and_the_pdf_report_downloads_from_the_page(app_
         assert page.get_by_text(re.compile(r"most similar training image")).count() == 1
         links = page.locator("a[href^='https://api.isic-archive.com/images/ISIC_']")
         assert links.count() == 6
-    reference = page.get_by_role("textbox", name="Case reference for the PDF (optional)")
-    reference.fill("ward 3 / case 8")
-    reference.press("Enter")
-    wait_idle(page)
-    with page.expect_download() as download:
-        page.get_by_role("button", name="Download PDF report").click()
     pdf = tmp_path / "report.pdf"
-    download.value.save_as(pdf)
+    download_report(page, "ward 3 / case 8", pdf)
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     assert "Skin lesion decision-support report" in text and "model version 1" in text
     assert "ward 3 / case 8" in text

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 
 import pytest
-from e2e_support import lesion, open_page, wait_idle
+from e2e_support import download_report, lesion, open_page, wait_idle
 from PIL import Image
 
 from skin_model import explain
@@ -61,15 +61,8 @@ def test_a_batch_of_four_reads_as_a_triage_table_a_detail_and_a_pdf_summary(app_
         assert detail.get_by_text("Grad-CAM: where the network looked").count() == shown  # on when under 0.3 s
         assert detail.locator(".skin-cam-legend").count() == shown
 
-    reference = page.get_by_role("textbox", name="Case reference for the PDF (optional)")
-    reference.fill("ward 3 / 17")
-    reference.press("Enter")
-    wait_idle(page)
-    with page.expect_download() as download:
-        page.get_by_role("button", name="Download PDF report").click()
-    assert download.value.suggested_filename == "skin-report-ward-3-17.pdf"
     pdf = tmp_path / "batch.pdf"
-    download.value.save_as(pdf)
+    assert download_report(page, "ward 3 / 17", pdf).suggested_filename == "skin-report-ward-3-17.pdf"
     summary = subprocess.run(
         ["pdftotext", "-layout", "-f", "1", "-l", "1", str(pdf), "-"], capture_output=True, text=True, check=True
     ).stdout
