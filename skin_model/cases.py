@@ -156,9 +156,9 @@ def add(
         cases = all_cases()
         same = next((c for c in cases if c.pixel_hash == digest), None)
         if same is None and cases:
-            stored = [(c, pixels) for c in cases if (pixels := _readable(c)) is not None]
-            near = near_copies(looks, Thumbs.of(pixels for _, pixels in stored))
-            same = stored[near[0][1]][0] if near else None
+            stored = [c for c in cases if image_path(c).is_file()]
+            near = near_copies(looks, Thumbs.of(_stored_pixels(c) for c in stored))
+            same = stored[near[0][1]] if near else None
         if same is not None:
             raise CaseError(
                 f"this image is already confirmed case {same.id} ({same.diagnosis}, {same.time[:10]}), "
@@ -315,6 +315,14 @@ def checked_image(case: Case) -> tuple[bytes, np.ndarray]:
     return data, pixels
 
 
+def _stored_pixels(case: Case) -> np.ndarray:
+    """A stored case's pixels; an unreadable file counts as nothing to compare with (an empty grey picture)."""
+    try:
+        return decode(image_path(case))
+    except SkinModelError:
+        return np.full((8, 8, 3), 128, np.uint8)
+
+
 def export(dest: Path) -> Exported:
     """Write every case in the ISIC layout (``Train/<class>/<id>.png``) with a ``metadata.csv`` like the shared one.
 
@@ -386,11 +394,3 @@ def score(predictor, cases: list[Case]) -> dict:
         "refused": sum(not r.lesion_like for _, r in rows),
         "unreadable": unreadable,
     }
-
-
-def _readable(case: Case) -> np.ndarray | None:
-    """A stored case's checked pixels, or None for a bad file (named elsewhere: export, scoring)."""
-    try:
-        return checked_image(case)[1]
-    except CaseError:
-        return None
