@@ -8,7 +8,7 @@ PORT ?= 8501
 SHARED_DATA := $(abspath ../shared/data)
 export SKIN_DATA_DIR ?= $(SHARED_DATA)/isic9:$(SHARED_DATA)/isic2017
 
-.PHONY: run test test-fast lint format browser train-default bench-isic2017 bench-cnn bench bench-app bench-scale bench-shift bench-folds bench-similar bench-gate clean
+.PHONY: run test test-fast lint format browser train-default bench-isic2017 bench-cnn bench bench-app bench-scale bench-shift bench-folds bench-similar bench-gate bench-multiview clean
 
 $(RUNTIME): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -100,6 +100,10 @@ bench-folds: $(DEV)
 ## Retrieval of similar cases (live index, then 10,000 and 100,000 generated images) and the PDF report's cost.
 bench-similar: $(DEV)
 	$(PY) -m bench.similar
+
+## Several pictures of one lesion: combined against one picture, on the grouped test split's HAM10000 lesions.
+bench-multiview: $(DEV)
+	$(PY) -m bench.multiview
 
 ## The not-a-lesion gate: logistic vs network, fitting and held-out negatives (about 6 minutes).
 bench-gate: $(DEV)

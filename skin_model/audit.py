@@ -150,6 +150,8 @@ def audit(
     picture they repeat (same pixels, same ISIC id or a near-copy) is reported and never usable.
     """
     listed = list(roots) if isinstance(roots, (list, tuple)) else [roots]
+    if not listed:
+        raise DatasetError("no dataset folder given: set SKIN_DATA_DIR or pass --data")
     layouts = listed if all(isinstance(r, Layout) for r in listed) else find_layouts(listed)
     if metadata is not None and len(layouts) > 1:
         raise DatasetError(

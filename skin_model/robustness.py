@@ -124,6 +124,11 @@ def evaluate_folder(predictor, roots: Path | str | list[Path], metadata: Path | 
         records, scope = [r for r in records if r.source == "Test"], "the Test folder"
     elif fingerprint(records, found.hashes) == info["data"]["fingerprints"]["all"]:
         records, scope = training_split(found, config)[1]["test"], "the model's held-out test split"
+        if fingerprint(records, found.hashes) != info["data"]["fingerprints"].get("test"):
+            raise DatasetError(
+                "this is the version's own training data, but its test split cannot be dealt again as it was "
+                "(older code dealt it): score it on images from elsewhere"
+            )
     if not records:
         raise DatasetError(f"{', '.join(str(r) for r in found.roots)}: no usable labelled images to evaluate")
     y = labels_of(records)

@@ -240,3 +240,10 @@ def test_splits_of_several_roots_keep_every_copy_on_one_side(two_roots):
         assert len(stems) == len(set(stems)) == 12
         paths = {r.path for part in parts.values() for r in part}
         assert not ({a / "Train" / "nevus" / "ISIC_0000002.jpg", b / "Train" / "nevus" / "ISIC_0003000.jpg"} <= paths)
+
+
+def test_no_dataset_folder_at_all_is_one_clear_line():
+    from skin_model.errors import DatasetError
+
+    with pytest.raises(DatasetError, match="no dataset folder given"):
+        audit([])

@@ -284,3 +284,24 @@ def test_the_2017_challenge_yardstick_is_the_two_one_vs_rest_aucs_and_their_mean
     assert result["challenge_2017"] == {"melanoma_roc_auc": 0.875, "seborrheic_keratosis_roc_auc": 1.0, "mean": 0.9375}
     no_keratosis = ev.report(logits[[0, 1, 4, 5]], y[[0, 1, 4, 5]], temperature=1.0, threshold=0.5)
     assert no_keratosis["challenge_2017"] is None  # undefined without both classes: never a made-up 0.5
+
+
+def test_a_version_whose_test_split_cannot_be_dealt_again_is_not_scored_on_its_training_data(make_dataset):
+    """Scoring a version on its own training data re-deals its test split; when the dealing rule has changed
+    since it trained, the re-dealt "test" images may be ones it trained on: refuse, never score them."""
+    from types import SimpleNamespace
+
+    from skin_model.audit import audit, usable
+    from skin_model.config import TrainConfig
+    from skin_model.dataset import fingerprint
+    from skin_model.errors import DatasetError
+    from skin_model.robustness import evaluate_folder
+
+    data = make_dataset(per_class=8)
+    found = audit(data.root)
+    config = TrainConfig(image_size=32)
+    everything = fingerprint(usable(found, config.label_policy), found.hashes)
+    record = {"config": config.to_dict(), "data": {"fingerprints": {"all": everything, "test": "dealt-otherwise"}}}
+
+    with pytest.raises(DatasetError, match="cannot be dealt again"):
+        evaluate_folder(SimpleNamespace(metadata=record), data.root)
