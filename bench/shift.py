@@ -158,7 +158,7 @@ DEFAULT_RECIPE = "class x domain weights + mild camera-like augmentation + half 
 
 def held_out_splits(report: audit.AuditReport, rest: list, test: list, config: TrainConfig) -> Splits:
     """Train and validate on ``rest`` (grouped as training does); test on ``test`` as given."""
-    parts = dataset.split(rest, config.val_fraction, 0.0, config.seed, config.group_by)
+    parts = dataset.split(rest, config.val_fraction, 0.0, config.seed, config.group_by, config.deal)
     parts["test"] = test
     y = {name: dataset.labels_of(recs) for name, recs in parts.items()}
     prints = {name: dataset.fingerprint(recs, report.hashes) for name, recs in parts.items()}
@@ -184,7 +184,7 @@ def cross_validate(root: str, config: TrainConfig, k: int) -> dict:
     report = audit.audit(root)
     # a Test folder is already held out as such; the folds are dealt from the training images alone
     records = [r for r in audit.usable(report, config.label_policy) if r.source != "Test"]
-    parts = dataset.folds(records, k, config.seed, config.group_by)
+    parts = dataset.folds(records, k, config.seed, config.group_by, config.deal)
     scored, per_fold, rows = [], [], []
     for i, test in enumerate(parts):
         rest = [r for j, part in enumerate(parts) if j != i for r in part]

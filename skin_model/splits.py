@@ -74,9 +74,11 @@ def training_split(
     records = audit.usable(report, config.label_policy)
     if config.max_per_class:
         records = _cap_per_class(records, config.max_per_class, config.seed)
-    parts = dataset.split(records, config.val_fraction, config.test_fraction, config.seed, config.group_by)
+    parts = dataset.split(records, config.val_fraction, config.test_fraction, config.seed, config.group_by, config.deal)
     if extra:
-        more = dataset.split(list(extra), config.val_fraction, config.test_fraction, config.seed, config.group_by)
+        more = dataset.split(
+            list(extra), config.val_fraction, config.test_fraction, config.seed, config.group_by, config.deal
+        )
         parts = {name: parts[name] + more[name] for name in parts}
         records = records + list(extra)
     return records, parts

@@ -262,3 +262,33 @@ def test_similar_case_thumbnails_are_never_read_through_a_link_out_of_skin_data_
     neighbour = similar.Neighbour(image.stem, "nevus", 0.1, "Train", image.relative_to(clean_dataset.root).as_posix())
     (fenced / "link").symlink_to(clean_dataset.root, target_is_directory=True)
     assert similar.local_file(neighbour, [fenced / "link"]) is None
+
+
+def several_pictures() -> list[Record]:
+    single = [Record(Path(f"/data/Train/nevus/{i}.jpg"), "nevus", "Train", lesion=f"n{i}") for i in range(60)]
+    several = [
+        Record(Path(f"/data/Train/nevus/m{k}-{i}.jpg"), "nevus", "Train", lesion=f"m{k}")
+        for k in range(20)
+        for i in range(3)
+    ]
+    return single + several
+
+
+def test_lesions_with_several_pictures_reach_every_split_not_only_training():
+    """Big groups are dealt first; each must go where its classes are furthest below their share *relatively*,
+    or the training split, whose share is largest, takes every lesion with several pictures."""
+    parts = dataset.split(several_pictures(), 0.15, 0.15, seed=3)
+
+    for name in ("val", "test"):
+        kept = {r.lesion for r in parts[name] if r.lesion.startswith("m")}
+        assert 2 <= len(kept) <= 4, (name, kept)  # 15 % of 20 lesions: 3, give or take one
+
+
+def test_a_version_dealt_by_images_is_dealt_again_the_same_way():
+    from skin_model.config import TrainConfig
+
+    old = TrainConfig.from_dict({k: v for k, v in TrainConfig().to_dict().items() if k != "deal"})
+    parts = dataset.split(several_pictures(), 0.15, 0.15, seed=3, deal=old.deal)
+
+    assert old.deal == "images" and TrainConfig().deal == "relative"
+    assert all(not r.lesion.startswith("m") for name in ("val", "test") for r in parts[name])  # as it was dealt
