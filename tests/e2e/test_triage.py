@@ -57,7 +57,7 @@ def test_a_batch_of_four_reads_as_a_triage_table_a_detail_and_a_pdf_summary(app_
         assert detail.get_by_text("Risk group:").count() == 1
         assert detail.locator(".skin-probabilities").count() == 1
         live = Registry(app_server["home"] / "models").live()  # an earlier test may have made a retrained CNN live
-        shown = int(explain.cheap(live.metadata))
+        shown = int(explain.cheap(live.record.config))
         assert detail.get_by_text("Grad-CAM: where the network looked").count() == shown  # on when under 0.3 s
         assert detail.locator(".skin-cam-legend").count() == shown
 

@@ -6,6 +6,7 @@ import pytest
 
 from pages.compare import compare_pair, metrics_table
 from skin_model import jobs
+from skin_model.record import VersionRecord
 from skin_model.registry import Version
 
 
@@ -17,7 +18,8 @@ def test_the_comparison_opens_on_two_different_versions():
 
 def test_the_comparison_table_rounds_every_figure_and_gives_shares_as_percentages(tmp_path):
     metrics = {"test": {"images": 307, "accuracy": 0.60583, "balanced_accuracy": 0.65742, "melanoma_roc_auc": 0.88384}}
-    version = Version(2, tmp_path, {"metrics": metrics, "alert_threshold": 0.1031, "created": "2026-12-01"})
+    record = VersionRecord.from_dict({"metrics": metrics, "alert_threshold": 0.1031, "created": "2026-12-01"})
+    version = Version(2, tmp_path, record)
 
     column = metrics_table([version])["version 2 (test)"]
 
@@ -58,6 +60,6 @@ def test_time_left_follows_the_average_pace_not_the_last_steps_swings():
 
 
 def test_the_expected_time_comes_from_the_live_versions_seconds_an_epoch():
-    assert jobs.expected_seconds(8, {"training": {"seconds_per_epoch": 180.0}}) == 1440.0
-    assert jobs.expected_seconds(8, {}) is None
+    assert jobs.expected_seconds(8, 180.0) == 1440.0
+    assert jobs.expected_seconds(8, None) is None
     assert jobs.ENDINGS["KILLED"].startswith("Cancelled")
