@@ -63,3 +63,34 @@ def test_the_expected_time_comes_from_the_live_versions_seconds_an_epoch():
     assert jobs.expected_seconds(8, 180.0) == 1440.0
     assert jobs.expected_seconds(8, None) is None
     assert jobs.ENDINGS["KILLED"].startswith("Cancelled")
+
+
+def event(kind: str, **fields) -> dict:
+    return {"event": kind, "time": fields.pop("time", 0.0), **fields}
+
+
+def test_a_jobs_status_is_read_from_its_events_once_for_the_page_to_draw():
+    from skin_model.jobs import job_status
+
+    running = {"state": "RUNNING"}
+    events = [
+        event("prepare"),
+        event("start", epochs=2, steps=10),
+        event("step", epoch=1, epochs=2, step=1, steps=10, time=100.0),
+        event("step", epoch=1, epochs=2, step=6, steps=10, time=110.0),
+    ]
+
+    preparing = job_status(running, events[:2])
+    stepping = job_status(running, events)
+    ended = job_status(running, [*events, event("epoch", epoch=1, epochs=2, loss=1.2, val_balanced_accuracy=0.4)])
+    failed = job_status({"state": "FAILED", "error": "disk full"}, events)
+
+    assert preparing.active and preparing.epoch is None and preparing.done == 0.0
+    assert (stepping.epoch, stepping.epochs, stepping.step, stepping.steps) == (1, 2, 6, 10)
+    assert stepping.done == pytest.approx(6 / 20) and stepping.seconds_left == pytest.approx(14 * 2.0)
+    assert stepping.progress_line() == "epoch 1/2, step 6/10, about 0.5 min left"
+    assert ended.step is None and ended.done == pytest.approx(10 / 20)  # an epoch's end counts all its steps
+    assert ended.last.loss == 1.2 and ended.last.val_balanced_accuracy == 0.4 and ended.last.val_loss is None
+    assert ended.progress_line().startswith("epoch 1/2, about")
+    assert not failed.active and failed.error == "disk full" and failed.seconds_left is None
+    assert failed.progress_line() == "epoch 1/2, step 6/10"
