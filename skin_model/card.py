@@ -232,8 +232,9 @@ def _cases_line(cases: CasesRecord) -> str:
     )
 
 
-def _recipe(config: TrainConfig) -> list[str]:
+def _recipe(record: VersionRecord) -> list[str]:
     """The choices of a training recipe that change what the network sees, in words."""
+    config = record.config
     recipe = [
         (
             "Shades-of-Gray colour and exposure constancy layer"
@@ -245,7 +246,7 @@ def _recipe(config: TrainConfig) -> list[str]:
         "a dermatoscope's black round rim cropped away inside the model" if config.field_of_view else None,
         AUGMENTATION.get(config.device_augment),
         "loss weights balanced over class x acquisition domain"
-        if config.weighting == "class-domain"
+        if record.stated("weighting") == "class-domain"
         else "loss weights balanced over classes",
         f"each image beside a camera-altered twin, their disagreement weighted {config.consistency:g}"
         if config.consistency
@@ -275,12 +276,12 @@ def render(record: VersionRecord) -> str:
         f"(fingerprint `{data.fingerprint or 'n/a'}`).",
         f"- Audit: {_known(audit.images)} files, {_known(audit.usable)} usable; "
         f"{audit.official_label_disagreements} folder labels corrected to the official ISIC label "
-        f"(labels: `{config.label_policy}`); images filed under two classes without an official label "
+        f"(labels: `{record.stated('label_policy')}`); images filed under two classes without an official label "
         f"dropped; {audit.duplicates} exact duplicates kept once; {audit.unreadable} unreadable"
         + _copies_clause(audit)
         + ".",
         _cases_line(data.cases),
-        f"- Splits grouped by `{config.group_by}` (no lesion, picture or near-copy in two splits): "
+        f"- Splits grouped by `{record.stated('group_by')}` (no lesion, picture or near-copy in two splits): "
         + ", ".join(f"{name} {n:,}" for name, n in data.split_sizes.items())
         + " images.",
         f"- Balancing (training split only, Augmentor): strategy `{config.balance.strategy}`, n={config.balance.n}.",
@@ -290,7 +291,7 @@ def render(record: VersionRecord) -> str:
         f"parameters, {_known(training.epochs_run)} epochs ({_known(training.seconds_per_epoch)} s/epoch, "
         f"{(training.seconds or 0) / 60:.1f} min in all), best epoch {_known(training.best_epoch)} "
         "by validation balanced accuracy.",
-        f"- Recipe: {'; '.join(_recipe(config))}.",
+        f"- Recipe: {'; '.join(_recipe(record))}.",
         _views_line(config.views),
         f"- Temperature {record.policy.temperature} (fitted on validation images clean and under every stress "
         f"condition); {_alert_line(record, config.alert_sensitivity)}",

@@ -450,10 +450,17 @@ class VersionRecord:
     robustness: Robustness | None = None  # versions before the out-of-source report: None
     external: Mapping[str, Scores] = field(default_factory=dict)  # folder ("isic2017/Validation") -> its scores
     other_recipes: tuple[OtherRecipe, ...] = ()
+    # the settings its stored config names: ``config`` fills the rest with TrainConfig.from_dict's defaults
+    settings: frozenset[str] = frozenset(f.name for f in fields(TrainConfig))
 
     @property
     def policy(self) -> AlertPolicy:
         return self.calibration.policy
+
+    def stated(self, setting: str) -> object | None:
+        """A training setting as the record states it; None for a version from before the setting (whose
+        ``config`` holds a default that need not be what it was trained with, e.g. ``group_by``)."""
+        return getattr(self.config, setting) if setting in self.settings else None
 
     @property
     def unpredictable(self) -> list[str]:
@@ -500,6 +507,7 @@ class VersionRecord:
             robustness=None if not robustness else Robustness.from_dict(robustness),
             external={k: Scores.from_dict(v, f"external.{k}") for k, v in (data.get("external") or {}).items()},
             other_recipes=tuple(_known(OtherRecipe, o, "other_recipes") for o in data.get("other_recipes") or ()),
+            settings=frozenset(data.get("config") or ()),
         )
 
     def to_dict(self) -> dict:
