@@ -18,7 +18,7 @@ from skin_model.cli import main
 from skin_model.config import REPO_ROOT
 from skin_model.dataset import find_layout
 from skin_model.images import decode, pixel_hash
-from skin_model.record import VersionRecord
+from skin_model.record import CasesRecord, VersionRecord
 from tests.conftest import written
 
 
@@ -172,16 +172,15 @@ def test_training_uses_the_cases_as_the_clinic_source_and_records_them(clean_dat
         TrainConfig(**{**quick.to_dict(), "balance": BalanceConfig(strategy="none"), "cases": False}),
     )
 
-    recorded = written(with_cases)["data"]["cases"]
-    assert recorded["count"] == 3 and recorded["fingerprint"] == cases.fingerprint(added)
-    assert set(recorded["learned_from"]) <= {c.pixel_hash for c in added}
-    assert written(with_cases)["data"]["fingerprints"]["all"] != written(without)["data"]["fingerprints"]["all"]
-    assert written(without)["data"]["cases"] == {"count": 0, "fingerprint": None, "learned_from": []}
+    recorded = with_cases.record.data.cases
+    assert recorded.count == 3 and recorded.fingerprint == cases.fingerprint(added)
+    assert set(recorded.learned_from) <= {c.pixel_hash for c in added}
+    assert with_cases.record.data.fingerprint != without.record.data.fingerprint
+    assert without.record.data.cases == CasesRecord(count=0, fingerprint=None, learned_from=())
     assert written(without)["config"]["cases"] is False
     # the dataset's own test split is the same with and without cases: versions compare on one test set
     dataset_test = lambda v: (
-        written(v)["metrics"]["test"]["images"]
-        - sum(1 for s in written(v).get("robustness", {}).get("per_source", {}) if s == "clinic")
+        v.record.metrics.test.images - sum(1 for s in v.record.robustness.per_source if s == "clinic")
     )
     assert dataset_test(with_cases) >= dataset_test(without)
     assert all(cases.image_path(c).is_file() for c in added)  # training copied them, left the originals
