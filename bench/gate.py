@@ -27,7 +27,7 @@ import numpy as np
 
 from bench.report import put_section
 from skin_model import dataset, gate, negatives, robustness, shift, splits
-from skin_model.config import TrainConfig, data_dir
+from skin_model.config import data_dir
 from skin_model.predict import Predictor
 from skin_model.train import GATE_IMAGES
 
@@ -109,7 +109,7 @@ def live_inputs(root: str):
     """The live model and its feature embedder, its split of ``root``, and the training and validation images
     its gate was fitted on (the same subsets, same seed): what every gate comparison starts from."""
     predictor = Predictor.load()
-    config = TrainConfig.from_dict(predictor.metadata["config"])
+    config = predictor.record.config
     prepared = splits.prepare(root, config)
     cap = GATE_IMAGES[config.backbone]
     train = list(dataset.Pixels(splits.subset(prepared.records["train"], cap, config.seed)))
@@ -119,13 +119,13 @@ def live_inputs(root: str):
 
 def pooled_features(predictor: Predictor):
     """Images -> the live model's pooled features (upright view), what its gate reads."""
-    run_net = robustness.embedder(predictor.keras_model, TrainConfig.from_dict(predictor.metadata["config"]).image_size)
+    run_net = robustness.embedder(predictor.keras_model, predictor.record.config.image_size)
     return lambda images: run_net(images)[1]
 
 
 def run(root: str) -> dict:
     predictor, prepared, embed, train, val = live_inputs(root)
-    seed = TrainConfig.from_dict(predictor.metadata["config"]).seed
+    seed = predictor.record.config.seed
     fitting, held_out = negatives.generate(seed), negatives.generate(HELD_OUT_SEED)
     sets = {
         "train": train,
@@ -150,9 +150,9 @@ def run(root: str) -> dict:
         "model_version": predictor.version.number,
         "images": {k: len(v) for k, v in sets.items()},
         "variants": results,
-        "pairs": pairs(gate.Gate(predictor.metadata["gate"]), embed, sets["test"]),
+        "pairs": pairs(gate.Gate(predictor.info.gate), embed, sets["test"]),
         "unseen_kinds": unseen_kinds(blocks, [n.base for n in fitting], [n.base for n in held_out]),
-        "unseen_photos": unseen_photos(gate.Gate(predictor.metadata["gate"]), embed),
+        "unseen_photos": unseen_photos(gate.Gate(predictor.info.gate), embed),
     }
 
 
@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.unseen_photos:
         predictor = Predictor.load()
         results = json.loads((HERE / "gate_results.json").read_text())
-        results["unseen_photos"] = unseen_photos(gate.Gate(predictor.metadata["gate"]), pooled_features(predictor))
+        results["unseen_photos"] = unseen_photos(gate.Gate(predictor.info.gate), pooled_features(predictor))
     else:
         results = run(args.data)
     (HERE / "gate_results.json").write_text(json.dumps(results, indent=2) + "\n")

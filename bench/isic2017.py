@@ -24,7 +24,7 @@ from pathlib import Path
 from bench.report import put_section
 from skin_model import evaluate
 from skin_model.audit import audit
-from skin_model.config import DEFAULT_MODEL_DIR, REPO_ROOT, TrainConfig, data_dirs
+from skin_model.config import DEFAULT_MODEL_DIR, REPO_ROOT, data_dirs
 from skin_model.dataset import fingerprint, labels_of
 from skin_model.predict import Predictor
 from skin_model.registry import Registry
@@ -54,16 +54,16 @@ def predictor_of(folder: Path, home: Path) -> Predictor:
 def seen(predictor: Predictor, roots: list[Path]) -> set[Path]:
     """The files a version trained or calibrated on, re-dealt from its own record (same seed), checked against the
     fingerprints it recorded: a split that cannot be re-dealt exactly is an error, not a guess."""
-    data = predictor.metadata["data"]
-    config = replace(TrainConfig.from_dict(predictor.metadata["config"]), cases=False)
-    own = [r for r in roots if Path(r).name in " ".join(data.get("roots") or ["isic9"])]
-    held = data["audit"].get("held_out", {}).get("folders", [])
+    data = predictor.record.data
+    config = replace(predictor.record.config, cases=False)
+    own = [r for r in roots if Path(r).name in " ".join(data.roots or ["isic9"])]
+    held = data.audit.held_out.folders
     found = audit(own, hold_out=[r / "Validation" for r in own if held and (r / "Validation").is_dir()])
-    if "roots" not in data:  # a version from before several roots: its audit knew no ids or near-copies
+    if data.audit.roots is None:  # a version from before several roots: its audit knew no ids or near-copies
         found.same_id, found.near_copies = [], []
     parts = training_split(found, config)[1]
     for name in ("train", "val", "test"):
-        if fingerprint(parts[name], found.hashes) != data["fingerprints"][name]:
+        if fingerprint(parts[name], found.hashes) != data.fingerprints[name]:
             raise SystemExit(f"cannot re-deal the {name} split of {predictor.version.path}: its data differ")
     return {r.path for name in ("train", "val") for r in parts[name]}
 
@@ -88,28 +88,28 @@ def main(argv: list[str] | None = None) -> int:
         homes = [Path(scratch) / f"home{i}" for i in range(len(folders))]
         models = {name: predictor_of(Path(f), home) for (name, f), home in zip(folders.items(), homes, strict=True)}
         new = models["new default (models/default)"]
-        new_config = replace(TrainConfig.from_dict(new.metadata["config"]), cases=False)
+        new_config = replace(new.record.config, cases=False)
         test = prepare(roots, new_config, hold_out=[validation]).records["test"]
         unseen = set.union(*(seen(m, roots) for m in models.values()))
         fair = [r for r in test if r.path not in unseen]
         results = {"test_images": len(test), "fair_test_images": len(fair), "versions": {}}
         for name, predictor in models.items():
-            meta = predictor.metadata
+            record = predictor.record
             on_2017 = evaluate_folder(predictor, validation)
             tables, logits, applied = report(
                 predictor.keras_model,
-                meta["image_size"],
+                predictor.info.image_size,
                 fair,
                 predictor.temperature,
                 predictor.info.alert_rule,
-                meta["gate"],
-                TrainConfig.from_dict(meta["config"]).views,
+                predictor.info.gate,
+                record.config.views,
             )
             grouped = evaluate.report(logits, labels_of(fair), predictor.temperature, applied)
             results["versions"][name] = {
-                "backbone": TrainConfig.from_dict(meta["config"]).backbone,
-                "training_minutes": round(meta["training"]["seconds"] / 60, 1),
-                "parameters": meta["training"].get("parameters"),
+                "backbone": record.config.backbone,
+                "training_minutes": round(record.training.seconds / 60, 1),
+                "parameters": record.training.parameters,
                 "isic2017_validation": headline(on_2017) | {"refused": on_2017["stress"]["none"]["refused"]},
                 "grouped_test": headline(grouped) | {"refused": tables["stress"]["none"]["refused"]},
                 "per_source": tables["per_source"],

@@ -22,7 +22,7 @@ from skin_model import CLASSES, balance, evaluate
 from skin_model.config import BalanceConfig, TrainConfig
 from skin_model.dataset import load_pixels, read_pixels
 from skin_model.gate import stats_table
-from skin_model.modelinfo import ModelInfo
+from skin_model.record import VersionRecord
 from skin_model.runtime import seed_everything, tensorflow
 from skin_model.splits import Splits, prepare
 from skin_model.train import calibrate, fit, fit_gate, logits_of
@@ -161,7 +161,8 @@ def gated(model, splits: Splits, config: TrainConfig) -> dict:
 
 def own_thresholds(metadata: dict, pixels: np.ndarray) -> np.ndarray:
     """Each image's alert threshold as the app would hold it: strict where its imaging conditions are unusual."""
-    return ModelInfo.parse(metadata).alert_rule.thresholds(stats_table(list(pixels)))
+    record = VersionRecord.from_dict(metadata)
+    return record.policy.rule(record.gate.unusual_ranges).thresholds(stats_table(list(pixels)))
 
 
 def scores(

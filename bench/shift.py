@@ -305,7 +305,7 @@ def live_split(root: str):
     from skin_model.predict import Predictor
 
     predictor = Predictor.load()
-    config = TrainConfig.from_dict(predictor.metadata["config"])
+    config = predictor.record.config
     return predictor, config, splits.prepare(root, config)
 
 

@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         pixels, explain.gradcam(predictor.keras_model, pixels, predictor.class_index(result.top_class))
     )
     page = report.Page(pixels, result, cam)
-    pdf = p50_ms(lambda: report.render([page], predictor.metadata, "bench"), 15)
+    pdf = p50_ms(lambda: report.render([page], predictor.record, "bench"), 15)
     text = [
         "## Similar cases and the report (`make bench-similar`)",
         "",

@@ -64,8 +64,8 @@ def child(mode: str, data: str) -> None:
     out: dict = {"mode": mode}
     if mode == "stream":
         version = train.run(data, config)
-        out["train_images"] = sum(version.metadata["data"]["balanced_counts"].values())
-        out["split_sizes"] = version.metadata["data"]["split_sizes"]
+        out["train_images"] = sum(version.record.data.balanced_counts.values())
+        out["split_sizes"] = dict(version.record.data.split_sizes)
     else:
         from skin_model import audit, dataset, splits
 

@@ -29,7 +29,7 @@ from skin_model.config import MELANOMA, data_dirs
 from skin_model.errors import SkinModelError
 from skin_model.headline import alert_cost, headline, risk_line, triage_rows
 from skin_model.images import FORMAT_NAMES, UPLOAD_TYPES, decode, pixel_hash, save_for_review, thumbnail_url
-from skin_model.predict import Prediction, alert_options, batch_rows, operating_point, percent
+from skin_model.predict import Prediction, batch_rows, percent
 from skin_model.spreadsheet import safe_frame, to_csv
 
 started = time.perf_counter()
@@ -52,7 +52,7 @@ with st.sidebar:
         use_tta = st.toggle("Test-time augmentation (8 views)", help="Averages flips and rotations; slower, steadier.")
     use_cam = st.toggle(
         "Grad-CAM beside each image",
-        value=explain.cheap(predictor.metadata),  # on by default where it costs under 0.3 s an image
+        value=explain.cheap(predictor.record.config),  # on by default where it costs under 0.3 s an image
         help="Where the network looked for its top diagnosis, beside the image, with a colour legend.",
     )
     show_similar = st.toggle(
@@ -68,7 +68,7 @@ with st.sidebar:
     )
     chosen = None
     if is_admin():
-        options = alert_options(predictor.metadata)
+        options = predictor.record.policy.options()
         threshold = st.select_slider(
             "Melanoma alert threshold (admin, this session only)",
             options=options,
@@ -83,13 +83,12 @@ with st.sidebar:
         st.session_state.pop(THRESHOLD_KEY, None)
 
 if chosen is not None:
-    point = operating_point(predictor.metadata, chosen) or {}
+    point = predictor.record.policy.point(chosen)
     st.warning(
         f"**Alert threshold changed for this session only** by a signed-in admin: every image is held to "
         f"{percent(chosen)} instead of the version's own {percent(predictor.threshold)}"
         + (
-            f" (on validation: sensitivity {percent(point['sensitivity'])}, specificity "
-            f"{percent(point['specificity'])})."
+            f" (on validation: sensitivity {percent(point.sensitivity)}, specificity {percent(point.specificity)})."
             if point
             else "."
         ),
@@ -261,7 +260,7 @@ def result_box(result: Prediction) -> None:
         )
         return
     if shown.kind == "alert":
-        cost = alert_cost(predictor.metadata)
+        cost = alert_cost(predictor.record)
         st.error(
             f"### {shown.title}\n{shown.detail}"
             + (f"\n\n**How often it is wrong:** {cost.sentence()}" if cost else ""),
@@ -359,7 +358,7 @@ if entries:
     cols = st.columns(3)
     cols[0].download_button(
         "Download PDF report",
-        partial(report.render, pages, predictor.metadata, reference),  # built only when pressed
+        partial(report.render, pages, predictor.record, reference),  # built only when pressed
         file_name=report.file_name(reference),
         mime="application/pdf",
         icon=":material/picture_as_pdf:",

@@ -95,7 +95,7 @@ def live_predictor() -> Predictor | None:
     try:
         version = registry.live()
         registry.verify(version)
-        return _predictor(version.number, version.metadata.get("sha256", ""))
+        return _predictor(version.number, version.record.sha256)
     except SkinModelError as error:
         st.error(f"The live model cannot be used: {literal(error)}")
     try:
@@ -107,7 +107,7 @@ def live_predictor() -> Predictor | None:
         return None
     st.warning(f"Using model version {fallback.number}, the last approved live version that passes its checksum.")
     try:
-        return _predictor(fallback.number, fallback.metadata.get("sha256", ""))
+        return _predictor(fallback.number, fallback.record.sha256)
     except SkinModelError as error:
         st.error(f"Model version {fallback.number} cannot be used either: {literal(error)}")
         return None

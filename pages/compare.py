@@ -6,6 +6,7 @@ import plotly.graph_objects as go
 from skin_model import CLASSES
 from skin_model.card import pct
 from skin_model.predict import percent
+from skin_model.record import Scores
 from skin_model.registry import Version
 
 SHORT = ["AK", "BCC", "DF", "MEL", "NV", "PBK", "SK", "SCC", "VASC"]
@@ -52,21 +53,19 @@ def metrics_table(versions: list[Version]) -> pd.DataFrame:
     """Versions side by side (one column each, so it fits any width); every figure rounded, shares in %."""
     rows = {}
     for version in versions:
-        metrics = version.metadata.get("metrics", {})
-        split = "test" if "test" in metrics else "val"
-        m = metrics.get(split, {})
-        usual = version.metadata.get("alert_threshold")
-        rows[f"version {version.number} ({split})"] = {
-            "images": rounded(m.get("images")),
-            "accuracy": pct(m.get("accuracy")),
-            "balanced accuracy": pct(m.get("balanced_accuracy")),
-            "melanoma sensitivity": pct(m.get("melanoma_sensitivity")),
-            "melanoma specificity": pct(m.get("melanoma_specificity")),
-            "melanoma ROC AUC": rounded(m.get("melanoma_roc_auc")),
-            "calibration error (ECE)": rounded(m.get("ece")),
-            "alert threshold": percent(usual),
-            "alert threshold, unusual conditions": percent(version.metadata.get("alert_threshold_unusual", usual)),
-            **{f"recall: {c}": pct(m.get("per_class", {}).get(c, {}).get("recall")) for c in CLASSES},
+        held = version.record.metrics.headline
+        m, policy = held.scores if held else Scores(), version.record.policy
+        rows[f"version {version.number} ({held.key if held else 'val'})"] = {
+            "images": rounded(m.images),
+            "accuracy": pct(m.accuracy),
+            "balanced accuracy": pct(m.balanced_accuracy),
+            "melanoma sensitivity": pct(m.melanoma_sensitivity),
+            "melanoma specificity": pct(m.melanoma_specificity),
+            "melanoma ROC AUC": rounded(m.melanoma_roc_auc),
+            "calibration error (ECE)": rounded(m.ece),
+            "alert threshold": percent(policy.threshold),
+            "alert threshold, unusual conditions": percent(policy.strict),
+            **{f"recall: {c}": pct(m.recall(c)) for c in CLASSES},
         }
     return pd.DataFrame(rows)
 
@@ -75,21 +74,18 @@ def roc_figure(versions: list[Version]) -> go.Figure:
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "#aaa"}, name="chance"))
     for version in versions:
-        metrics = version.metadata.get("metrics", {})
-        split = "test" if "test" in metrics else "val"
-        m = metrics.get(split, {})
-        roc = m.get("melanoma_roc")
+        held = version.record.metrics.headline
+        m = held.scores if held else Scores()
+        roc = m.melanoma_roc
         if not roc:
             continue
         fig.add_trace(
-            go.Scatter(
-                x=roc["fpr"], y=roc["tpr"], mode="lines", name=f"v{version.number} (AUC {m.get('melanoma_roc_auc')})"
-            )
+            go.Scatter(x=roc["fpr"], y=roc["tpr"], mode="lines", name=f"v{version.number} (AUC {m.melanoma_roc_auc})")
         )
         fig.add_trace(
             go.Scatter(
-                x=[1 - m["melanoma_specificity"]],
-                y=[m["melanoma_sensitivity"]],
+                x=[1 - m.melanoma_specificity],
+                y=[m.melanoma_sensitivity],
                 mode="markers",
                 marker={"size": 12, "symbol": "x"},
                 name=f"v{version.number} alert threshold",
@@ -103,17 +99,18 @@ def roc_figure(versions: list[Version]) -> go.Figure:
 
 def shift_table(version: Version, key: str) -> pd.DataFrame | None:
     """A version's per-source (``per_source``) or stress (``stress``) table of the test split, or None."""
-    table = version.metadata.get("robustness", {}).get(key)
+    robustness = version.record.robustness
+    table = getattr(robustness, key) if robustness else None
     if not table:
         return None
     rows = {
         name: {
-            "images": rounded(m["images"]),
-            "balanced accuracy": pct(m["balanced_accuracy"]),
-            "melanoma sensitivity": pct(m["melanoma_sensitivity"]),
-            "melanoma specificity": pct(m["melanoma_specificity"]),
-            "melanoma AUC": rounded(m["melanoma_roc_auc"]),
-            "refused": pct(m["refused"]),
+            "images": rounded(m.images),
+            "balanced accuracy": pct(m.balanced_accuracy),
+            "melanoma sensitivity": pct(m.melanoma_sensitivity),
+            "melanoma specificity": pct(m.melanoma_specificity),
+            "melanoma AUC": rounded(m.melanoma_roc_auc),
+            "refused": pct(m.refused),
         }
         for name, m in table.items()
     }

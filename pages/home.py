@@ -20,9 +20,9 @@ st.markdown(
 predictor = live_predictor()
 if predictor is not None:
     st.subheader(f"Live model: version {predictor.version.number}")
-    for line in live_summary(predictor.metadata):
+    for line in live_summary(predictor.record):
         st.markdown(f"- {line}")
-    if gate_line := gate_summary(predictor.metadata):
+    if gate_line := gate_summary(predictor.record):
         st.caption(gate_line)
     st.caption("The model card on the Models page has every figure: per class, per source, under camera conditions.")
 

@@ -7,6 +7,7 @@ from pages.common import admin_gate, literal, page_frame, pct
 from pages.compare import compare_pair, confusion_figure, metrics_table, roc_figure, shift_table
 from skin_model import card, cases
 from skin_model.errors import SkinModelError
+from skin_model.record import Scores
 from skin_model.registry import Registry
 from skin_model.spreadsheet import safe_frame
 
@@ -24,21 +25,21 @@ if not versions:
 
 rows = []
 for v in versions:
-    m = v.metadata.get("metrics", {}).get("test") or v.metadata.get("metrics", {}).get("val", {})
-    cfg = v.metadata.get("config", {})
+    held, cfg = v.record.metrics.headline, v.record.config
+    m = held.scores if held else Scores()
     rows.append(
         {
             "version": v.number,
             "live": "live" if v.number == live else "",
             "created": v.created[:10],
-            "epochs": cfg.get("epochs"),
-            "image size": cfg.get("image_size"),
-            "views": cfg.get("views", 1),  # test-time views it is calibrated and served on
-            "balancing": f"{cfg.get('balance', {}).get('strategy')} {cfg.get('balance', {}).get('n')}",
-            "data": str(v.metadata.get("data", {}).get("fingerprints", {}).get("all") or "")[:8],
-            "balanced accuracy": pct(m.get("balanced_accuracy")),
-            "melanoma sensitivity": pct(m.get("melanoma_sensitivity")),
-            "clinic cases": v.metadata.get("data", {}).get("cases", {}).get("count", 0),
+            "epochs": cfg.epochs,
+            "image size": cfg.image_size,
+            "views": cfg.views,  # test-time views it is calibrated and served on
+            "balancing": f"{cfg.balance.strategy} {cfg.balance.n}",
+            "data": (v.record.data.fingerprint or "")[:8],
+            "balanced accuracy": pct(m.balanced_accuracy),
+            "melanoma sensitivity": pct(m.melanoma_sensitivity),
+            "clinic cases": v.record.data.cases.count,
         }
     )
 st.dataframe(safe_frame(pd.DataFrame(rows)), hide_index=True, width="stretch")
@@ -64,7 +65,7 @@ else:
     scored = []
     for v in versions:
         try:
-            r = case_score(v.number, v.metadata.get("sha256", ""), cases.fingerprint(confirmed))
+            r = case_score(v.number, v.record.sha256, cases.fingerprint(confirmed))
         except SkinModelError as error:
             st.caption(f"Version {v.number}: {literal(error)}")
             continue
@@ -99,13 +100,12 @@ st.dataframe(safe_frame(metrics_table(chosen)), width="stretch")
 st.plotly_chart(roc_figure(chosen), width="stretch", key="roc")
 cols = st.columns(2)
 for col, version in zip(cols, chosen, strict=False):
-    metrics = version.metadata.get("metrics", {})
-    split = "test" if "test" in metrics else "val"
-    if split not in metrics:
+    held = version.record.metrics.headline
+    if held is None:
         col.caption(f"Version {version.number} has no recorded metrics.")
         continue
-    col.markdown(f"**Version {version.number}: confusion matrix ({split})**")
-    col.plotly_chart(confusion_figure(metrics[split]["confusion"]), width="stretch", key=f"cm-{version.number}")
+    col.markdown(f"**Version {version.number}: confusion matrix ({held.key})**")
+    col.plotly_chart(confusion_figure(held.scores.confusion), width="stretch", key=f"cm-{version.number}")
 
 st.subheader("Away from the training conditions")
 st.caption(
@@ -139,4 +139,4 @@ if admin_gate("Changing the live model"):
             st.error(literal(error))
 if live in numbers:  # an unreadable live record is named at the top instead
     with st.expander(f"Model card: version {live}", expanded=False):
-        st.markdown(card.render(registry.get(live).metadata))
+        st.markdown(card.render(registry.get(live).record))

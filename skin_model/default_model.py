@@ -17,6 +17,7 @@ from pathlib import Path
 from skin_model import card, train
 from skin_model.config import BACKBONES, DEFAULT_RECIPE, TrainConfig, roots_of
 from skin_model.errors import SkinModelError
+from skin_model.record import OtherRecipe, VersionRecord
 from skin_model.registry import METADATA_FILE, MODEL_FILE, Registry, sha256, write_json
 from skin_model.similar import INDEX_FILE
 
@@ -59,20 +60,31 @@ def main(argv: list[str] | None = None) -> int:
             )
             args.out.mkdir(parents=True, exist_ok=True)
             shutil.copy2(version.model_path, args.out / MODEL_FILE)
-            for name in version.metadata.get("files", {}):
+            for name in version.record.files:
                 shutil.copy2(version.path / name, args.out / name)
-            metadata = dict(version.metadata)
-            shown = [f"shared/data/{Path(r).name}" for r in metadata["data"]["roots"]]  # no path of this machine
-            held = metadata["data"]["audit"]["held_out"]
-            held["folders"] = [f"shared/data/{Path(f).parent.name}/{Path(f).name}" for f in held["folders"]]
-            metadata["data"] = dict(metadata["data"], roots=shown)
-            write_json(args.out / METADATA_FILE, metadata)
-            (args.out / "MODEL_CARD.md").write_text(card.render(metadata))
+            write(args.out, shareable(version.record))
     except SkinModelError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"wrote {args.out}/{MODEL_FILE}, {METADATA_FILE} and MODEL_CARD.md")
     return 0
+
+
+def shareable(record: VersionRecord) -> VersionRecord:
+    """The record with its data folders named as in the repository (``shared/data/...``), no path of this
+    machine."""
+    data = record.data
+    held = data.audit.held_out
+    folders = tuple(f"shared/data/{Path(f).parent.name}/{Path(f).name}" for f in held.folders)
+    audit = replace(data.audit, held_out=replace(held, folders=folders))
+    roots = tuple(f"shared/data/{Path(r).name}" for r in data.roots)
+    return replace(record, data=replace(data, roots=roots, audit=audit))
+
+
+def write(out: Path, record: VersionRecord) -> None:
+    """The committed record and its card, from the same record."""
+    write_json(out / METADATA_FILE, record.to_dict())
+    (out / "MODEL_CARD.md").write_text(card.render(record))
 
 
 def recalibrate(data: list[Path], out: Path, hold_out: list[str] = ()) -> int:
@@ -107,18 +119,19 @@ def recalibrate(data: list[Path], out: Path, hold_out: list[str] = ()) -> int:
     metadata["training"].setdefault("started_from", train.started_from(config))
     (out / INDEX_FILE).write_bytes(train.similar_index(model, splits, config))
     metadata["files"] = {INDEX_FILE: sha256(out / INDEX_FILE)}
-    write_json(out / METADATA_FILE, metadata)
-    (out / "MODEL_CARD.md").write_text(card.render(metadata))
+    record = VersionRecord.from_dict(metadata)
+    write(out, record)
+    policy = record.policy
     print(
-        f"recalibrated {out}: temperature {metadata['temperature']}, threshold {metadata['alert_threshold']} "
-        f"({metadata['alert_threshold_unusual']} for unusual imaging conditions)"
+        f"recalibrated {out}: temperature {policy.temperature}, threshold {policy.threshold} "
+        f"({policy.unusual} for unusual imaging conditions)"
     )
     return 0
 
 
 def note_other_recipes(results: Path, out: Path) -> int:
     """Name, in the committed card, how the other recipes measured on the same images (``bench.isic2017``)."""
-    metadata = json.loads((out / METADATA_FILE).read_text())
+    record = VersionRecord.from_dict(json.loads((out / METADATA_FILE).read_text()))
     measured = json.loads(results.read_text())["versions"]
     f = lambda v: "n/a" if v is None else f"{v:.3f}"
 
@@ -132,10 +145,9 @@ def note_other_recipes(results: Path, out: Path) -> int:
         )
 
     others = {name: v for name, v in measured.items() if not name.startswith("new default")}
-    metadata["other_recipes"] = [{"name": name, "summary": summary(v)} for name, v in others.items()]
-    write_json(out / METADATA_FILE, metadata)
-    (out / "MODEL_CARD.md").write_text(card.render(metadata))
-    print(f"named {len(metadata['other_recipes'])} other recipe(s) in {out}/MODEL_CARD.md")
+    record = replace(record, other_recipes=tuple(OtherRecipe(name, summary(v)) for name, v in others.items()))
+    write(out, record)
+    print(f"named {len(record.other_recipes)} other recipe(s) in {out}/MODEL_CARD.md")
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from skin_model.config import TrainConfig
 from skin_model.runtime import tensorflow
 
 
@@ -46,10 +47,9 @@ SECONDS = {"custom-cnn": 0.2, "efficientnet-lite0": 0.7}
 CHEAP_S = 0.3
 
 
-def cheap(metadata: dict) -> bool:
+def cheap(config: TrainConfig) -> bool:
     """Grad-CAM costs under ``CHEAP_S`` an image for this version's network: shown by default in the detail view."""
-    backbone = (metadata.get("config") or {}).get("backbone") or "custom-cnn"
-    return SECONDS.get(backbone, 1.0) < CHEAP_S
+    return SECONDS.get(config.backbone, 1.0) < CHEAP_S
 
 
 CENTRAL_FIELD = 0.4  # semi-axes of the central ellipse, as a share of the image's width and height: half its area

@@ -22,6 +22,7 @@ from skin_model import CLASSES
 from skin_model.config import MELANOMA
 from skin_model.errors import SkinModelError
 from skin_model.modelinfo import ModelInfo
+from skin_model.record import plain
 from skin_model.registry import Registry, Version
 from skin_model.runtime import tensorflow
 
@@ -66,9 +67,10 @@ def savedmodel(out: Path | str, number: int | None = None, registry: Registry | 
     out = Path(out).expanduser().resolve()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise SkinModelError(f"{out}: already exists and is not an empty folder; choose a new one")
-    info = ModelInfo.parse(version.metadata, f"model version {version.number}")
+    info = ModelInfo.of(version.record, f"model version {version.number}")
     # no gate in the graph to tell unusual imaging conditions: every image is held to the strict threshold
-    serve = serving_fn(model, info.temperature, info.strict_threshold, info.image_size, info.views)
+    policy = info.policy
+    serve = serving_fn(model, policy.temperature, policy.strict, info.image_size, policy.views)
     module = tf.Module()
     module.model, module.serve = model, serve
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -87,18 +89,18 @@ def savedmodel(out: Path | str, number: int | None = None, registry: Registry | 
 
 def _description(version: Version) -> dict:
     """What a serving operator needs beside the graph: class order, threshold, provenance."""
-    meta = version.metadata
+    policy = version.record.policy
     return {
         "registry_version": version.number,
         "classes": list(CLASSES),
-        "temperature": meta["temperature"],
-        "alert_threshold": ModelInfo.parse(meta).strict_threshold,
+        "temperature": policy.temperature,
+        "alert_threshold": policy.strict,
         "alert_threshold_note": "the app's threshold for unusual imaging conditions, applied to every image: "
         "the graph has no not-a-lesion gate to tell them (the app holds usual images to "
-        f"{meta['alert_threshold']})",
-        "views": ModelInfo.parse(meta).views,
+        f"{policy.threshold})",
+        "views": policy.views,
         "signature": SIGNATURE,
         "inputs": {"image_bytes": "string[N]: encoded JPEG/PNG/BMP/GIF files"},
         "outputs": {"probabilities": "float32[N, 9]", "melanoma_alert": "bool[N]"},
-        "test_metrics": meta.get("metrics", {}).get("test"),
+        "test_metrics": plain(version.record.metrics.test),
     }

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from skin_model.card import benign_alerted, caught, headline_split
+from skin_model.card import benign_alerted, caught
 from skin_model.predict import RISK_GROUPS, Prediction, percent
+from skin_model.record import VersionRecord
 from skin_model.text import printable
 
 WHY_ALERT = (
@@ -80,17 +81,22 @@ class AlertCost:
         )
 
 
-def alert_cost(metadata: dict) -> AlertCost | None:
+def alert_cost(record: VersionRecord) -> AlertCost | None:
     """The alert's cost from images from elsewhere when the version was measured on some, else its held-out split."""
-    for name, m in (metadata.get("external") or {}).items():
-        if m.get("melanoma_sensitivity") is not None and m.get("melanoma_specificity") is not None:
-            where = f"measured on {m.get('images', '?')} images from elsewhere, {printable(name)}"
-            return AlertCost(benign_alerted(m["melanoma_specificity"]), caught(m["melanoma_sensitivity"]), where)
-    split, held = headline_split(metadata.get("metrics") or {})
-    if held.get("melanoma_sensitivity") is None or held.get("melanoma_specificity") is None:
+    for name, m in record.external.items():
+        if m.melanoma_sensitivity is not None and m.melanoma_specificity is not None:
+            where = f"measured on {_count(m.images)} images from elsewhere, {printable(name)}"
+            return AlertCost(benign_alerted(m.melanoma_specificity), caught(m.melanoma_sensitivity), where)
+    held = record.metrics.headline
+    if held is None or held.scores.melanoma_sensitivity is None or held.scores.melanoma_specificity is None:
         return None
-    where = f"measured on the held-out {split} split, {held.get('images', '?')} images from the training sources"
-    return AlertCost(benign_alerted(held["melanoma_specificity"]), caught(held["melanoma_sensitivity"]), where)
+    m = held.scores
+    where = f"measured on the held-out {held.name} split, {_count(m.images)} images from the training sources"
+    return AlertCost(benign_alerted(m.melanoma_specificity), caught(m.melanoma_sensitivity), where)
+
+
+def _count(images: int | None) -> object:
+    return "?" if images is None else images
 
 
 def triage_order(p: Prediction) -> tuple:

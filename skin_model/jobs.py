@@ -69,6 +69,10 @@ class Job:
                     continue
         return events
 
+    def summary(self) -> JobStatus:
+        """Its state and progress as the Retrain page draws them (``job_status``)."""
+        return job_status(self.status, self.progress())
+
     def log_tail(self, lines: int = 30) -> str:
         path = self.path / "log.txt"
         return (
@@ -359,7 +363,84 @@ def time_left(events: list[dict]) -> float | None:
     return max(last["epochs"] * last["steps"] - done(last), 0) * pace
 
 
-def expected_seconds(epochs: int, metadata: dict | None) -> float | None:
-    """About how long ``epochs`` epochs take, from the live version's own seconds an epoch (None if unknown)."""
-    per_epoch = ((metadata or {}).get("training") or {}).get("seconds_per_epoch")
-    return None if not per_epoch else float(per_epoch) * epochs
+def expected_seconds(epochs: int, seconds_per_epoch: float | None) -> float | None:
+    """About how long ``epochs`` epochs take at the live version's own seconds an epoch (None if unknown)."""
+    return None if not seconds_per_epoch else float(seconds_per_epoch) * epochs
+
+
+@dataclass(frozen=True)
+class Epoch:
+    """One finished epoch's figures, as the training curves draw them."""
+
+    epoch: int
+    loss: float | None = None
+    accuracy: float | None = None
+    val_loss: float | None = None
+    val_accuracy: float | None = None
+    val_balanced_accuracy: float | None = None
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """What the Retrain page draws of a job: its state, how far it is, and how it ended.
+
+    ``epoch``/``step`` are None before the first step (the data is still being prepared); ``step`` is None
+    right after an epoch ends. ``seconds_left`` is None early, and once the job is no longer active.
+    """
+
+    state: str
+    active: bool
+    epoch: int | None = None
+    epochs: int | None = None
+    step: int | None = None
+    steps: int | None = None
+    done: float = 0.0  # share of all steps, 0 to 1
+    seconds_left: float | None = None
+    history: tuple[Epoch, ...] = ()
+    error: str | None = None  # why it failed, was killed or interrupted
+    version: int | None = None  # what a finished job registered
+
+    @property
+    def last(self) -> Epoch | None:
+        return self.history[-1] if self.history else None
+
+    def progress_line(self) -> str:
+        """``epoch 2/8, step 5/10, about 3.1 min left`` (the step and the time when known)."""
+        line = f"epoch {self.epoch}/{self.epochs}"
+        if self.step is not None:
+            line += f", step {self.step}/{self.steps}"
+        if self.seconds_left:
+            line += f", about {self.seconds_left / 60:.1f} min left"
+        return line
+
+
+def job_status(status: dict, events: list[dict]) -> JobStatus:
+    """A job's ``status.json`` and progress events, read once for the page (which then only draws).
+
+    The share done counts steps; an epoch's end counts its steps as the last step event gave them, since
+    epoch events carry no step count.
+    """
+    state = status.get("state", "UNKNOWN")
+    active = state in ACTIVE
+    named = set(Epoch.__dataclass_fields__)
+    history = tuple(Epoch(**{k: v for k, v in e.items() if k in named}) for e in events if e["event"] == "epoch")
+    ended = {"error": status.get("error"), "version": status.get("version"), "history": history}
+    moving = [e for e in events if e["event"] in ("step", "epoch")]
+    if not moving:
+        return JobStatus(state, active, **ended)
+    last = moving[-1]
+    steps = max(next((e["steps"] for e in reversed(moving) if "steps" in e), 1), 1)
+    step = last.get("step") if last["event"] == "step" else None
+    done = (last["epoch"] - 1) * steps + step if step is not None else last["epoch"] * steps
+    left = time_left(events) if active else None
+    return JobStatus(
+        state,
+        active,
+        epoch=last["epoch"],
+        epochs=last["epochs"],
+        step=step,
+        steps=steps,
+        done=min(done / max(last["epochs"] * steps, 1), 1.0),
+        seconds_left=left,
+        **ended,
+    )

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 
 from skin_model import CLASSES, images
-from skin_model.card import unpredictable
 from skin_model.config import MALIGNANT, MELANOMA
 from skin_model.evaluate import softmax
 from skin_model.gate import Gate
@@ -109,12 +108,12 @@ class Predictor:
         from skin_model.robustness import two_heads
 
         self.version = version
-        self.info = ModelInfo.parse(version.metadata, f"model version {version.number}")
-        self.metadata = version.metadata
-        self.temperature = self.info.temperature
-        self.threshold = self.info.alert_threshold
-        self.views = self.info.views
-        self.unpredictable = tuple(unpredictable(version.metadata))
+        self.info = ModelInfo.of(version.record, f"model version {version.number}")
+        self.record = version.record
+        self.temperature = self.info.policy.temperature
+        self.threshold = self.info.policy.threshold
+        self.views = self.info.policy.views
+        self.unpredictable = tuple(version.record.unpredictable)
         net = two_heads(model)
         self._model = model
         spec = [tf.TensorSpec([None, None, None, 3], tf.uint8)]  # cast inside: a float copy of a 600 px upload is 4x
@@ -274,23 +273,6 @@ class Predictor:
 
     def predict_file(self, path: Path, **options) -> Prediction:
         return self.predict(images.decode(path), name=str(path), **options)
-
-
-def alert_options(metadata: dict, min_sensitivity: float = 0.70) -> list[float]:
-    """Thresholds a clinician may choose: those where validation sensitivity stays >= ``min_sensitivity``.
-
-    Always includes the model's own threshold, so the default is exactly the validated one.
-    """
-    threshold = float(metadata.get("alert_threshold", 0.5))
-    curve = metadata.get("operating_curve") or []
-    allowed = {row["threshold"] for row in curve if row["sensitivity"] >= min_sensitivity}
-    return sorted(allowed | {threshold})
-
-
-def operating_point(metadata: dict, threshold: float) -> dict | None:
-    """Validation sensitivity and specificity at a threshold of the operating curve."""
-    curve = metadata.get("operating_curve") or []
-    return min(curve, key=lambda row: abs(row["threshold"] - threshold)) if curve else None
 
 
 def batch_rows(predictions: list[Prediction], when: str) -> list[dict]:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from skin_model.config import DEFAULT_MODEL_DIR, skin_home
 from skin_model.errors import RegistryError
+from skin_model.record import VersionRecord, parse
 
 MODEL_FILE = "model.keras"
 METADATA_FILE = "metadata.json"
@@ -36,12 +37,12 @@ RECORDS_KEY = "metadata_sha256"  # in live.json: version number -> sha256 of its
 
 @dataclass(frozen=True)
 class Version:
-    """One registered model; ``metadata`` is what was written at registration."""
+    """One registered model; ``record`` is what was written at registration."""
 
     number: int
     path: Path
-    metadata: dict
-    metadata_sha256: str = ""  # of the very bytes ``metadata`` was parsed from
+    record: VersionRecord
+    metadata_sha256: str = ""  # of the very bytes ``record`` was parsed from
 
     @property
     def model_path(self) -> Path:
@@ -49,11 +50,11 @@ class Version:
 
     @property
     def created(self) -> str:
-        return self.metadata.get("created", "")
+        return self.record.created
 
     def artefact(self, name: str) -> Path | None:
         """A file registered beside the model (e.g. the similar-cases index), or None when it has none."""
-        return self.path / name if name in self.metadata.get("files", {}) else None
+        return self.path / name if name in self.record.files else None
 
 
 def sha256(path: Path) -> str:
@@ -152,9 +153,9 @@ class Registry:
         self._check_record(version)
         if not version.model_path.is_file():
             raise RegistryError(f"model version {version.number}: {MODEL_FILE} is missing")
-        if sha256(version.model_path) != version.metadata.get("sha256"):
+        if sha256(version.model_path) != version.record.sha256:
             raise RegistryError(f"model version {version.number}: checksum mismatch, the model file was modified")
-        for name, digest in version.metadata.get("files", {}).items():
+        for name, digest in version.record.files.items():
             path = version.path / name
             if not path.is_file() or sha256(path) != digest:
                 raise RegistryError(f"model version {version.number}: {name} is missing or was modified")
@@ -190,7 +191,9 @@ class Registry:
             raise RegistryError(f"model version {version.number} could not be loaded: {error}") from None
 
     # -- writing ---------------------------------------------------------
-    def register(self, model, metadata: dict, activate: bool = False, files: dict[str, bytes] | None = None) -> Version:
+    def register(
+        self, model, record: VersionRecord, activate: bool = False, files: dict[str, bytes] | None = None
+    ) -> Version:
         """Write a new immutable version (temporary folder, then rename), with ``files`` checksummed beside it."""
         self._seed()  # the committed default stays version 1 even if a job registers first
         self.root.mkdir(parents=True, exist_ok=True)
@@ -199,23 +202,20 @@ class Registry:
             model.save(staging / MODEL_FILE)
             for name, data in (files or {}).items():
                 (staging / name).write_bytes(data)
-            metadata = dict(metadata, files={name: sha256(staging / name) for name in files or {}})
-            return self._commit(staging, metadata, activate)
+            digests = {name: sha256(staging / name) for name in files or {}}
+            return self._commit(staging, record, digests, activate)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
 
-    def _commit(self, staging: Path, metadata: dict, activate: bool) -> Version:
-        metadata = dict(
-            metadata,
-            sha256=sha256(staging / MODEL_FILE),
-            created=metadata.get("created") or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        )
+    def _commit(self, staging: Path, record: VersionRecord, files: dict[str, str], activate: bool) -> Version:
+        model_sha = sha256(staging / MODEL_FILE)
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         with self._locked():  # one registration at a time: its number and its recorded checksum go together
             while True:  # numbers only go up; a rename onto an existing folder fails
-                number = max([v.number for v in self._listed()] + [0]) + 1
-                metadata["version"] = number
-                write_json(staging / METADATA_FILE, metadata)
+                number = max([*self._listed(), 0]) + 1
+                record = record.registered(number, model_sha, now, files)
+                write_json(staging / METADATA_FILE, record.to_dict())
                 digest = sha256(staging / METADATA_FILE)
                 self._record(number, digest)  # before the rename: a reader never sees the version unrecorded
                 try:
@@ -224,13 +224,13 @@ class Registry:
                 except OSError:
                     if not (self.root / str(number)).exists():
                         raise
-        version = Version(number, self.root / str(number), metadata, digest)
+        version = _read(self.root / str(number))
         if activate:
             self.activate(number)
         return version
 
-    def _listed(self) -> list[Version]:
-        return [Version(int(c.name), c, {}) for c in self.root.iterdir() if c.name.isdigit()]
+    def _listed(self) -> list[int]:
+        return [int(c.name) for c in self.root.iterdir() if c.name.isdigit()]
 
     def activate(self, number: int) -> Version:
         """Make a verified version live by atomically replacing the pointer (history kept for fallback)."""
@@ -323,16 +323,18 @@ class Registry:
                 metadata = json.loads((self.seed_dir / METADATA_FILE).read_text())
             except (OSError, ValueError) as error:
                 raise RegistryError(f"{self.seed_dir}: the default model's metadata cannot be read ({error})") from None
-            if sha256(self.seed_dir / MODEL_FILE) != metadata.get("sha256"):
+            record = parse(metadata, f"{self.seed_dir}: the default model")
+            if sha256(self.seed_dir / MODEL_FILE) != record.sha256:
                 raise RegistryError(f"{self.seed_dir}: the committed default model does not match its checksum")
             staging = Path(tempfile.mkdtemp(dir=self.root, prefix=".staging-"))
             try:
                 shutil.copy2(self.seed_dir / MODEL_FILE, staging / MODEL_FILE)
-                for name, digest in metadata.get("files", {}).items():
+                for name, digest in record.files.items():
                     shutil.copy2(self.seed_dir / name, staging / name)
                     if sha256(staging / name) != digest:
                         raise RegistryError(f"{self.seed_dir}: the committed {name} does not match its checksum")
-                write_json(staging / METADATA_FILE, dict(metadata, sha256=sha256(staging / MODEL_FILE), version=1))
+                seeded = record.registered(1, sha256(staging / MODEL_FILE), record.created, record.files)
+                write_json(staging / METADATA_FILE, seeded.to_dict())
                 digest = sha256(staging / METADATA_FILE)
                 os.rename(staging, self.root / "1")
             except BaseException:
@@ -349,7 +351,8 @@ def _file_sha256(path: Path) -> str:
 
 
 def _read(folder: Path) -> Version:
-    """One version's record; one line naming the file when it cannot be read or is not a JSON object."""
+    """One version's record; one line naming the file when it cannot be read, is not a JSON object or not a valid
+    record."""
     path = folder / METADATA_FILE
     try:
         data = path.read_bytes()
@@ -361,4 +364,5 @@ def _read(folder: Path) -> Version:
             f"model version {folder.name}: {path} must hold a JSON object; received {type(metadata).__name__} "
             "(restore it or register the version again)"
         )
-    return Version(int(folder.name), folder, metadata, hashlib.sha256(data).hexdigest())
+    record = parse(metadata, f"model version {folder.name}")
+    return Version(int(folder.name), folder, record, hashlib.sha256(data).hexdigest())

@@ -32,7 +32,8 @@ from skin_model import CLASSES
 from skin_model.config import MELANOMA
 from skin_model.errors import SkinModelError
 from skin_model.headline import WHY_ALERT, alert_cost, alert_line, headline, risk_line, triage_order
-from skin_model.predict import Prediction, operating_point, percent
+from skin_model.predict import Prediction, percent
+from skin_model.record import VersionRecord
 from skin_model.similar import REPORT_K, summary
 from skin_model.text import printable
 
@@ -59,13 +60,15 @@ class Page:
     overlay: np.ndarray | None = None
 
 
-def render(pages: list[Page], metadata: dict, case_reference: str | None = None, when: float | None = None) -> bytes:
+def render(
+    pages: list[Page], record: VersionRecord, case_reference: str | None = None, when: float | None = None
+) -> bytes:
     """The PDF bytes: for a batch a summary page first (most urgent first), then each image's pages, in order.
 
-    ``metadata``: the version's registry metadata.
+    ``record``: the served version's, whose thresholds and figures the pages quote.
     """
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(time.time() if when is None else when))
-    pdf = _Report(metadata, case_reference, stamp, len(pages))
+    pdf = _Report(record, case_reference, stamp, len(pages))
     if len(pages) > 1:
         pdf.start_summary()
         _summary(pdf, pages)
@@ -73,7 +76,7 @@ def render(pages: list[Page], metadata: dict, case_reference: str | None = None,
         pdf.start_image(number)
         _images(pdf, page)
         if page.prediction.lesion_like:
-            _result(pdf, page.prediction, metadata)
+            _result(pdf, page.prediction, record)
         else:
             _refused(pdf)
     return bytes(pdf.output())
@@ -171,7 +174,7 @@ class _Report(FPDF):
     """An A4 report whose pages all carry the header (which image, version, time, reference) and the disclaimer
     footer; fpdf2 starts a new page when a line would cross BODY_BOTTOM."""
 
-    def __init__(self, metadata: dict, reference: str | None, stamp: str, total: int) -> None:
+    def __init__(self, record: VersionRecord, reference: str | None, stamp: str, total: int) -> None:
         super().__init__(format="A4")
         for style, path in _font_files().items():
             self.add_font(FONT, style, path)
@@ -179,8 +182,7 @@ class _Report(FPDF):
         self.set_auto_page_break(True, margin=297 - BODY_BOTTOM)
         self.set_title("Skin lesion decision-support report")
         self.set_creator("skin_model")
-        created = str(metadata.get("created", ""))[:10]
-        self.about = f"model version {metadata.get('version', '?')} ({created})  |  {stamp}"
+        self.about = f"model version {record.number or '?'} ({record.created[:10]})  |  {stamp}"
         self.reference = _reference(reference)
         self.total, self.number, self.first_page, self.label = total, 0, 0, ""
 
@@ -238,7 +240,7 @@ def _images(pdf: FPDF, page: Page) -> None:
     pdf.set_y(top + side + 8)
 
 
-def _result(pdf: FPDF, p: Prediction, metadata: dict) -> None:
+def _result(pdf: FPDF, p: Prediction, record: VersionRecord) -> None:
     """The headline first (the alert and what to do, when it fires), then the diagnoses as most likely ones."""
     y = pdf.get_y()
     shown = headline(p)
@@ -254,9 +256,9 @@ def _result(pdf: FPDF, p: Prediction, metadata: dict) -> None:
         pdf.cell(0, 7, _text(shown.title), new_x="LMARGIN", new_y="NEXT")
     pdf.set_text_color(*DARK)
     pdf.set_font(FONT, "", 10)
-    lines = [alert_line(p) + _validated(metadata, p.alert_threshold)]
+    lines = [alert_line(p) + _validated(record, p.alert_threshold)]
     if p.melanoma_alert:
-        cost = alert_cost(metadata)
+        cost = alert_cost(record)
         lines += [WHY_ALERT] + ([cost.sentence()] if cost else [])
     lines.append(risk_line(p))
     if p.pictures > 1:
@@ -269,25 +271,23 @@ def _result(pdf: FPDF, p: Prediction, metadata: dict) -> None:
     _similar(pdf, p)
 
 
-def _validated(metadata: dict, threshold: float) -> str:
+def _validated(record: VersionRecord, threshold: float) -> str:
     """What the version's own threshold did on held-out test images; another one chosen, on validation."""
-    test = metadata.get("metrics", {}).get("test", {})
-    sens, spec = test.get("melanoma_sensitivity"), test.get("melanoma_specificity")
-    usual = float(metadata.get("alert_threshold", -1))
-    stricter = [float(metadata.get("alert_threshold_unusual", usual))]
-    stricter += [float(t) for t in (metadata.get("alert_threshold_by_warning") or {}).values()]
-    if min(abs(threshold - t) for t in [usual, *stricter]) < 1e-9 and None not in (sens, spec):
-        which = "" if abs(threshold - usual) < 1e-9 else ", a stricter one for unusual imaging conditions"
+    policy, test = record.policy, record.metrics.test
+    sens, spec = (None, None) if test is None else (test.melanoma_sensitivity, test.melanoma_specificity)
+    own = [policy.threshold, policy.strict, *(policy.by_warning or {}).values()]
+    if min(abs(threshold - t) for t in own) < 1e-9 and None not in (sens, spec):
+        which = "" if abs(threshold - policy.threshold) < 1e-9 else ", a stricter one for unusual imaging conditions"
         return (
             f" This is the version's own threshold{which}: with its thresholds the version found {sens:.0%} of "
-            f"melanomas with {spec:.0%} specificity on its held-out test images ({test.get('images', '?')}, "
+            f"melanomas with {spec:.0%} specificity on its held-out test images ({test.images or '?'}, "
             "split by lesion)."
         )
-    point = operating_point(metadata, threshold)
+    point = policy.point(threshold)
     if point:
         return (
-            f" Chosen by an admin (the version's own is {percent(metadata.get('alert_threshold'))}); on validation it "
-            f"found {point['sensitivity']:.0%} of melanomas with {point['specificity']:.0%} specificity."
+            f" Chosen by an admin (the version's own is {percent(policy.threshold)}); on validation it "
+            f"found {point.sensitivity:.0%} of melanomas with {point.specificity:.0%} specificity."
         )
     return ""
 

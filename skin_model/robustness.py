@@ -111,18 +111,17 @@ def evaluate_folder(predictor, roots: Path | str | list[Path], metadata: Path | 
     the model's own resize. Adds the per-source and stress tables.
     """
     from skin_model.audit import audit, usable
-    from skin_model.config import TrainConfig
     from skin_model.dataset import fingerprint
     from skin_model.splits import training_split
 
     found = audit(roots, metadata)
-    info = predictor.metadata
-    config = TrainConfig.from_dict(info["config"])
+    record = predictor.record
+    config = record.config
     records = usable(found, config.label_policy)
     scope = "all images"
     if any(r.source == "Test" for r in records):
         records, scope = [r for r in records if r.source == "Test"], "the Test folder"
-    elif fingerprint(records, found.hashes) == info["data"]["fingerprints"]["all"]:
+    elif fingerprint(records, found.hashes) == record.data.fingerprint:
         records, scope = training_split(found, config)[1]["test"], "the model's held-out test split"
         if fingerprint(records, found.hashes) != info["data"]["fingerprints"].get("test"):
             raise DatasetError(
@@ -138,7 +137,7 @@ def evaluate_folder(predictor, roots: Path | str | list[Path], metadata: Path | 
         records,
         predictor.temperature,
         predictor.info.alert_rule,
-        info["gate"],
+        predictor.info.gate,
         config.views,
     )
     return evaluate.report(logits, y, predictor.temperature, applied) | {"scope": scope} | shift_tables

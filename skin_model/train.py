@@ -140,7 +140,7 @@ def starting_weights(config: TrainConfig) -> list[np.ndarray]:
 
     registry = Registry()
     source = registry.get(config.continue_from)
-    theirs = TrainConfig.from_dict(source.metadata.get("config", {}))
+    theirs = source.record.config
     same = ("backbone", "image_size", "width", "colour_constancy", "normalise_exposure", "field_of_view")
     differ = [name for name in same if getattr(theirs, name) != getattr(config, name)]
     if differ:
@@ -496,6 +496,7 @@ def run(
     taken now, so cases added or removed meanwhile change nothing in the run.
     """
     from skin_model import cases
+    from skin_model.record import VersionRecord
     from skin_model.registry import Registry
     from skin_model.similar import INDEX_FILE
 
@@ -533,6 +534,7 @@ def run(
             metadata["external"] = score_held_out(result.model, config, metadata, metadata["gate"], list(hold_out))
         log.write("index")
         files = {INDEX_FILE: similar_index(result.model, splits, config)}
-    version = (registry or Registry()).register(result.model, metadata, activate=activate, files=files)
+    record = VersionRecord.from_dict(metadata)
+    version = (registry or Registry()).register(result.model, record, activate=activate, files=files)
     log.write("registered", version=version.number, live=activate)
     return version

@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from skin_model.record import VersionRecord
+
 # Three diagnoses, one malignant (melanoma), one benign, one other malignant.
 SYNTHETIC_CLASSES = ("melanoma", "nevus", "basal cell carcinoma")
 # Class-dependent blob colours, far apart so a tiny network can tell them apart.
@@ -244,7 +246,7 @@ def live_tiny_model(tiny_model):
     """The tiny model registered in this test's SKIN_HOME registry and made live."""
     from skin_model.registry import Registry
 
-    return Registry().register(tiny_model, servable_metadata(tiny_model), activate=True)
+    return Registry().register(tiny_model, VersionRecord.from_dict(servable_metadata(tiny_model)), activate=True)
 
 
 @pytest.fixture(scope="session")
@@ -277,3 +279,10 @@ def stop_job() -> Callable:
         return jobs.refresh(job)
 
     return stop
+
+
+def written(version) -> dict:
+    """A registered version's ``metadata.json`` as stored: what the registry wrote, key by key."""
+    import json
+
+    return json.loads((version.path / "metadata.json").read_text())

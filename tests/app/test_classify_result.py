@@ -7,6 +7,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from skin_model import CLASSES
+from skin_model.record import VersionRecord
 from skin_model.registry import Registry
 
 APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
@@ -37,7 +38,7 @@ def test_an_alert_is_the_headline_with_its_cost_and_the_diagnoses_follow_as_most
     tiny_model, blob, encode, servable
 ):
     metadata = servable(tiny_model) | {"alert_threshold": 0.01} | ALERT_COST  # the untrained net gives 1/9 each
-    Registry().register(tiny_model, metadata, activate=True)
+    Registry().register(tiny_model, VersionRecord.from_dict(metadata), activate=True)
     at = upload(open_classify(), blob("nevus", 2, 120), encode=encode)
 
     (alert,) = at.error
@@ -52,7 +53,9 @@ def test_an_alert_is_the_headline_with_its_cost_and_the_diagnoses_follow_as_most
 
 def test_a_class_the_version_cannot_predict_is_shown_as_not_predicted(tiny_model, blob, encode, servable):
     counts = {name: 40 for name in CLASSES} | {"seborrheic keratosis": 0}
-    Registry().register(tiny_model, servable(tiny_model) | {"data": {"train_counts": counts}}, activate=True)
+    Registry().register(
+        tiny_model, VersionRecord.from_dict(servable(tiny_model) | {"data": {"train_counts": counts}}), activate=True
+    )
     at = upload(open_classify(), blob("nevus", 2, 120), encode=encode)
 
     bars = next(h.value for h in at.html if "skin-probabilities" in h.value)
@@ -68,7 +71,9 @@ def test_the_alert_threshold_slider_is_for_a_signed_in_admin_and_its_change_is_a
         {"threshold": 1.0, "sensitivity": 0.7, "specificity": 1.0},
     ]
     monkeypatch.setenv("SKIN_ADMIN_PASSWORD", "right")
-    Registry().register(tiny_model, servable(tiny_model) | {"operating_curve": curve}, activate=True)
+    Registry().register(
+        tiny_model, VersionRecord.from_dict(servable(tiny_model) | {"operating_curve": curve}), activate=True
+    )
     at = upload(open_classify(), blob("melanoma", 2, 120), encode=encode)
     assert not at.select_slider  # a clinician reads the version's threshold; no slider
     assert "Melanoma alert at P(melanoma) 50.0 %" in " ".join(c.value for c in at.sidebar.caption)
@@ -93,10 +98,14 @@ def test_a_batch_opens_on_a_triage_table_alerts_first_each_row_with_its_detail_b
 
     kinds = (("nevus", 1), ("melanoma", 2), ("nevus", 3), ("basal cell carcinoma", 4))
     images = [blob(label, seed, 120) for label, seed in kinds]
-    version = Registry().register(loud_tiny_model, servable(loud_tiny_model), activate=True)
+    version = Registry().register(loud_tiny_model, VersionRecord.from_dict(servable(loud_tiny_model)), activate=True)
     p_mel = [Predictor.load(version.number).predict(px).melanoma_probability for px in images]
     threshold = sorted(p_mel)[2]  # the two highest alert
-    Registry().register(loud_tiny_model, servable(loud_tiny_model) | {"alert_threshold": threshold}, activate=True)
+    Registry().register(
+        loud_tiny_model,
+        VersionRecord.from_dict(servable(loud_tiny_model) | {"alert_threshold": threshold}),
+        activate=True,
+    )
     at = upload(open_classify(), *images, encode=encode)
 
     table = at.dataframe[0].value
@@ -114,7 +123,7 @@ def test_a_batch_opens_on_a_triage_table_alerts_first_each_row_with_its_detail_b
 def test_pictures_marked_as_one_lesion_give_one_combined_result_and_each_pictures_own(
     loud_tiny_model, servable, encode, blob
 ):
-    Registry().register(loud_tiny_model, servable(loud_tiny_model), activate=True)
+    Registry().register(loud_tiny_model, VersionRecord.from_dict(servable(loud_tiny_model)), activate=True)
     at = upload(open_classify(), blob("nevus", 1, 120), blob("melanoma", 2, 120), blob("nevus", 3, 120), encode=encode)
     assert at.dataframe  # three images: a batch until they are marked as one lesion
     next(t for t in at.toggle if t.label.startswith("These pictures show one lesion")).set_value(True).run()

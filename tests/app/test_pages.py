@@ -10,6 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from skin_model.config import DEFAULT_MODEL_DIR
+from skin_model.record import VersionRecord
 from skin_model.registry import Registry
 
 APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
@@ -33,7 +34,9 @@ def test_home_names_the_live_model_and_its_test_metrics(tiny_model, servable):
     from skin_model.registry import Registry
 
     test = {"images": 40, "balanced_accuracy": 0.5, "melanoma_sensitivity": 0.9, "melanoma_specificity": 0.61}
-    version = Registry().register(tiny_model, servable(tiny_model) | {"metrics": {"test": test}}, activate=True)
+    version = Registry().register(
+        tiny_model, VersionRecord.from_dict(servable(tiny_model) | {"metrics": {"test": test}}), activate=True
+    )
     at = open_page()
     lines = [m.value for m in at.markdown if m.value.startswith("- **")]
     assert f"Live model: version {version.number}" in texts(at)
@@ -78,7 +81,9 @@ def test_classify_shows_result_for_an_image_and_one_line_for_a_bad_file(live_tin
 def test_classify_on_a_version_calibrated_on_eight_views_says_so_and_offers_no_single_view_switch(
     tiny_model, blob, encode, servable
 ):
-    Registry().register(tiny_model, servable(tiny_model) | {"config": {"views": 8}}, activate=True)
+    Registry().register(
+        tiny_model, VersionRecord.from_dict(servable(tiny_model) | {"config": {"views": 8}}), activate=True
+    )
     at = open_page("pages/classify.py")
 
     assert "averages 8 views of the image" in " ".join(c.value for c in at.sidebar.caption)

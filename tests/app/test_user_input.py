@@ -11,6 +11,8 @@ import pytest
 from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
 
+from skin_model.record import VersionRecord
+
 APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
 HOSTILE = "![t](http://127.0.0.1:9/beacon.png) [x](javascript:alert(3)) **B**"
 
@@ -158,7 +160,9 @@ def test_a_similar_case_named_with_markdown_is_shown_as_text_when_its_thumbnail_
         paths=tuple(f"Train/nevus/{INJECTED_NAME}{i}.png" for i in range(3)),
     )
     files = {similar.INDEX_FILE: index.to_bytes()}
-    Registry().register(tiny_model, servable(tiny_model), activate=True, files=files)  # no SKIN_DATA_DIR: no files
+    Registry().register(
+        tiny_model, VersionRecord.from_dict(servable(tiny_model)), activate=True, files=files
+    )  # no SKIN_DATA_DIR: no files
     at = open_page("pages/classify.py")
     at.file_uploader[0].set_value([("lesion.png", to_png(images[0]), "image/png")]).run()
     assert not at.exception, [e.message for e in at.exception]

@@ -135,7 +135,7 @@ def test_retrain_from_the_browser_and_make_it_live(app_server, page):
     make_live.click()
     page.get_by_text("Live model: version 2").first.wait_for(timeout=60_000)  # the sidebar, after the switch
     assert json.loads((home / "models" / "live.json").read_text())["version"] == 2
-    assert Registry(home / "models").versions()[-1].metadata["config"]["image_size"] == 64  # as set on the form
+    assert Registry(home / "models").versions()[-1].record.config.image_size == 64  # as set on the form
 
 
 def test_a_running_job_is_still_shown_after_the_app_restarts(tiny_dataset, tmp_path, browser, monkeypatch, stop_job):

@@ -69,8 +69,8 @@ def test_three_cases_added_in_the_browser_are_shown_trained_on_and_scored(app_se
     assert train_from_the_page(page, app_server["home"]) == "FINISHED"
 
     newest = Registry(app_server["home"] / "models").versions()[-1]
-    assert newest.metadata["data"]["cases"]["count"] == 3
-    assert newest.metadata["config"]["image_size"] == 64
+    assert newest.record.data.cases.count == 3
+    assert newest.record.config.image_size == 64
     open_page(page, app_server["url"] + "/models")
     page.get_by_text("On this clinic's confirmed cases").wait_for(timeout=60_000)
     tables = page.locator("[data-testid='stDataFrame']")

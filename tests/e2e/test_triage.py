@@ -80,7 +80,7 @@ def triage_a_batch(app_server, page, tmp_path, paths) -> int:
         assert detail.get_by_text("Risk group:").count() == 1
         assert detail.locator(".skin-probabilities").count() == 1
         live = Registry(app_server["home"] / "models").live()  # an earlier test may have made a retrained CNN live
-        shown = int(explain.cheap(live.metadata))
+        shown = int(explain.cheap(live.record.config))
         assert detail.get_by_text("Grad-CAM: where the network looked").count() == shown  # on when under 0.3 s
         assert detail.locator(".skin-cam-legend").count() == shown
 

@@ -9,11 +9,12 @@ import pytest
 
 from skin_model import negatives, shift
 from skin_model.audit import audit
-from skin_model.config import TrainConfig, data_dirs
+from skin_model.config import data_dirs
 from skin_model.images import decode
 from skin_model.predict import Predictor
 from skin_model.registry import Registry
 from skin_model.splits import prepare
+from tests.conftest import written
 
 ROOTS = data_dirs()
 HOLD_OUT = [root / "Validation" for root in ROOTS if (root / "Validation").is_dir()]  # ISIC 2017's: scored on
@@ -50,7 +51,7 @@ def test_photographs_no_gate_is_fitted_on_are_refused(predictor):
 @pytest.mark.skipif(len(ROOTS) < 2, reason="SKIN_DATA_DIR must name isic9 and isic2017: runs in CI")
 @pytest.mark.parametrize("condition", [None, "cool cast", "dark vignette", "dim", "narrow field of view"])
 def test_at_most_one_percent_of_the_real_test_split_is_refused(predictor, condition):
-    config = TrainConfig.from_dict(predictor.metadata["config"])
+    config = predictor.record.config
     test = prepare(ROOTS, config, hold_out=HOLD_OUT).records["test"]
     images = [decode(Path(r.path)) for r in test]
 
@@ -78,7 +79,7 @@ def test_the_isic_2017_validation_figures_of_the_committed_card_are_what_the_mod
     from skin_model.robustness import evaluate_folder
 
     scored = evaluate_folder(predictor, ISIC2017 / "Validation")
-    stored = predictor.metadata["external"]["isic2017/Validation"]
+    stored = written(predictor.version)["external"]["isic2017/Validation"]
 
     assert scored["images"] == stored["images"] > 140
     assert scored["challenge_2017"] == stored["challenge_2017"]

@@ -18,6 +18,7 @@ from skin_model.predict import Predictor
 from skin_model.registry import Registry
 from skin_model.robustness import evaluate_folder
 from skin_model.splits import training_split
+from tests.conftest import written
 
 ROOTS = data_dirs()  # read at import: the autouse fixture clears SKIN_DATA_DIR for unit tests
 DATA = next((root for root in ROOTS if root.name == "isic9"), ROOTS[0] if ROOTS else None)  # the 9-class set
@@ -115,7 +116,7 @@ def test_a_short_real_training_registers_a_live_version(trained):
     registry, version = trained
 
     assert registry.live_number() == version.number
-    metadata = version.metadata
+    metadata = written(version)
     assert sum(metadata["data"]["split_sizes"].values()) <= 25 * len(CLASSES)
     assert [row["epoch"] for row in metadata["history"]] == [1, 2]
     assert 0.0 <= metadata["metrics"]["test"]["balanced_accuracy"] <= 1.0
@@ -152,7 +153,7 @@ def test_a_second_version_can_go_live_and_be_rolled_back(trained):
     registry, first = trained
     model = registry.load(first)
 
-    second = registry.register(model, dict(first.metadata, created=None), activate=True)
+    second = registry.register(model, replace(first.record, created=""), activate=True)
     assert registry.live_number() == second.number == first.number + 1
 
     registry.activate(first.number)

@@ -18,6 +18,8 @@ from skin_model.cli import main
 from skin_model.config import REPO_ROOT
 from skin_model.dataset import find_layout
 from skin_model.images import decode, pixel_hash
+from skin_model.record import CasesRecord, VersionRecord
+from tests.conftest import written
 
 
 @pytest.fixture
@@ -170,16 +172,15 @@ def test_training_uses_the_cases_as_the_clinic_source_and_records_them(clean_dat
         TrainConfig(**{**quick.to_dict(), "balance": BalanceConfig(strategy="none"), "cases": False}),
     )
 
-    recorded = with_cases.metadata["data"]["cases"]
-    assert recorded["count"] == 3 and recorded["fingerprint"] == cases.fingerprint(added)
-    assert set(recorded["learned_from"]) <= {c.pixel_hash for c in added}
-    assert with_cases.metadata["data"]["fingerprints"]["all"] != without.metadata["data"]["fingerprints"]["all"]
-    assert without.metadata["data"]["cases"] == {"count": 0, "fingerprint": None, "learned_from": []}
-    assert without.metadata["config"]["cases"] is False
+    recorded = with_cases.record.data.cases
+    assert recorded.count == 3 and recorded.fingerprint == cases.fingerprint(added)
+    assert set(recorded.learned_from) <= {c.pixel_hash for c in added}
+    assert with_cases.record.data.fingerprint != without.record.data.fingerprint
+    assert without.record.data.cases == CasesRecord(count=0, fingerprint=None, learned_from=())
+    assert written(without)["config"]["cases"] is False
     # the dataset's own test split is the same with and without cases: versions compare on one test set
     dataset_test = lambda v: (
-        v.metadata["metrics"]["test"]["images"]
-        - sum(1 for s in v.metadata.get("robustness", {}).get("per_source", {}) if s == "clinic")
+        v.record.metrics.test.images - sum(1 for s in v.record.robustness.per_source if s == "clinic")
     )
     assert dataset_test(with_cases) >= dataset_test(without)
     assert all(cases.image_path(c).is_file() for c in added)  # training copied them, left the originals
@@ -267,7 +268,7 @@ def test_a_picture_the_gate_refuses_is_not_a_case(tiny_model, servable, tmp_path
 
     refusing = servable(tiny_model)
     refusing["gate"] = dict(refusing["gate"], bias=-10.0)  # the live gate refuses what it is shown
-    Registry().register(tiny_model, refusing, activate=True)
+    Registry().register(tiny_model, VersionRecord.from_dict(refusing), activate=True)
     noise = tmp_path / "noise.png"
     noise.write_bytes(encode(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8), "PNG"))
     tiny = tmp_path / "tiny.png"
@@ -409,7 +410,7 @@ def test_cases_remove_leaves_no_copy_in_a_job_and_says_which_versions_learned_fr
     learned, unseen = cases.add(three[0], "melanoma", "histopathology"), cases.add(three[1], "nevus", "consensus")
     job = ended_job(skin_home)
     record = servable(tiny_model) | {"data": {"cases": {"learned_from": [learned.pixel_hash]}}}
-    version = Registry().register(tiny_model, record)
+    version = Registry().register(tiny_model, VersionRecord.from_dict(record))
 
     assert main(["cases", "remove", learned.id]) == 0
     out = capsys.readouterr().out

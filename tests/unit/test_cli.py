@@ -8,6 +8,7 @@ import pytest
 
 from skin_model import CLASSES
 from skin_model.cli import main
+from skin_model.record import VersionRecord
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -102,7 +103,9 @@ def test_predict_with_only_good_files_exits_0(capsys, live_tiny_model, tmp_path,
 def test_predict_when_no_version_is_live_exits_2_with_one_error_line(capsys, tiny_model, tmp_path, blob, encode):
     from skin_model.registry import Registry
 
-    Registry(seed_dir=None).register(tiny_model, {}, activate=False)  # a registry with no default to seed
+    Registry(seed_dir=None).register(
+        tiny_model, VersionRecord.from_dict({}), activate=False
+    )  # a registry with no default to seed
     good = tmp_path / "good.jpg"
     good.write_bytes(encode(blob(seed=3)))
 
@@ -115,7 +118,7 @@ def test_predict_when_no_version_is_live_exits_2_with_one_error_line(capsys, tin
 def test_models_json_lists_versions_and_marks_the_live_one(capsys, live_tiny_model, tiny_model):
     from skin_model.registry import Registry
 
-    extra = Registry().register(tiny_model, {"temperature": 1.0})
+    extra = Registry().register(tiny_model, VersionRecord.from_dict({"temperature": 1.0}))
 
     code, out, _ = run(capsys, "models", "--json")
 
@@ -128,7 +131,7 @@ def test_models_json_lists_versions_and_marks_the_live_one(capsys, live_tiny_mod
 def test_models_activate_makes_a_version_live(capsys, live_tiny_model, tiny_model):
     from skin_model.registry import Registry
 
-    extra = Registry().register(tiny_model, {"temperature": 1.0})
+    extra = Registry().register(tiny_model, VersionRecord.from_dict({"temperature": 1.0}))
 
     code, out, _ = run(capsys, "models", "activate", str(extra.number), "--json")
 

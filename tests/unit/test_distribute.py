@@ -13,6 +13,7 @@ import pytest
 from skin_model.distribute import worker_of
 from skin_model.errors import SkinModelError
 from skin_model.registry import Registry
+from tests.conftest import written
 
 
 def tf_config(workers: list[str], index: int, kind: str = "worker", chief: list[str] | None = None) -> str:
@@ -94,7 +95,7 @@ def test_two_workers_train_in_step_and_only_the_chief_registers(make_dataset, tm
     version = chief_registry.get(2)
     chief_registry.verify(version)
     assert chief_registry.live_number() == 2
-    training = version.metadata["training"]
+    training = written(version)["training"]
     assert (training["strategy"], training["replicas"], training["workers"]) == ("multiworker", 2, 2)
     assert training["global_batch"] == 8 and training["epochs_run"] == 1
 
@@ -117,7 +118,7 @@ def test_mirrored_strategy_trains_and_records_its_replicas(make_dataset, tmp_pat
 
     version = train.run(make_dataset(per_class=6).root, config, registry=registry, strategy="mirrored")
 
-    training = version.metadata["training"]
+    training = written(version)["training"]
     assert training["strategy"] == "mirrored" and training["replicas"] >= 1
     assert training["global_batch"] == 4 * training["replicas"]
     assert training["peak_learning_rate"] == pytest.approx(config.learning_rate * training["replicas"])

@@ -64,7 +64,7 @@ def test_the_export_describes_classes_and_threshold_for_the_operator(exported):
     assert description["alert_threshold"] == predictor.info.strict_threshold < predictor.threshold
     assert str(predictor.threshold) in description["alert_threshold_note"]  # what the app holds usual images to
     assert description["registry_version"] == 1
-    assert description["views"] == predictor.views == predictor.metadata["config"]["views"]  # as calibrated
+    assert description["views"] == predictor.views == predictor.record.config.views  # as calibrated
 
 
 def test_cli_export_writes_a_savedmodel_and_refuses_to_overwrite(capsys, tmp_path, skin_home):

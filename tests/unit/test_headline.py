@@ -7,6 +7,7 @@ import pytest
 from skin_model import CLASSES
 from skin_model.headline import alert_cost, alert_line, headline, percent_pair, risk_line, triage_rows
 from skin_model.predict import Prediction
+from skin_model.record import VersionRecord
 
 
 def result(p_mel: float, threshold: float = 0.0618, top: str = "nevus", lesion: bool = True, name: str = "x"):
@@ -56,14 +57,14 @@ def test_the_alert_cost_comes_from_images_from_elsewhere_when_measured_else_the_
     test = {"metrics": {"test": {"images": 307, "melanoma_sensitivity": 0.931, "melanoma_specificity": 0.619}}}
     external = {"isic2017/Validation": {"images": 150, "melanoma_sensitivity": 0.8, "melanoma_specificity": 0.7}}
 
-    assert alert_cost(test).sentence() == (
+    assert alert_cost(VersionRecord.from_dict(test)).sentence() == (
         "This alert is raised on 38 of 100 benign lesions and catches 93 of 100 melanomas "
         "(measured on the held-out test split, 307 images from the training sources)."
     )
-    both = alert_cost(test | {"external": external})
+    both = alert_cost(VersionRecord.from_dict(test | {"external": external}))
     assert (both.benign, both.melanomas) == ("30 of 100", "80 of 100")
     assert "150 images from elsewhere, isic2017/Validation" in both.measured_on
-    assert alert_cost({}) is None
+    assert alert_cost(VersionRecord.from_dict({})) is None
 
 
 def test_triage_puts_alerts_then_refusals_first_with_readable_columns():

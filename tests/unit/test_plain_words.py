@@ -6,6 +6,7 @@ import pytest
 
 from pages.compare import compare_pair, metrics_table
 from skin_model import jobs
+from skin_model.record import VersionRecord
 from skin_model.registry import Version
 
 
@@ -17,7 +18,8 @@ def test_the_comparison_opens_on_two_different_versions():
 
 def test_the_comparison_table_rounds_every_figure_and_gives_shares_as_percentages(tmp_path):
     metrics = {"test": {"images": 307, "accuracy": 0.60583, "balanced_accuracy": 0.65742, "melanoma_roc_auc": 0.88384}}
-    version = Version(2, tmp_path, {"metrics": metrics, "alert_threshold": 0.1031, "created": "2026-12-01"})
+    record = VersionRecord.from_dict({"metrics": metrics, "alert_threshold": 0.1031, "created": "2026-12-01"})
+    version = Version(2, tmp_path, record)
 
     column = metrics_table([version])["version 2 (test)"]
 
@@ -58,6 +60,37 @@ def test_time_left_follows_the_average_pace_not_the_last_steps_swings():
 
 
 def test_the_expected_time_comes_from_the_live_versions_seconds_an_epoch():
-    assert jobs.expected_seconds(8, {"training": {"seconds_per_epoch": 180.0}}) == 1440.0
-    assert jobs.expected_seconds(8, {}) is None
+    assert jobs.expected_seconds(8, 180.0) == 1440.0
+    assert jobs.expected_seconds(8, None) is None
     assert jobs.ENDINGS["KILLED"].startswith("Cancelled")
+
+
+def event(kind: str, **fields) -> dict:
+    return {"event": kind, "time": fields.pop("time", 0.0), **fields}
+
+
+def test_a_jobs_status_is_read_from_its_events_once_for_the_page_to_draw():
+    from skin_model.jobs import job_status
+
+    running = {"state": "RUNNING"}
+    events = [
+        event("prepare"),
+        event("start", epochs=2, steps=10),
+        event("step", epoch=1, epochs=2, step=1, steps=10, time=100.0),
+        event("step", epoch=1, epochs=2, step=6, steps=10, time=110.0),
+    ]
+
+    preparing = job_status(running, events[:2])
+    stepping = job_status(running, events)
+    ended = job_status(running, [*events, event("epoch", epoch=1, epochs=2, loss=1.2, val_balanced_accuracy=0.4)])
+    failed = job_status({"state": "FAILED", "error": "disk full"}, events)
+
+    assert preparing.active and preparing.epoch is None and preparing.done == 0.0
+    assert (stepping.epoch, stepping.epochs, stepping.step, stepping.steps) == (1, 2, 6, 10)
+    assert stepping.done == pytest.approx(6 / 20) and stepping.seconds_left == pytest.approx(14 * 2.0)
+    assert stepping.progress_line() == "epoch 1/2, step 6/10, about 0.5 min left"
+    assert ended.step is None and ended.done == pytest.approx(10 / 20)  # an epoch's end counts all its steps
+    assert ended.last.loss == 1.2 and ended.last.val_balanced_accuracy == 0.4 and ended.last.val_loss is None
+    assert ended.progress_line().startswith("epoch 1/2, about")
+    assert not failed.active and failed.error == "disk full" and failed.seconds_left is None
+    assert failed.progress_line() == "epoch 1/2, step 6/10"

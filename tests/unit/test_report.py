@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from skin_model import report
+from skin_model.record import VersionRecord
 
 METADATA = {
     "alert_threshold": 0.103,
@@ -17,12 +18,16 @@ METADATA = {
 
 def test_a_warnings_own_threshold_is_reported_as_the_versions_own():
     for threshold in (0.103, 0.0618, 0.1022):
-        assert "This is the version's own threshold" in report._validated(METADATA, threshold)
-    assert "a stricter one for unusual imaging conditions" in report._validated(METADATA, 0.1022)
+        assert "This is the version's own threshold" in report._validated(VersionRecord.from_dict(METADATA), threshold)
+    assert "a stricter one for unusual imaging conditions" in report._validated(
+        VersionRecord.from_dict(METADATA), 0.1022
+    )
 
 
 def test_a_threshold_the_user_chose_is_reported_as_chosen():
-    assert "Chosen by an admin (the version's own is 10.3 %)" in report._validated(METADATA, 0.2)
+    assert "Chosen by an admin (the version's own is 10.3 %)" in report._validated(
+        VersionRecord.from_dict(METADATA), 0.2
+    )
 
 
 # -- `report -o FILE` never destroys anything (issue 32, item 5) -------------------------------------------
@@ -171,7 +176,7 @@ def rendered(reference=None, similar=None, warnings=()):
     import numpy as np
 
     page = report.Page(np.full((64, 64, 3), 120, np.uint8), alerted_prediction(similar, warnings))
-    return pdf_lines(report.render([page], METADATA | {"version": 1}, reference))
+    return pdf_lines(report.render([page], VersionRecord.from_dict(METADATA | {"version": 1}), reference))
 
 
 def test_a_reference_in_any_script_prints_as_typed_and_what_the_font_lacks_is_named_not_lost():
@@ -256,7 +261,7 @@ def pixels():
 
 
 def test_an_alerted_page_leads_with_the_alert_its_cost_and_why_a_nevus_first_result_alerts():
-    text = pdf_text(report.render([report.Page(pixels(), prediction(0.07))], METADATA))
+    text = pdf_text(report.render([report.Page(pixels(), prediction(0.07))], VersionRecord.from_dict(METADATA)))
 
     assert text.index("MELANOMA ALERT: CONSIDER EXCISION OR BIOPSY") < text.index("Most likely diagnoses")
     assert "Top diagnosis" not in text
@@ -269,7 +274,7 @@ def test_an_alerted_page_leads_with_the_alert_its_cost_and_why_a_nevus_first_res
 
 def test_a_batch_report_starts_with_a_summary_page_alerts_and_refusals_first():
     batch = [prediction(0.01, "calm.png"), prediction(0, "photo.png", lesion=False), prediction(0.2, "alert.png")]
-    pdf = report.render([report.Page(pixels(), p) for p in batch], METADATA, "ward 3 / 17")
+    pdf = report.render([report.Page(pixels(), p) for p in batch], VersionRecord.from_dict(METADATA), "ward 3 / 17")
 
     summary = pdf_text(pdf).split("\f")[0]
     assert "Summary of 3 images, most urgent first" in summary and "ward 3 / 17" in summary

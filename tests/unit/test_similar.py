@@ -14,6 +14,7 @@ from skin_model.cli import main
 from skin_model.errors import RegistryError
 from skin_model.headline import headline
 from skin_model.predict import Predictor
+from skin_model.record import VersionRecord
 from skin_model.registry import Registry
 
 DIAGNOSES = ("melanoma", "nevus", "melanoma", "vascular lesion", "melanoma")
@@ -123,7 +124,10 @@ def indexed(tiny_model, servable, lesion_images):
     features = robustness.embedder(tiny_model, 32)(images)[1]  # as training indexes its images
     index = make_index(features, diagnoses=("melanoma", "nevus") * 3)
     version = registry.register(
-        tiny_model, servable(tiny_model), activate=True, files={similar.INDEX_FILE: index.to_bytes()}
+        tiny_model,
+        VersionRecord.from_dict(servable(tiny_model)),
+        activate=True,
+        files={similar.INDEX_FILE: index.to_bytes()},
     )
     return {"registry": registry, "version": version, "images": images}
 
@@ -142,7 +146,7 @@ def test_a_refused_image_gets_no_similar_cases(indexed, tiny_model, servable):
     refusing = servable(tiny_model)
     refusing["gate"] = dict(refusing["gate"], bias=-10.0)  # a gate that refuses everything
     files = {similar.INDEX_FILE: (indexed["version"].path / similar.INDEX_FILE).read_bytes()}
-    indexed["registry"].register(tiny_model, refusing, activate=True, files=files)
+    indexed["registry"].register(tiny_model, VersionRecord.from_dict(refusing), activate=True, files=files)
 
     result = Predictor.load().predict(indexed["images"][0], similar=6)
     assert result.lesion_like is False and result.similar == []

@@ -14,6 +14,7 @@ from skin_model.gate import STAT_NAMES
 from skin_model.predict import Predictor
 from skin_model.registry import Registry
 from skin_model.shift import CONDITIONS
+from tests.conftest import written
 
 pytestmark = pytest.mark.slow
 
@@ -39,12 +40,12 @@ def test_training_registers_a_live_version_that_loads(trained):
     registry, version = trained["registry"], trained["version"]
 
     assert registry.live_number() == version.number == 1
-    assert registry.get(1).metadata == version.metadata
+    assert registry.get(1).record == version.record
     registry.verify(version)
 
 
 def test_metadata_has_validation_metrics_and_a_calibrated_alert(trained):
-    metadata = trained["version"].metadata
+    metadata = written(trained["version"])
 
     assert metadata["metrics"]["val"]["images"] > 0
     assert 0.0 <= metadata["metrics"]["val"]["balanced_accuracy"] <= 1.0
@@ -54,7 +55,7 @@ def test_metadata_has_validation_metrics_and_a_calibrated_alert(trained):
 
 
 def test_metadata_has_the_not_a_lesion_gate_fitted_on_this_model(trained):
-    gate = trained["version"].metadata["gate"]
+    gate = written(trained["version"])["gate"]
 
     # the pooled features, the image statistics, and the distance from the training lesions' features
     assert (
@@ -66,7 +67,7 @@ def test_metadata_has_the_not_a_lesion_gate_fitted_on_this_model(trained):
 
 
 def test_the_strict_threshold_is_the_lowest_over_validation_and_every_stress_condition(trained):
-    metadata = trained["version"].metadata
+    metadata = written(trained["version"])
 
     assert set(metadata["threshold_by_condition"]) == {"none", *CONDITIONS}
     assert metadata["alert_threshold_unusual"] == min(metadata["threshold_by_condition"].values())
@@ -80,8 +81,8 @@ def test_the_strict_threshold_is_the_lowest_over_validation_and_every_stress_con
 
 
 def test_metadata_has_per_source_and_stress_tables_of_the_test_split(trained):
-    robustness = trained["version"].metadata["robustness"]
-    test_images = trained["version"].metadata["metrics"]["test"]["images"]
+    robustness = written(trained["version"])["robustness"]
+    test_images = written(trained["version"])["metrics"]["test"]["images"]
 
     assert set(robustness["stress"]) == {"none", *CONDITIONS}
     assert all(m["images"] == test_images and 0 <= m["refused"] <= 1 for m in robustness["stress"].values())
@@ -89,7 +90,7 @@ def test_metadata_has_per_source_and_stress_tables_of_the_test_split(trained):
 
 
 def test_the_test_metrics_agree_with_the_clean_row_of_the_stress_table(trained):
-    metadata = trained["version"].metadata
+    metadata = written(trained["version"])
     test, clean = metadata["metrics"]["test"], metadata["robustness"]["stress"]["none"]
 
     for key in ("images", "balanced_accuracy", "melanoma_sensitivity", "melanoma_specificity", "melanoma_roc_auc"):
@@ -98,7 +99,7 @@ def test_the_test_metrics_agree_with_the_clean_row_of_the_stress_table(trained):
 
 
 def test_metadata_records_two_epochs_of_history_and_the_config(trained):
-    metadata = trained["version"].metadata
+    metadata = written(trained["version"])
 
     assert [row["epoch"] for row in metadata["history"]] == [1, 2]
     assert {"loss", "val_loss", "val_balanced_accuracy"} <= set(metadata["history"][0])
@@ -107,7 +108,7 @@ def test_metadata_records_two_epochs_of_history_and_the_config(trained):
 
 
 def test_metadata_fingerprints_the_cleaned_data_of_each_split(trained):
-    data = trained["version"].metadata["data"]
+    data = written(trained["version"])["data"]
 
     assert set(data["fingerprints"]) == {"train", "val", "test", "all"}
     assert all(len(value) == 16 for value in data["fingerprints"].values())
@@ -133,7 +134,7 @@ def test_training_never_writes_into_the_dataset_folder(trained, snapshot):
 
 
 def test_balancing_images_are_cached_under_skin_home(trained):
-    data = trained["version"].metadata["data"]
+    data = written(trained["version"])["data"]
     (entry,) = (trained["home"] / "cache" / "balance").iterdir()
     assert len(list(entry.glob("*.png"))) == sum(data["balanced_counts"].values()) - data["split_sizes"]["train"] > 0
 
@@ -145,7 +146,7 @@ def test_the_trained_model_predicts_through_the_predictor(trained, blob):
 
     assert sum(result.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
     unusual = any(w.startswith("unusual imaging conditions") for w in result.warnings)
-    metadata = trained["version"].metadata
+    metadata = written(trained["version"])
     if unusual:  # one of its warnings' own thresholds
         assert result.alert_threshold in metadata["alert_threshold_by_warning"].values()
     else:
