@@ -21,7 +21,7 @@ import numpy as np
 
 from bench.report import put_section
 from skin_model import CLASSES
-from skin_model.config import DEFAULT_MODEL_DIR, MALIGNANT, TrainConfig, data_dirs
+from skin_model.config import DEFAULT_MODEL_DIR, MALIGNANT, data_dirs
 from skin_model.images import decode
 from skin_model.predict import Prediction, Predictor
 from skin_model.registry import Registry
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     held_out = [r / "Validation" for r in roots if (r / "Validation").is_dir()]
     with tempfile.TemporaryDirectory() as scratch:
         predictor = Predictor.load(registry=Registry(Path(scratch) / "models", seed_dir=args.model))
-        config = replace(TrainConfig.from_dict(predictor.metadata["config"]), cases=False)
+        config = replace(predictor.record.config, cases=False)
         test = prepare(roots, config, hold_out=held_out).records["test"]
         lesions = lesions_with_several(test)
         first, each, combined = [], [], []
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         "pictures": sum(len(g) for g in lesions.values()),
         "lesions_by_class": {k: v for k, v in counts.items() if v},
         "model": str(args.model),
-        "model_version_created": predictor.metadata.get("created"),
+        "model_version_created": predictor.record.created,
         "first_picture": scores(first),
         "each_picture": scores(each),
         "combined": scores(combined),

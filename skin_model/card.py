@@ -352,7 +352,8 @@ def render(record: VersionRecord) -> str:
             c = held.scores.per_class[name]
             lines.append(f"| {name} | {pct(c['precision'])} | {pct(c['recall'])} | {pct(c['f1'])} | {c['support']} |")
     if record.other_recipes:
-        lines += ["", "## Other recipes (the same data and split, `bench/RESULTS.md`)", ""]
+        heading = "## Other recipes (on ISIC 2017 validation and the test images none of them saw; `bench/RESULTS.md`)"
+        lines += ["", heading, ""]
         lines += [f"- {literal(o.name)}: {o.summary}" for o in record.other_recipes]
     missing = record.unpredictable
     lines += [

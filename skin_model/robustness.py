@@ -123,7 +123,7 @@ def evaluate_folder(predictor, roots: Path | str | list[Path], metadata: Path | 
         records, scope = [r for r in records if r.source == "Test"], "the Test folder"
     elif fingerprint(records, found.hashes) == record.data.fingerprint:
         records, scope = training_split(found, config)[1]["test"], "the model's held-out test split"
-        if fingerprint(records, found.hashes) != info["data"]["fingerprints"].get("test"):
+        if fingerprint(records, found.hashes) != record.data.fingerprints.get("test"):
             raise DatasetError(
                 "this is the version's own training data, but its test split cannot be dealt again as it was "
                 "(older code dealt it): score it on images from elsewhere"

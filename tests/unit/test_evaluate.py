@@ -301,7 +301,8 @@ def test_a_version_whose_test_split_cannot_be_dealt_again_is_not_scored_on_its_t
     found = audit(data.root)
     config = TrainConfig(image_size=32)
     everything = fingerprint(usable(found, config.label_policy), found.hashes)
-    record = {"config": config.to_dict(), "data": {"fingerprints": {"all": everything, "test": "dealt-otherwise"}}}
+    prints = {"all": everything, "test": "dealt-otherwise"}
+    record = SimpleNamespace(config=config, data=SimpleNamespace(fingerprint=everything, fingerprints=prints))
 
     with pytest.raises(DatasetError, match="cannot be dealt again"):
-        evaluate_folder(SimpleNamespace(metadata=record), data.root)
+        evaluate_folder(SimpleNamespace(record=record), data.root)
