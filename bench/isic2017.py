@@ -15,13 +15,12 @@ Writes ``bench/isic2017_results.json`` and the section "ISIC 2017 and the pretra
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from bench.report import put_section
+from bench.report import figure, publish
 from skin_model import evaluate
 from skin_model.audit import audit
 from skin_model.config import DEFAULT_MODEL_DIR, REPO_ROOT, data_dirs
@@ -114,14 +113,12 @@ def main(argv: list[str] | None = None) -> int:
                 "grouped_test": headline(grouped) | {"refused": tables["stress"]["none"]["refused"]},
                 "per_source": tables["per_source"],
             }
-    OUT.write_text(json.dumps(results, indent=2) + "\n")
-    put_section("ISIC 2017 and the pretrained backbone", render(results))
-    print(render(results))
+    publish(OUT, results, "ISIC 2017 and the pretrained backbone", render(results))
     return 0
 
 
 def _f(value) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
+    return figure(value, "n/a")
 
 
 def render(results: dict) -> str:

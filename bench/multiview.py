@@ -11,7 +11,6 @@ RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from collections import defaultdict
 from dataclasses import replace
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.report import put_section
+from bench.report import figure, publish
 from skin_model import CLASSES
 from skin_model.config import DEFAULT_MODEL_DIR, MALIGNANT, data_dirs
 from skin_model.images import decode
@@ -114,14 +113,12 @@ def main(argv: list[str] | None = None) -> int:
             bool(a[0].melanoma_alert) != bool(c[0].melanoma_alert) for a, c in zip(first, combined, strict=True)
         ),
     }
-    OUT.write_text(json.dumps(results, indent=2) + "\n")
-    put_section("Several pictures of one lesion", render(results))
-    print(render(results))
+    publish(OUT, results, "Several pictures of one lesion", render(results))
     return 0
 
 
 def _f(value) -> str:
-    return "–" if value is None else f"{value:.3f}"
+    return figure(value, "–")
 
 
 def render(results: dict) -> str:

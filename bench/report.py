@@ -25,3 +25,17 @@ def put_section(heading: str, text: str, path: Path = RESULTS) -> None:
     index = next((i for i, s in enumerate(sections) if s.startswith(f"## {heading}")), len(kept))
     kept.insert(index, text.strip())
     path.write_text("\n\n".join([head.rstrip(), *kept]) + "\n")
+
+
+def publish(out: Path, results: dict, heading: str, text: str) -> None:
+    """A bench's results: its JSON file, its section of RESULTS.md, and the same text on the terminal."""
+    import json
+
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    put_section(heading, text)
+    print(text)
+
+
+def figure(value: float | None, missing: str = "n/a") -> str:
+    """A figure as the tables print it: three decimals, or ``missing``."""
+    return missing if value is None else f"{value:.3f}"
