@@ -156,9 +156,9 @@ def add(
         cases = all_cases()
         same = next((c for c in cases if c.pixel_hash == digest), None)
         if same is None and cases:
-            stored = [c for c in cases if image_path(c).is_file()]
-            near = near_copies(looks, Thumbs.of(_stored_pixels(c) for c in stored))
-            same = stored[near[0][1]] if near else None
+            stored = [(c, p) for c in cases if image_path(c).is_file() and (p := _stored_pixels(c)) is not None]
+            near = near_copies(looks, Thumbs.of(p for _, p in stored))
+            same = stored[near[0][1]][0] if near else None
         if same is not None:
             raise CaseError(
                 f"this image is already confirmed case {same.id} ({same.diagnosis}, {same.time[:10]}), "
@@ -311,12 +311,12 @@ def checked_image(case: Case) -> tuple[bytes, np.ndarray]:
     return data, pixels
 
 
-def _stored_pixels(case: Case) -> np.ndarray:
-    """A stored case's pixels; an unreadable file counts as nothing to compare with (an empty grey picture)."""
+def _stored_pixels(case: Case) -> np.ndarray | None:
+    """A stored case's pixels; None for an unreadable file, which has nothing to compare with."""
     try:
         return decode(image_path(case))
     except SkinModelError:
-        return np.full((8, 8, 3), 128, np.uint8)
+        return None
 
 
 def export(dest: Path) -> Exported:

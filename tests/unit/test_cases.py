@@ -419,3 +419,18 @@ def test_cases_remove_leaves_no_copy_in_a_job_and_says_which_versions_learned_fr
 
     assert main(["cases", "remove", unseen.id]) == 0
     assert "no version learned from it" in capsys.readouterr().out
+
+
+def test_a_stored_case_that_cannot_be_read_is_left_out_of_the_near_copy_check(three, monkeypatch):
+    broken, good = cases.add(three[0], "nevus", "follow-up"), cases.add(three[1], "nevus", "follow-up")
+    truncate(broken)
+    compared = []
+    check = cases.near_copies
+    monkeypatch.setattr(cases, "near_copies", lambda new, stored: compared.append(len(stored)) or check(new, stored))
+
+    added = cases.add(three[2], "melanoma", "histopathology")
+
+    assert compared == [1]  # the readable case alone, not a stand-in picture for the broken one
+    assert added.id in {c.id for c in cases.all_cases()}
+    with pytest.raises(cases.CaseError, match=good.id):
+        cases.add(three[1], "nevus", "follow-up")  # the readable one still catches its copy
