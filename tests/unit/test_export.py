@@ -61,7 +61,7 @@ def test_the_export_describes_classes_and_threshold_for_the_operator(exported):
     description = json.loads((out / "assets.extra" / "skin_model.json").read_text())
 
     assert description["classes"] == list(CLASSES)
-    assert description["alert_threshold"] == predictor.info.strict_threshold < predictor.threshold
+    assert description["alert_threshold"] == predictor.info.strict_threshold <= predictor.threshold
     assert str(predictor.threshold) in description["alert_threshold_note"]  # what the app holds usual images to
     assert description["registry_version"] == 1
     assert description["views"] == predictor.views == predictor.record.config.views  # as calibrated
