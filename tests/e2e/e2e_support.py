@@ -105,6 +105,7 @@ def quick_trial(page) -> None:
     page.get_by_text("Custom CNN, trained from scratch").click()
     wait_idle(page)
     epochs = page.get_by_label("Epochs", exact=True)
+    expect(epochs).to_have_count(1, timeout=30_000)  # the other network's form is gone once the rerun has drawn
     expect(epochs).to_have_value("32")  # the form now holds the custom CNN's recipe
     epochs.fill("2")
     size = page.locator("[data-testid='stSlider']").filter(has_text="Image size (px)").get_by_role("slider")
