@@ -342,7 +342,7 @@ def _deficit(fraction: float, have: Counter, labels: Counter, per_class: Counter
     """
     if fraction <= 0:
         return float("-inf")
-    if relative:
+    if relative:  # two sums, not one divided by ``fraction``: that rounds ties otherwise and re-deals old versions
         gaps = sum(n * (1.0 - have[c] / (fraction * per_class[c])) for c, n in labels.items())
     else:
         gaps = sum(n * (fraction * per_class[c] - have[c]) / per_class[c] for c, n in labels.items())
