@@ -104,9 +104,12 @@ def quick_trial(page) -> None:
     class (the pretrained network's quick run is a unit test: tests/unit/test_pretrained.py)."""
     page.get_by_text("Custom CNN, trained from scratch").click()
     wait_idle(page)
+    # The rerun draws the custom CNN's form (32 epochs) before it removes the other network's: wait for both,
+    # in that order, or a look between the two sees only the old form.
+    expect(page.locator("input[aria-label='Epochs'][value='32']")).to_have_count(1, timeout=60_000)
     epochs = page.get_by_label("Epochs", exact=True)
-    expect(epochs).to_have_count(1, timeout=30_000)  # the other network's form is gone once the rerun has drawn
-    expect(epochs).to_have_value("32")  # the form now holds the custom CNN's recipe
+    expect(epochs).to_have_count(1, timeout=60_000)
+    expect(epochs).to_have_value("32")
     epochs.fill("2")
     size = page.locator("[data-testid='stSlider']").filter(has_text="Image size (px)").get_by_role("slider")
     size.focus()

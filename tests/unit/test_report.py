@@ -92,8 +92,11 @@ def pdf_lines(data: bytes) -> list[tuple[int, float, str]]:
     objects = {}
     for match in re.finditer(rb"(\d+) 0 obj(.*?)endobj", data, re.S):
         body = match.group(2)
-        stream = re.search(rb"stream\r?\n(.*?)\r?\nendstream", body, re.S)
-        raw = stream.group(1) if stream else b""
+        stream = re.search(rb"stream\r?\n", body)
+        # Exactly /Length bytes: a compressed stream may end in a CR, which a "\r?\nendstream" pattern
+        # would take for the line break and cut (about one stream in 256).
+        length = re.search(rb"/Length (\d+)", body[: stream.start()]) if stream else None
+        raw = body[stream.end() : stream.end() + int(length.group(1))] if length else b""
         if stream and b"/FlateDecode" in body[: stream.start()]:
             raw = zlib.decompress(raw)
         objects[int(match.group(1))] = (body.decode("latin-1"), raw.decode("latin-1"))
