@@ -54,8 +54,9 @@ def live_summary(record: VersionRecord) -> list[str]:
         top = CHALLENGE_2017_TOP
         lines.append(
             f"**Images from elsewhere** ({literal(name)}, {m.images} images never trained on): melanoma ROC AUC "
-            f"{m.melanoma_roc_auc}, seborrheic keratosis ROC AUC {_keratosis_auc(m)} (the 2017 challenge's top "
-            f"entry on its test set: {top['melanoma_roc_auc']} and {top['seborrheic_keratosis_roc_auc']})."
+            f"{_two(m.melanoma_roc_auc)}, seborrheic keratosis ROC AUC {_two(_keratosis_auc(m))} (the 2017 "
+            f"challenge's top entry on its test set: {_two(top['melanoma_roc_auc'])} and "
+            f"{_two(top['seborrheic_keratosis_roc_auc'])})."
         )
         lines.append(
             f"**The melanoma alert** there caught {caught(m.melanoma_sensitivity)} melanomas and was raised on "
@@ -71,6 +72,11 @@ def live_summary(record: VersionRecord) -> list[str]:
             f"{benign_alerted(m.melanoma_specificity)} other lesions."
         )
     return lines
+
+
+def _two(value: object) -> str:
+    """An AUC as a clinician reads it: two decimals (148 images do not carry a third)."""
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
 def _keratosis_auc(m: Scores) -> object:

@@ -52,8 +52,8 @@ def test_home_quotes_the_committed_default_on_images_from_elsewhere_first():
     meta = json.loads((DEFAULT_MODEL_DIR / "metadata.json").read_text())
     external = meta["external"]["isic2017/Validation"]
     assert lines[0].startswith("- **Images from elsewhere** (` isic2017/Validation `")
-    assert f"melanoma ROC AUC {external['melanoma_roc_auc']}" in lines[0]
-    assert f"seborrheic keratosis ROC AUC {external['challenge_2017']['seborrheic_keratosis_roc_auc']}" in lines[0]
+    assert f"melanoma ROC AUC {external['melanoma_roc_auc']:.2f}" in lines[0]  # two decimals, as a clinician reads
+    assert f"seborrheic keratosis ROC AUC {external['challenge_2017']['seborrheic_keratosis_roc_auc']:.2f}" in lines[0]
     caught = round(100 * external["melanoma_sensitivity"])
     alerted = round(100 * (1 - external["melanoma_specificity"]))
     assert f"caught {caught} of 100 melanomas and was raised on {alerted} of 100 other lesions" in lines[1]
