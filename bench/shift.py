@@ -37,12 +37,12 @@ import numpy as np
 from bench.external import ACCEPTANCE, OLDEST, OLDEST_ONLY, external_draws, save_rows, score_rows
 from bench.look import look_probe, old_nevi_look, probabilities, restyle
 from bench.report import put_section
-from skin_model import audit, dataset, evaluate, gate, shift, splits
+from skin_model import audit, dataset, evaluate, imaging, shift, splits
+from skin_model.alert import AlertRule
 from skin_model.config import TrainConfig
-from skin_model.gate import AlertRule
 from skin_model.images import decode
 from skin_model.splits import Splits, domain, subset
-from skin_model.train import GATE_IMAGES, calibrate, fit, fit_gate, score_test
+from skin_model.train import GATE_IMAGES, alert_rule, calibrate, fit, fit_gate, score_test
 
 HERE = Path(__file__).resolve().parent
 RESULTS_JSON = HERE / "shift_results.json"
@@ -192,9 +192,9 @@ def cross_validate(root: str, config: TrainConfig, k: int) -> dict:
         model = fit(fold, config).model
         # no gate is fitted in folds, but its usual ranges are the training images' alone: the app's two thresholds
         cap = GATE_IMAGES[config.backbone]
-        ranges = gate.usual_ranges(list(dataset.Pixels(subset(fold.records["train"], cap, config.seed))))
+        ranges = imaging.usual_ranges(list(dataset.Pixels(subset(fold.records["train"], cap, config.seed))))
         meta = calibrate(model, fold, config, ranges)
-        rule = AlertRule.of(meta, ranges)
+        rule = alert_rule(meta, ranges, config)
         # also in the oldest block's colours: the external set's other classes may not be in HAM10000's
         mine, retoned = score_both_looks(model, fold, config, meta["temperature"], rule)
         scored += mine
@@ -272,7 +272,7 @@ def score(splits_: Splits, config: TrainConfig) -> dict:
         "seconds_per_epoch": result.metadata["training"]["seconds_per_epoch"],
         "best_epoch": result.metadata["training"]["best_epoch"],
     } | assess(result.model, splits_, config, gate)
-    rule = AlertRule.of(out, gate["unusual_ranges"])
+    rule = alert_rule(out, gate["unusual_ranges"], config)
     probe = look_probe(result.model, config, splits_, out["temperature"], rule)
     return out | ({"look": probe} if probe else {})
 
@@ -368,7 +368,7 @@ def oldest_under(condition: str, predictor, config: TrainConfig, test: list[data
 def served(model, images: list, config: TrainConfig, temperature: float, rule: AlertRule):
     """Each image's probabilities and alert as the app serves them: its own threshold from its imaging conditions."""
     probs = probabilities(model, images, config, temperature)
-    return probs, probs[:, evaluate.MEL] >= rule.thresholds(gate.stats_table(images))
+    return probs, probs[:, evaluate.MEL] >= rule.thresholds(imaging.stats_table(images))
 
 
 def score_both_looks(model, fitted: Splits, config: TrainConfig, temperature: float, rule: AlertRule):

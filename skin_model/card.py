@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from skin_model import CLASSES
 from skin_model.config import TrainConfig
-from skin_model.gate import PAIRED
 from skin_model.record import FEW, AlertPolicy, Audit, CasesRecord, GateRecord, Scores, Training, VersionRecord
+from skin_model.shift import PAIRED
 from skin_model.text import literal
 
 
@@ -112,7 +112,7 @@ def _shift_rows(table: dict[str, Scores], names_from_data: bool = False) -> list
 
 
 def _alert_line(record: VersionRecord, sensitivity: object) -> str:
-    """How the alert thresholds were chosen and what they cost, for one threshold or two (see gate.AlertRule)."""
+    """How the alert thresholds were chosen and what they cost, for one threshold or two (see alert.AlertRule)."""
     policy: AlertPolicy = record.policy
     usual, strict = policy.threshold, policy.unusual
     cost = record.calibration.cost

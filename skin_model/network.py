@@ -88,7 +88,7 @@ def field_of_view_boxes(x, dark: float = 40.0):
     """Per image of a ``(N, H, W, 3)`` batch, the box ``FieldOfView`` zooms to fill the frame (``[y0, x0, y1, x1]``,
     as shares of the height and width less one): the whole image unless its corners are mostly near-black.
 
-    The gate measures its image statistics inside the same box (``gate.stats_table``).
+    The gate measures its image statistics inside the same box (``imaging.stats_table``).
     """
     tf = tensorflow()
     x = tf.cast(x, tf.float32)

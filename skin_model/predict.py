@@ -164,7 +164,7 @@ class Predictor:
         ``tta``: None serves the views the version was calibrated on; True / False force 8 / 1. Forcing
         one view on a version calibrated on 8 scores it against a threshold validated on their mean (for
         benchmarks; the app and the CLI never do). ``threshold``: None holds the image to the version's own,
-        or a stricter one when the gate finds its imaging conditions unusual (see ``gate.AlertRule``).
+        or a stricter one when the gate finds its imaging conditions unusual (see ``alert.AlertRule``).
         """
         look = self._look(pixels, tta, threshold)
         if not look.verdict.lesion_like:

@@ -14,10 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from skin_model import evaluate, shift
+from skin_model.alert import AlertRule
 from skin_model.dataset import Record, labels_of
 from skin_model.errors import DatasetError
-from skin_model.gate import AlertRule, Gate, stats_table
+from skin_model.gate import Gate
 from skin_model.images import decode
+from skin_model.imaging import stats_table
 from skin_model.runtime import tensorflow
 from skin_model.splits import domain
 
