@@ -20,15 +20,7 @@ from skin_model.errors import DatasetError
 from skin_model.gate import Gate
 from skin_model.images import decode
 from skin_model.imaging import stats_table
-from skin_model.runtime import tensorflow
 from skin_model.splits import domain
-
-
-def two_heads(model):
-    """The model with its pooled features as a second output."""
-    import keras
-
-    return keras.Model(model.inputs, [model.outputs[0], model.get_layer("features").output])
 
 
 def embedder(model, image_size: int, views: int = 1):
@@ -36,17 +28,12 @@ def embedder(model, image_size: int, views: int = 1):
 
     ``views``: logits averaged over that many test-time views; features are always the upright view's.
     """
-    tf = tensorflow()
-    from skin_model.network import over_views, resize
+    from skin_model.network import forward, two_heads
 
     net = two_heads(model)
 
     def run(images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        if len({p.shape for p in images}) == 1:  # one resize for the batch: the same numbers, twice as fast
-            batch = resize(np.stack(images), image_size)
-        else:
-            batch = tf.concat([resize(p[None], image_size) for p in images], axis=0)
-        logits, features = over_views(net, batch, views)
+        logits, features = forward(net, list(images), views, image_size)
         return logits.numpy(), features.numpy()
 
     return run

@@ -58,12 +58,12 @@ class ProgressLog:
 
 
 def logits_of(model, x: np.ndarray, batch: int = 128, views: int = 1) -> np.ndarray:
-    """Inference-mode logits of in-memory square pixels in batches, averaged over ``views`` (see network.over_views)."""
+    """Inference-mode logits of in-memory square pixels in batches, averaged over ``views`` (see network.forward)."""
     tf = tensorflow()
-    from skin_model.network import over_views
+    from skin_model.network import forward
 
     out = [
-        np.asarray(over_views(model, tf.constant(x[i : i + batch], tf.float32), views)) for i in range(0, len(x), batch)
+        np.asarray(forward(model, tf.constant(x[i : i + batch], tf.float32), views)) for i in range(0, len(x), batch)
     ]
     return np.concatenate(out) if out else np.empty((0, len(CLASSES)))
 
