@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.report import put_section
+from bench.publish import put_section
 from skin_model import dataset, gate, imaging, negatives, robustness, shift, splits
 from skin_model.config import data_dir
 from skin_model.predict import Predictor

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.report import put_head
+from bench.publish import put_head
 from skin_model import CLASSES, alert, balance, evaluate
 from skin_model.config import BalanceConfig, TrainConfig
 from skin_model.dataset import load_pixels, read_pixels

@@ -369,7 +369,7 @@ def render(record: VersionRecord) -> str:
             else "- Every one of the 9 classes had training images; the rarest are the least reliable (table above)."
         ),
         "- Melanomas and nevi all come from the ISIC archive (none from the HAM10000 clinics): benign HAM10000 "
-        "lesions re-toned to the old archive's colours may raise the alert (`python -m bench.shift look` measures "
+        "lesions re-toned to the old archive's colours may raise the alert (`python -m bench.stress look` measures "
         "the live version).",
         "- Not for photos taken without a dermatoscope; images that are not dermoscopy are refused.",
         f"- Built with TensorFlow {record.versions.tensorflow} / Keras {record.versions.keras}.",

@@ -135,7 +135,7 @@ def challenge_2017(per_class: dict) -> dict | None:
     return {"melanoma_roc_auc": mel, "seborrheic_keratosis_roc_auc": sk, "mean": round((mel + sk) / 2, 4)}
 
 
-def report(logits: np.ndarray, y: np.ndarray, temperature: float, threshold: float | np.ndarray) -> dict:
+def metrics(logits: np.ndarray, y: np.ndarray, temperature: float, threshold: float | np.ndarray) -> dict:
     """Everything the model card, the CLI and the pages show for one split (``threshold``: one, or each image's)."""
     probs = softmax(logits, temperature)
     pred = probs.argmax(axis=1)

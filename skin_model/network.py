@@ -249,7 +249,7 @@ class Camera:
 
 
 # no crops, no gamma; casts, exposure, washed-out colour, vignettes and JPEG blocks as other cameras give
-# (chosen by bench.shift: the strong recipe lost melanoma AUC, no augmentation collapsed under stress)
+# (chosen by bench.stress: the strong recipe lost melanoma AUC, no augmentation collapsed under stress)
 MILD = Camera(
     crop=1.0,
     cast=0.2,
@@ -324,7 +324,7 @@ def swap_looks(images, share: float, seed: int):
 
     Every melanoma in the shared data comes from the ISIC archive and no
     HAM10000 image is one, so a source's colours alone can say "melanoma"
-    (``bench.shift look``: re-toned to the old archive's look, about 9 in 10
+    (``bench.stress look``: re-toned to the old archive's look, about 9 in 10
     HAM10000 lesions raised the alert of the previous default, trained without
     this). Partners are drawn within the batch, across classes and sources, so
     a look stops telling the class (after

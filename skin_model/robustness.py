@@ -45,12 +45,12 @@ def outputs(run, images: list[np.ndarray], batch: int = 64) -> tuple[np.ndarray,
 
 
 def scored(metrics: dict, refused: np.ndarray) -> dict:
-    """The headline of a metrics report, with the gate's refusal rate."""
+    """The headline of a split's ``evaluate.metrics``, with the gate's refusal rate."""
     keys = ("images", "balanced_accuracy", "melanoma_sensitivity", "melanoma_specificity", "melanoma_roc_auc", "ece")
     return {k: metrics[k] for k in keys} | {"refused": round(float(refused.mean()), 4) if len(refused) else None}
 
 
-def report(
+def tables(
     model,
     image_size: int,
     records: list[Record],
@@ -81,13 +81,13 @@ def report(
     for i, record in enumerate(records):
         by_source[domain(record)].append(i)
     sources = {
-        name: scored(evaluate.report(logits[idx], y[idx], temperature, applied[idx]), refused[idx])
+        name: scored(evaluate.metrics(logits[idx], y[idx], temperature, applied[idx]), refused[idx])
         for name, idx in sorted(by_source.items())
     }
-    stress = {"none": scored(evaluate.report(logits, y, temperature, applied), refused)}
+    stress = {"none": scored(evaluate.metrics(logits, y, temperature, applied), refused)}
     for name in shift.CONDITIONS:
         stress_logits, stress_refused, stress_applied = measure([shift.apply(name, p) for p in clean])
-        stress[name] = scored(evaluate.report(stress_logits, y, temperature, stress_applied), stress_refused)
+        stress[name] = scored(evaluate.metrics(stress_logits, y, temperature, stress_applied), stress_refused)
     return {"per_source": sources, "stress": stress}, logits, applied
 
 
@@ -120,7 +120,7 @@ def evaluate_folder(predictor, roots: Path | str | list[Path], metadata: Path | 
     if not records:
         raise DatasetError(f"{', '.join(str(r) for r in found.roots)}: no usable labelled images to evaluate")
     y = labels_of(records)
-    shift_tables, logits, applied = report(
+    shift_tables, logits, applied = tables(
         predictor.keras_model,
         config.image_size,
         records,
@@ -129,4 +129,4 @@ def evaluate_folder(predictor, roots: Path | str | list[Path], metadata: Path | 
         predictor.info.gate,
         config.views,
     )
-    return evaluate.report(logits, y, predictor.temperature, applied) | {"scope": scope} | shift_tables
+    return evaluate.metrics(logits, y, predictor.temperature, applied) | {"scope": scope} | shift_tables

@@ -385,7 +385,7 @@ def calibrate(model, splits: Splits, config: TrainConfig, ranges: dict | None) -
         },
         # the slider's exact values: the usual threshold, not the strict one (chosen, it would hold every image)
         "operating_curve": evaluate.operating_curve(p_mel["none"], is_mel, extra=(usual,)),
-        "metrics": {"val": evaluate.report(val[None], y, temperature, applied)},
+        "metrics": {"val": evaluate.metrics(val[None], y, temperature, applied)},
     }
 
 
@@ -422,10 +422,10 @@ def score_test(model, splits: Splits, config: TrainConfig, calibrated: dict, gat
     ranges = gate["unusual_ranges"] if gate else None
     rule = alert_rule(calibrated, ranges, config)
     records = splits.records["test"]
-    tables, logits, applied = robustness.report(
+    tables, logits, applied = robustness.tables(
         model, config.image_size, records, temperature, rule, gate, config.views
     )
-    test = evaluate.report(logits, splits.y["test"], temperature, applied)
+    test = evaluate.metrics(logits, splits.y["test"], temperature, applied)
     return {"robustness": tables, "metrics": calibrated["metrics"] | {"test": test}}
 
 
@@ -443,12 +443,12 @@ def score_held_out(model, config: TrainConfig, calibrated: dict, gate: dict, fol
     for folder in folders:
         found = audit(folder)
         records = usable(found, config.label_policy)
-        tables, logits, applied = robustness.report(
+        tables, logits, applied = robustness.tables(
             model, config.image_size, records, calibrated["temperature"], rule, gate, config.views
         )
         name = f"{found.root.parent.name}/{found.root.name}"
         refused = tables["stress"]["none"]["refused"]
-        scores[name] = evaluate.report(logits, dataset.labels_of(records), calibrated["temperature"], applied)
+        scores[name] = evaluate.metrics(logits, dataset.labels_of(records), calibrated["temperature"], applied)
         scores[name] |= {"refused": refused, **tables}
     return scores
 
@@ -484,7 +484,7 @@ def run(
     should_stop=None,
     strategy: str = "default",
     listener=None,
-    metadata: Path | str | None = None,
+    isic_csv: Path | str | None = None,
     cases_dir: Path | None = None,
     hold_out: list[Path | str] = (),
 ):
@@ -492,6 +492,7 @@ def run(
 
     ``roots``: one dataset root or several, learnt from as one. ``hold_out``: folders the version will be
     scored on (ISIC 2017 validation for the default): no picture of theirs, nor a copy, is trained on.
+    ``isic_csv``: the ISIC metadata CSV (None: each root's own ``metadata.csv`` when present).
 
     Returns the new version; on a cluster's non-chief workers, None (they
     train in step with the chief, which alone registers). ``listener`` is
@@ -513,7 +514,7 @@ def run(
         where = cases_dir or Path(scratch)
         taken = (cases.snapshot(where) if cases_dir is None else cases.load_snapshot(where)) if config.cases else []
         try:
-            splits = prepare(roots, config, metadata, cases.records(taken, where), hold_out)
+            splits = prepare(roots, config, isic_csv, cases.records(taken, where), hold_out)
             if should_stop and should_stop():
                 raise Cancelled("training was cancelled; nothing was registered")
             result = fit(splits, config, progress, should_stop, cluster, listener)

@@ -124,10 +124,10 @@ def test_expected_calibration_error_measures_overconfidence():
     assert ev.expected_calibration_error(probs, y) == pytest.approx(0.2, abs=0.02)
 
 
-def test_report_has_every_field_the_model_card_shows():
+def test_a_splits_metrics_have_every_field_the_model_card_shows():
     logits, y = overconfident(2.0, n=300)
 
-    result = ev.report(logits, y, temperature=2.0, threshold=0.3)
+    result = ev.metrics(logits, y, temperature=2.0, threshold=0.3)
 
     assert set(result) == {
         "images", "accuracy", "balanced_accuracy", "melanoma_sensitivity", "melanoma_specificity",
@@ -149,10 +149,10 @@ def test_the_2017_challenge_yardstick_is_the_two_one_vs_rest_aucs_and_their_mean
     logits[:, mel] = [3, 1, 0, 2, 2, -2]  # one nevus outranks one melanoma: AUC 7/8
     logits[:, sk] = [0, 0, 6, 6, 0, 0]  # keratoses first: AUC 1
 
-    result = ev.report(logits, y, temperature=1.0, threshold=0.5)
+    result = ev.metrics(logits, y, temperature=1.0, threshold=0.5)
 
     assert result["challenge_2017"] == {"melanoma_roc_auc": 0.875, "seborrheic_keratosis_roc_auc": 1.0, "mean": 0.9375}
-    no_keratosis = ev.report(logits[[0, 1, 4, 5]], y[[0, 1, 4, 5]], temperature=1.0, threshold=0.5)
+    no_keratosis = ev.metrics(logits[[0, 1, 4, 5]], y[[0, 1, 4, 5]], temperature=1.0, threshold=0.5)
     assert no_keratosis["challenge_2017"] is None  # undefined without both classes: never a made-up 0.5
 
 

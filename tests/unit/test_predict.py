@@ -284,7 +284,7 @@ def test_benches_and_tables_hold_each_image_to_the_same_threshold_as_the_predict
     predictor = two_threshold_predictor(tiny_model, servable, lesion)
     images = [lesion, shift.apply("cool cast", lesion), shift.apply("warm cast", lesion), lesion[::-1]]
 
-    in_batch = predictor.info.alert_rule.thresholds(stats_table(images))  # robustness.report, calibration, benches
+    in_batch = predictor.info.alert_rule.thresholds(stats_table(images))  # robustness.tables, calibration, benches
 
     assert list(in_batch) == [predictor.predict(p).alert_threshold for p in images]
     assert set(in_batch) == {0.0, 1.0}  # both kinds of image are in the set
