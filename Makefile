@@ -8,7 +8,7 @@ PORT ?= 8501
 SHARED_DATA := $(abspath ../shared/data)
 export SKIN_DATA_DIR ?= $(SHARED_DATA)/isic9:$(SHARED_DATA)/isic2017
 
-.PHONY: run test test-fast lint format browser train-default bench-isic2017 bench-cnn bench bench-app bench-scale bench-shift bench-folds bench-similar bench-gate bench-multiview clean
+.PHONY: run test test-fast lint format browser train-default bench-isic2017 bench-cnn bench bench-app bench-scale bench-stress bench-folds bench-similar bench-gate bench-multiview clean
 
 $(RUNTIME): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -78,24 +78,24 @@ bench-scale: $(DEV)
 	$(PY) -m bench.upload_memory
 
 ## Out-of-source: one recipe change at a time, then a source left out of training (~15 min a run on 2 cores).
-bench-shift: $(DEV)
-	$(PY) -m bench.shift recipes --data $(SKIN_DATA_DIR)
-	$(PY) -m bench.shift holdout --data $(SKIN_DATA_DIR) --domain ham10000/vidir_modern
-	$(PY) -m bench.shift views --data $(SKIN_DATA_DIR)
-	$(PY) -m bench.shift field-of-view --data $(SKIN_DATA_DIR)
+bench-stress: $(DEV)
+	$(PY) -m bench.stress recipes --data $(SKIN_DATA_DIR)
+	$(PY) -m bench.stress holdout --data $(SKIN_DATA_DIR) --domain ham10000/vidir_modern
+	$(PY) -m bench.stress views --data $(SKIN_DATA_DIR)
+	$(PY) -m bench.stress field-of-view --data $(SKIN_DATA_DIR)
 
 ## Lesion-grouped 5-fold cross-validation of the default recipe, the previous one and two others, 12 epochs a fold:
 ## every image, the oldest upload block's ~400 included, scored once by a model that never saw its lesion, as taken
 ## and re-toned to that block's colours; then external-like draws (~20 min a recipe on 2 cores; the default at its
 ## full 32 epochs too, ~35 min).
 bench-folds: $(DEV)
-	$(PY) -m bench.shift folds --data $(SKIN_DATA_DIR) --epochs 12
-	$(PY) -m bench.shift folds --data $(SKIN_DATA_DIR) --epochs 12 --only "class x domain weights + mild camera-like augmentation on half"
-	$(PY) -m bench.shift folds --data $(SKIN_DATA_DIR) --epochs 12 --only "class x domain weights + mild camera-like augmentation with cooler"
-	$(PY) -m bench.shift folds --data $(SKIN_DATA_DIR) --epochs 12 --only "the first model's recipe"
-	$(PY) -m bench.shift folds --data $(SKIN_DATA_DIR) --only "the default at full length ("
-	$(PY) -m bench.shift folds --data $(SKIN_DATA_DIR) --only "the default at full length with the field-of-view crop"
-	$(PY) -m bench.shift live-external --data $(SKIN_DATA_DIR)
+	$(PY) -m bench.stress folds --data $(SKIN_DATA_DIR) --epochs 12
+	$(PY) -m bench.stress folds --data $(SKIN_DATA_DIR) --epochs 12 --only "class x domain weights + mild camera-like augmentation on half"
+	$(PY) -m bench.stress folds --data $(SKIN_DATA_DIR) --epochs 12 --only "class x domain weights + mild camera-like augmentation with cooler"
+	$(PY) -m bench.stress folds --data $(SKIN_DATA_DIR) --epochs 12 --only "the first model's recipe"
+	$(PY) -m bench.stress folds --data $(SKIN_DATA_DIR) --only "the default at full length ("
+	$(PY) -m bench.stress folds --data $(SKIN_DATA_DIR) --only "the default at full length with the field-of-view crop"
+	$(PY) -m bench.stress live-external --data $(SKIN_DATA_DIR)
 
 ## Retrieval of similar cases (live index, then 10,000 and 100,000 generated images) and the PDF report's cost.
 bench-similar: $(DEV)

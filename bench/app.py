@@ -38,7 +38,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
 from e2e_support import CHROMIUM, CHROMIUM_ARGS, IDLE, free_port, lesion, start_app, wait_healthy  # noqa: E402
 
-from bench.report import put_section  # noqa: E402
+from bench.publish import put_section  # noqa: E402
 
 SETTINGS = {  # worker settings compared: "normal, 2 threads" is how jobs ran before they yielded to the app
     "normal-2": {"SKIN_WORKER_PRIORITY": "normal", "SKIN_WORKER_THREADS": "2"},

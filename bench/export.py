@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.report import put_section
+from bench.publish import put_section
 
 HERE = Path(__file__).resolve().parent
 

@@ -25,14 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.report import put_section
-from skin_model import dataset, gate, negatives, robustness, shift, splits
+from bench.publish import put_section
+from skin_model import dataset, gate, imaging, negatives, robustness, shift, splits
 from skin_model.config import data_dir
 from skin_model.predict import Predictor
 from skin_model.train import GATE_IMAGES
 
 HERE = Path(__file__).resolve().parent
-CONDITIONS = gate.FITTED
+CONDITIONS = shift.LOOKS
 HELD_OUT_SEED = 99
 Score = Callable[[np.ndarray], np.ndarray]
 
@@ -41,9 +41,9 @@ def design(embed, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Features, and every statistic, of each image under each condition: ``(condition, image, column)`` each."""
     features, stats = [], []
     for name in CONDITIONS:
-        shown = gate.under(name, images)
+        shown = shift.under(name, images)
         features.append(gate._batched(embed, shown))
-        stats.append(gate.stats_table(shown, field_of_view=True))
+        stats.append(imaging.stats_table(shown, field_of_view=True))
     return np.stack(features), np.stack(stats)
 
 
@@ -56,7 +56,7 @@ def variants(x: np.ndarray, y: np.ndarray, val: np.ndarray) -> dict[str, Score]:
     """name -> scorer on standardised rows laid out as ``gate._design`` does: features, statistics, distance.
 
     ``val``: the standardised validation blocks, which the default's refits with hard negatives need."""
-    n_stats = len(gate.STAT_NAMES)
+    n_stats = len(imaging.STAT_NAMES)
     features = np.arange(x.shape[1] - n_stats - 1)
     no_distance = np.arange(x.shape[1] - 1)
     out = {}
@@ -162,7 +162,7 @@ def unseen_photos(live: gate.Gate, embed) -> dict[str, dict]:
     bases = np.array([n.base for n in photos])
     refused = []  # (condition, image)
     for condition in CONDITIONS:
-        shown = gate.under(condition, [n.pixels for n in photos])
+        shown = shift.under(condition, [n.pixels for n in photos])
         refused.append(live.scores(gate._batched(embed, shown), live.stats(shown)) < live.threshold)
     refused = np.stack(refused)
     return {

@@ -20,14 +20,14 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from bench.report import figure, publish
+from bench.publish import figure, publish
 from skin_model import evaluate
 from skin_model.audit import audit
 from skin_model.config import DEFAULT_MODEL_DIR, REPO_ROOT, data_dirs
 from skin_model.dataset import fingerprint, labels_of
 from skin_model.predict import Predictor
 from skin_model.registry import Registry
-from skin_model.robustness import evaluate_folder, report
+from skin_model.robustness import evaluate_folder, tables
 from skin_model.splits import prepare, training_split
 
 OUT = Path(__file__).resolve().parent / "isic2017_results.json"
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, predictor in models.items():
             record = predictor.record
             on_2017 = evaluate_folder(predictor, validation)
-            tables, logits, applied = report(
+            robust, logits, applied = tables(
                 predictor.keras_model,
                 predictor.info.image_size,
                 fair,
@@ -104,14 +104,14 @@ def main(argv: list[str] | None = None) -> int:
                 predictor.info.gate,
                 record.config.views,
             )
-            grouped = evaluate.report(logits, labels_of(fair), predictor.temperature, applied)
+            grouped = evaluate.metrics(logits, labels_of(fair), predictor.temperature, applied)
             results["versions"][name] = {
                 "backbone": record.config.backbone,
                 "training_minutes": round(record.training.seconds / 60, 1),
                 "parameters": record.training.parameters,
                 "isic2017_validation": headline(on_2017) | {"refused": on_2017["stress"]["none"]["refused"]},
-                "grouped_test": headline(grouped) | {"refused": tables["stress"]["none"]["refused"]},
-                "per_source": tables["per_source"],
+                "grouped_test": headline(grouped) | {"refused": robust["stress"]["none"]["refused"]},
+                "per_source": robust["per_source"],
             }
     publish(OUT, results, "ISIC 2017 and the pretrained backbone", render(results))
     return 0

@@ -6,9 +6,10 @@ import numpy as np
 
 from bench.external import OLDEST
 from skin_model import evaluate
+from skin_model.alert import AlertRule
 from skin_model.config import TrainConfig
-from skin_model.gate import AlertRule, stats_table
 from skin_model.images import decode
+from skin_model.imaging import stats_table
 from skin_model.network import resize
 from skin_model.splits import Splits, domain
 from skin_model.train import logits_of

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.report import figure, publish
+from bench.publish import figure, publish
 from skin_model import CLASSES
 from skin_model.config import DEFAULT_MODEL_DIR, MALIGNANT, data_dirs
 from skin_model.images import decode

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.report import put_head
-from skin_model import CLASSES, balance, evaluate
+from bench.publish import put_head
+from skin_model import CLASSES, alert, balance, evaluate
 from skin_model.config import BalanceConfig, TrainConfig
 from skin_model.dataset import load_pixels, read_pixels
-from skin_model.gate import stats_table
+from skin_model.imaging import stats_table
 from skin_model.record import VersionRecord
 from skin_model.runtime import seed_everything, tensorflow
 from skin_model.splits import Splits, prepare
@@ -162,7 +162,7 @@ def gated(model, splits: Splits, config: TrainConfig) -> dict:
 def own_thresholds(metadata: dict, pixels: np.ndarray) -> np.ndarray:
     """Each image's alert threshold as the app would hold it: strict where its imaging conditions are unusual."""
     record = VersionRecord.from_dict(metadata)
-    return record.policy.rule(record.gate.unusual_ranges).thresholds(stats_table(list(pixels)))
+    return alert.AlertRule.of(record.policy, record.gate.unusual_ranges).thresholds(stats_table(list(pixels)))
 
 
 def scores(
@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     x_test, y_test = pixels["test"], splits.y["test"]
     # the original has no alert threshold; give it one chosen on validation the same way, for a fair comparison
     val_probs = evaluate.softmax(logits_of(original["model"], pixels["val"]))[:, evaluate.MEL]
-    original_threshold = evaluate.alert_threshold(val_probs, splits.y["val"] == evaluate.MEL, config.alert_sensitivity)
+    original_threshold = alert.alert_threshold(val_probs, splits.y["val"] == evaluate.MEL, config.alert_sensitivity)
     results = {
         "machine": {"cpus": __import__("os").cpu_count(), "platform": platform.platform()},
         "split_sizes": {k: len(v) for k, v in splits.records.items()},

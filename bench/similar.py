@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from bench.report import put_section
+from bench.publish import put_section
 
 
 def p50_ms(fn, repeats: int) -> float:

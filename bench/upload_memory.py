@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bench.report import put_section
+from bench.publish import put_section
 
 REPO = Path(__file__).resolve().parents[1]
 CONCURRENT = """

@@ -4,8 +4,8 @@ import pandas as pd
 import streamlit as st
 
 from pages.common import admin_gate, literal, page_frame, pct
-from pages.compare import compare_pair, confusion_figure, metrics_table, roc_figure, shift_table
 from skin_model import card, cases
+from skin_model.comparison import compare_pair, confusion_figure, metrics_table, roc_figure, shift_table
 from skin_model.errors import SkinModelError
 from skin_model.record import Scores
 from skin_model.registry import Registry

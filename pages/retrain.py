@@ -11,8 +11,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from pages.common import admin_gate, is_admin, literal, page_frame, pct
-from pages.compare import confusion_figure, metrics_table
 from skin_model import cases, jobs
+from skin_model.comparison import confusion_figure, metrics_table
 from skin_model.config import BACKBONES, DEFAULT_RECIPE, BalanceConfig, TrainConfig, roots_of
 from skin_model.dataset import find_layouts, user_folder
 from skin_model.errors import SkinModelError

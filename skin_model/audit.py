@@ -20,8 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from skin_model import metadata as meta
-from skin_model import nearcopy
+from skin_model import isic_csv, nearcopy
 from skin_model.dataset import Layout, Linked, Record, find_layouts, list_files, within_data_root
 from skin_model.errors import DatasetError, ImageError
 from skin_model.images import decode, pixel_hash
@@ -50,7 +49,7 @@ class AuditReport:
     duplicates: list[list[Record]] = field(default_factory=list)
     conflicts: list[list[Record]] = field(default_factory=list)
     leaks: list[list[Record]] = field(default_factory=list)
-    metadata: dict[Path, meta.Metadata] = field(default_factory=dict)  # per root
+    metadata: dict[Path, isic_csv.Metadata] = field(default_factory=dict)  # per root
     same_id: list[list[Record]] = field(default_factory=list)  # one ISIC id, different pixels
     near_copies: list[tuple[Record, Record, float]] = field(default_factory=list)  # other ids, or no id
     held_out: list[tuple[Record, Path]] = field(default_factory=list)  # a training picture a held-out picture repeats
@@ -62,9 +61,9 @@ class AuditReport:
         """The first root (the only one, usually)."""
         return self.roots[0]
 
-    def info(self, record: Record) -> meta.ImageInfo:
+    def info(self, record: Record) -> isic_csv.ImageInfo:
         """What the metadata of the record's own root says about it."""
-        return self.metadata.get(record.root, meta.EMPTY).info(record.path)
+        return self.metadata.get(record.root, isic_csv.EMPTY).info(record.path)
 
     def disagreements(self) -> list[tuple[Record, str]]:
         """Readable files whose folder label the official ISIC diagnosis contradicts, with that diagnosis."""
@@ -98,7 +97,7 @@ class AuditReport:
         return f"{root.name}/{relative}" if len(self.roots) > 1 else relative
 
     def _root_summary(self, root: Path, kept: list[Record]) -> dict:
-        found = self.metadata.get(root, meta.EMPTY).path
+        found = self.metadata.get(root, isic_csv.EMPTY).path
         return {
             "images": sum(r.root == root for r in self.records),
             "usable": sum(r.root == root for r in kept),
@@ -160,7 +159,7 @@ def audit(
     report = AuditReport(roots=[layout.root for layout in layouts], records=[], hashes={}, sizes=Counter())
     decoded = {}
     for layout in layouts:
-        report.metadata[layout.root] = meta.find(layout.root, metadata)
+        report.metadata[layout.root] = isic_csv.find(layout.root, metadata)
         records, left_out = list_files(layout)
         report.records += records
         report.outside_data_root += [p for p in left_out if not within_data_root(p)]
@@ -273,7 +272,7 @@ def _resolve(members: list[Record], report: AuditReport, policy: str) -> Record 
     labels = {r.label for r in members}
     if official is not None:
         agreeing = [r for r in members if official.agrees(r.label)]
-        keep = agreeing[0] if agreeing else replace(members[0], label=meta.OFFICIAL[official.official][0])
+        keep = agreeing[0] if agreeing else replace(members[0], label=isic_csv.OFFICIAL[official.official][0])
     elif len(labels) > 1:
         return None
     else:

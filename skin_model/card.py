@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from skin_model import CLASSES
 from skin_model.config import TrainConfig
-from skin_model.gate import PAIRED
 from skin_model.record import FEW, AlertPolicy, Audit, CasesRecord, GateRecord, Scores, Training, VersionRecord
+from skin_model.shift import PAIRED
 from skin_model.text import literal
 
 
@@ -118,7 +118,7 @@ def _shift_rows(table: dict[str, Scores], names_from_data: bool = False) -> list
 
 
 def _alert_line(record: VersionRecord, sensitivity: object) -> str:
-    """How the alert thresholds were chosen and what they cost, for one threshold or two (see gate.AlertRule)."""
+    """How the alert thresholds were chosen and what they cost, for one threshold or two (see alert.AlertRule)."""
     policy: AlertPolicy = record.policy
     usual, strict = policy.threshold, policy.unusual
     cost = record.calibration.cost
@@ -375,7 +375,7 @@ def render(record: VersionRecord) -> str:
             else "- Every one of the 9 classes had training images; the rarest are the least reliable (table above)."
         ),
         "- Melanomas and nevi all come from the ISIC archive (none from the HAM10000 clinics): benign HAM10000 "
-        "lesions re-toned to the old archive's colours may raise the alert (`python -m bench.shift look` measures "
+        "lesions re-toned to the old archive's colours may raise the alert (`python -m bench.stress look` measures "
         "the live version).",
         "- Not for photos taken without a dermatoscope; images that are not dermoscopy are refused.",
         f"- Built with TensorFlow {record.versions.tensorflow} / Keras {record.versions.keras}.",

@@ -32,7 +32,7 @@ from skin_model.config import skin_home
 from skin_model.dataset import Record
 from skin_model.errors import SkinModelError
 from skin_model.images import decode, pixel_hash, to_png
-from skin_model.metadata import OFFICIAL
+from skin_model.isic_csv import OFFICIAL
 from skin_model.nearcopy import Thumbs, near_copies
 from skin_model.registry import file_lock, write_atomic, write_json
 from skin_model.text import controls_in

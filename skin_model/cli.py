@@ -160,7 +160,7 @@ def cmd_train(args) -> int:
             activate=args.activate,
             strategy=args.strategy,
             listener=None if args.json else TrainingConsole(),  # --json: stdout is the result alone
-            metadata=args.metadata,
+            isic_csv=args.metadata,
             hold_out=args.hold_out or (),
         )
     if version is None:

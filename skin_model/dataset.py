@@ -233,7 +233,7 @@ GROUPINGS = ("lesion", "source", "id-block")
 
 def group_of(record: Record, group_by: str) -> str:
     """What must stay together in one split: a lesion, an acquisition source, or an upload block of ids."""
-    from skin_model.metadata import id_block
+    from skin_model.isic_csv import id_block
 
     if group_by == "lesion":
         return record.lesion or f"image:{record.path.stem}"

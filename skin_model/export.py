@@ -32,7 +32,7 @@ SIGNATURE = "serving_default"
 def serving_fn(model, temperature: float, threshold: float, image_size: int, views: int = 1):
     """The traced function TF Serving calls: a batch of encoded images -> probabilities and alert."""
     tf = tensorflow()
-    from skin_model.network import over_views, resize
+    from skin_model.network import forward
 
     mel = CLASSES.index(MELANOMA)
 
@@ -43,7 +43,7 @@ def serving_fn(model, temperature: float, threshold: float, image_size: int, vie
             lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
             lambda: tf.io.decode_image(data, channels=3, expand_animations=False),
         )
-        logits = over_views(model, resize(pixels[None], image_size), views)[0]
+        logits = forward(model, pixels[None], views, image_size)[0]
         return tf.nn.softmax(logits / temperature)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])

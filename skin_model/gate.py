@@ -8,7 +8,7 @@ Two outcomes that must never be confused:
 
 The refusal is a small neural network (one hidden layer; five of them,
 their logits averaged, folded into one) on the network's pooled features and
-a few image statistics, fitted when a version is registered: positives are
+a few image statistics (``imaging``), fitted when a version is registered: positives are
 training images under every stress condition and under a seeded pair of them
 (so another clinic's camera is never a reason to refuse), negatives are real
 photographs and drawings that are certainly not dermoscopy (``negatives``),
@@ -30,135 +30,20 @@ keep their inputs.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-from PIL import Image
 
-from skin_model import evaluate, shift
+from skin_model import shift
+from skin_model.imaging import STAT_NAMES, image_stats, stats_table, unusual_conditions, usual_ranges
 
-STATS_SIZE = 64  # statistics are scale-dependent: measure every image at one size (small: 1-2 ms an image)
 FALSE_REFUSALS = 0.01  # per condition, on validation
 L2 = 1.0
 HIDDEN, MEMBERS, MLP_L2, MLP_STEPS = 16, 5, 1e-3, 1200  # measured: bench/RESULTS.md, "Not-a-lesion gate"
 HARD_ROUNDS, HARD_WEIGHT = 3, 10.0  # refits with the negatives that got through weighted up (see fit_mined)
 SHRINK = 0.1  # of the lesions' feature covariance towards its mean variance: some 200 features, few images per source
-PAIRED, PAIR_SEED = "two conditions at once", 7
-FITTED = (None, *shift.CONDITIONS, PAIRED)  # what the gate is fitted under; each keeps to FALSE_REFUSALS on validation
-
-
-STAT_NAMES = (
-    "brightness",
-    "contrast",
-    "saturation",
-    "saturation_spread",
-    "white_fraction",
-    "dark_fraction",
-    "redness",
-    "detail",
-    "chroma_r",
-    "chroma_g",
-    "chroma_spread",
-    "cast_blue_red",
-    "dark_corners",
-    # drawings, documents and blank frames: few colours, large exactly-flat areas
-    "distinct_colours",
-    "flat_fraction",
-    # a lesion: a darker centre on skin-coloured surroundings, structure at a coarse scale
-    "centre_darkness",
-    "skin_fraction",
-    "coarse_structure",
-)
-RANGED = ("cast_blue_red", "dark_corners", "brightness", "saturation")  # behind the "unusual conditions" warning
-USUAL = (0.01, 0.99)  # the quantiles of the training images that bound the usual conditions (see usual_ranges)
 FIRST_STAT_NAMES = STAT_NAMES[:13]  # what the logistic gate was fitted on (versions without "stat_names")
-STATS_CHUNK = 256  # images measured together: one numpy pass each, not 30 small ones an image
-
-
-def _small(pixels: np.ndarray, box: Sequence[float] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The image (or the ``box`` of it, ``[y0, x0, y1, x1]`` as shares) at ``STATS_SIZE`` as RGB and HSV (uint8)."""
-    # a large upload is first box-reduced by a whole factor (a 600 px one to 150 px): half the time, same statistics;
-    # an image under 4x STATS_SIZE (every training image) is resized in one step, as the gate was fitted
-    h, w = pixels.shape[:2]
-    region = None if box is None else (box[1] * w, box[0] * h, box[3] * w, box[2] * h)
-    image = Image.fromarray(pixels).resize(
-        (STATS_SIZE, STATS_SIZE), Image.Resampling.BILINEAR, box=region, reducing_gap=2.0
-    )
-    return np.asarray(image), np.asarray(image.convert("HSV"))
-
-
-def stats_table(images: Sequence[np.ndarray], field_of_view: bool = False) -> np.ndarray:
-    """Cheap, scale-free statistics of each image (measured at ``STATS_SIZE``): ``(N, len(STAT_NAMES))``.
-
-    ``field_of_view``: inside the box the network's ``FieldOfView`` layer zooms to, so a black
-    dermatoscope rim, which the network never sees, does not make a lesion look like a flat, dark
-    drawing to the gate either. Measured a chunk of images at a time, on contiguous channel planes:
-    the gate's fit measures about ten thousand images, at 0.5 ms each this way and 1.4 ms one at a
-    time (the same values; a test holds them to each image's own).
-    """
-    parts = []
-    for i in range(0, len(images), STATS_CHUNK):
-        chunk = images[i : i + STATS_CHUNK]
-        small = [_small(p) for p in chunk]
-        if field_of_view and small:
-            from skin_model.network import compiled_boxes
-
-            boxes = np.asarray(compiled_boxes()(np.stack([rgb for rgb, _ in small])), np.float64)
-            whole = np.all(boxes == [0.0, 0.0, 1.0, 1.0], axis=1)
-            small = [s if full else _small(p, b) for s, p, b, full in zip(small, chunk, boxes, whole, strict=True)]
-        parts.append(_table(small))
-    return np.concatenate(parts) if parts else np.zeros((0, len(STAT_NAMES)))
-
-
-def _table(small: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    n, s = len(small), STATS_SIZE
-    # channel planes, contiguous: reductions over a trailing axis of 3 are numpy's slowest path
-    r, g, b = np.stack([rgb for rgb, _ in small]).transpose(3, 0, 1, 2).astype(np.float32)
-    hue, saturation = np.stack([hsv for _, hsv in small]).transpose(3, 0, 1, 2)[:2].astype(np.float32)
-    total = r + g + b
-    grey = total / 3
-    lap = -4 * grey[:, 1:-1, 1:-1] + grey[:, :-2, 1:-1] + grey[:, 2:, 1:-1] + grey[:, 1:-1, :-2] + grey[:, 1:-1, 2:]
-    chroma = [channel / (total + 1.0) for channel in (r, g, b)]
-    illuminant = np.stack([np.mean(np.power(c / 255.0 + 1e-6, 6), axis=(1, 2)) for c in (r, g, b)], axis=1) ** (1 / 6)
-    illuminant = illuminant / (np.linalg.norm(illuminant, axis=-1, keepdims=True) + 1e-6)
-    c, q = s // 8, s // 4
-    flatten = lambda *parts: np.concatenate([p.reshape(n, -1) for p in parts], axis=1)
-    corners = flatten(grey[:, :c, :c], grey[:, :c, -c:], grey[:, -c:, :c], grey[:, -c:, -c:])
-    ring = flatten(grey[:, :c], grey[:, -c:], grey[:, c:-c, :c], grey[:, c:-c, -c:])
-    levels = [channel.astype(np.int32) >> 3 for channel in (r, g, b)]  # 32 levels a channel
-    codes = np.sort((levels[0] * 1024 + levels[1] * 32 + levels[2]).reshape(n, -1), axis=1)
-    flat = (np.abs(np.diff(grey, axis=1))[:, :, :-1] < 0.5) & (np.abs(np.diff(grey, axis=2))[:, :-1, :] < 0.5)
-    blocks = grey.reshape(n, 8, s // 8, 8, s // 8).mean(axis=(2, 4))
-    spread = grey.std(axis=(1, 2))
-    hue = hue * (360 / 255)
-    columns = {
-        "brightness": grey.mean(axis=(1, 2)),
-        "contrast": spread,
-        "saturation": saturation.mean(axis=(1, 2)),
-        "saturation_spread": saturation.std(axis=(1, 2)),
-        "white_fraction": (np.minimum(np.minimum(r, g), b) > 235).mean(axis=(1, 2)),
-        "dark_fraction": (np.maximum(np.maximum(r, g), b) < 25).mean(axis=(1, 2)),
-        "redness": (r - b).mean(axis=(1, 2)),
-        "detail": np.log1p(lap.var(axis=(1, 2))),
-        "chroma_r": chroma[0].mean(axis=(1, 2)),
-        "chroma_g": chroma[1].mean(axis=(1, 2)),
-        "chroma_spread": np.mean([p.std(axis=(1, 2)) for p in chroma], axis=0),
-        "cast_blue_red": np.log((illuminant[:, 2] + 1e-3) / (illuminant[:, 0] + 1e-3)),
-        "dark_corners": (corners < 25).mean(axis=1),
-        "distinct_colours": (1 + (np.diff(codes, axis=1) != 0).sum(axis=1)) / (s * s),
-        "flat_fraction": flat.mean(axis=(1, 2)),
-        "centre_darkness": (ring.mean(axis=1) - grey[:, q:-q, q:-q].mean(axis=(1, 2))) / (spread + 1.0),
-        "skin_fraction": (((hue < 50) | (hue > 330)) & (saturation > 20)).mean(axis=(1, 2)),
-        "coarse_structure": blocks.std(axis=(1, 2)) / (spread + 1.0),
-    }
-    return np.stack([columns[name] for name in STAT_NAMES], axis=1).astype(np.float64)
-
-
-def image_stats(pixels: np.ndarray, field_of_view: bool = False) -> dict[str, float]:
-    """One image's statistics by name (see ``stats_table``)."""
-    return dict(zip(STAT_NAMES, stats_table([pixels], field_of_view)[0].tolist(), strict=True))
 
 
 @dataclass(frozen=True)
@@ -391,120 +276,24 @@ class Gate:
         return Verdict(lesion_like=score >= self.threshold, score=score, unusual=self.unusual(stats))
 
 
-def unusual_conditions(ranges: dict, stats: Mapping) -> dict[str, Any]:
-    """Each unusual imaging condition, found or not: one image's statistics by name, or a column of them per name."""
-    cast, brightness = stats["cast_blue_red"], stats["brightness"]
-    return {
-        "cool (blue) colour cast": cast > ranges["cast_blue_red"][1],
-        "warm (yellow) colour cast": cast < ranges["cast_blue_red"][0],
-        "dark vignette at the corners": stats["dark_corners"] > ranges["dark_corners"][1],
-        "unusual exposure": (brightness < ranges["brightness"][0]) | (brightness > ranges["brightness"][1]),
-        "washed-out colours": stats["saturation"] < ranges["saturation"][0],
-    }
-
-
-def usual_ranges(images: Sequence[np.ndarray]) -> dict[str, list[float]]:
-    """The central 98 % of the training images' colour cast, corner darkness, brightness and saturation.
-
-    Outside it an image gets a warning and the stricter melanoma alert
-    threshold (see ``evaluate.alert_thresholds``): tight enough that a
-    stress condition is mostly caught, which is what lets the usual threshold
-    stay higher; 1 % of the training images a side fall outside by construction.
-    """
-    table = stats_table(images)
-    return {k: _range(table[:, STAT_NAMES.index(k)]) for k in RANGED}
-
-
-def warnings_in(ranges: dict, table: np.ndarray) -> dict[str, np.ndarray]:
-    """Per unusual-conditions warning, which rows of a ``stats_table`` carry it."""
-    found = unusual_conditions(ranges, {k: table[:, STAT_NAMES.index(k)] for k in RANGED})
-    return {name: np.asarray(f) for name, f in found.items()}
-
-
-def any_unusual(ranges: dict, table: np.ndarray) -> np.ndarray:
-    """Per row of a ``stats_table``: is any imaging condition unusual? (What the app warns about, many at once.)"""
-    return np.any(np.stack(list(warnings_in(ranges, table).values())), axis=0)
-
-
-@dataclass(frozen=True)
-class AlertRule:
-    """Which melanoma alert threshold an image is held to: by the unusual imaging conditions it shows.
-
-    ``ranges``: the usual ranges (``usual_ranges``); None holds every image to the strict threshold.
-    ``by_warning``: each warning's own threshold (``evaluate.warning_thresholds``); a warning without
-    one (every warning of versions before them) holds to the strict threshold.
-    """
-
-    usual: float
-    strict: float
-    ranges: dict | None = None
-    by_warning: Mapping[str, float] | None = None
-
-    @classmethod
-    def of(cls, calibrated: Mapping, ranges: dict | None) -> AlertRule:
-        """The rule a calibration result (``train.calibrate``, a version's metadata) describes."""
-        usual = calibrated["alert_threshold"]
-        strict = calibrated.get("alert_threshold_unusual", usual)
-        return cls(usual, usual if strict is None else strict, ranges, calibrated.get("alert_threshold_by_warning"))
-
-    def threshold_for(self, unusual: Sequence[str]) -> float:
-        """One image's threshold, from the warnings it carries (``Gate.unusual``)."""
-        return min((self.own(name) for name in unusual), default=self.usual)
-
-    def own(self, warning: str) -> float:
-        return (self.by_warning or {}).get(warning, self.strict)
-
-    def thresholds(self, table: np.ndarray) -> np.ndarray:
-        """Each image's threshold, from its row of a ``stats_table``."""
-        if not self.ranges:
-            return np.full(len(table), self.strict)
-        return evaluate.held_to(warnings_in(self.ranges, table), self.usual, self.strict, self.by_warning)
-
-
 Embed = Callable[[list[np.ndarray]], np.ndarray]  # images -> pooled features, through the model's own resize
-
-
-def under(name: str | None, images: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """The images as taken (None), under one stress condition, or each under a seeded pair (``PAIRED``)."""
-    if name is None:
-        return list(images)
-    return _paired(images) if name == PAIRED else [shift.apply(name, p) for p in images]
-
-
-def _every_condition(images: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """Each image under every one of ``FITTED``: positives and negatives both span every camera."""
-    return [shown for name in FITTED for shown in under(name, images)]
-
-
-def _paired(images: Sequence[np.ndarray], seed: int = PAIR_SEED) -> list[np.ndarray]:
-    """Each image under two different stress conditions at once, a seeded pair per image.
-
-    A real camera differs in several ways together. Fitted on single
-    conditions alone, version 1's gate refused 4 % of its validation and
-    test images cooled inside a vignette (the oldest uploads' look), 6 %
-    dimmed inside one and 3 % cooled and dimmed, though under 1 % under any
-    one condition.
-    """
-    names = list(shift.CONDITIONS)
-    rng = np.random.default_rng(seed)
-    pairs = [rng.choice(len(names), 2, replace=False) for _ in images]
-    return [shift.apply(names[b], shift.apply(names[a], p)) for (a, b), p in zip(pairs, images, strict=True)]
 
 
 def fit(embed: Embed, train: Sequence[np.ndarray], val: Sequence[np.ndarray], negatives: Sequence[np.ndarray]) -> dict:
     """Fit the refusal model and its threshold; also the training ranges behind the "unusual" warnings.
 
     ``train`` and ``val`` are training and validation images (uint8 RGB);
-    ``embed`` maps a list of images to the network's pooled features.
+    ``embed`` maps a list of images to the network's pooled features. Every image is
+    shown under each of ``shift.LOOKS``; the threshold keeps to ``FALSE_REFUSALS`` under each.
     """
-    positives, negatives = _every_condition(train), _every_condition(negatives)
+    positives, negatives = shift.under_every_look(train), shift.under_every_look(negatives)
     images = positives + negatives
     features, stats = _batched(embed, images), stats_table(images, field_of_view=True)
     typical = Typical.fit(compact(features[: len(positives)]))
     x = _design(features, stats, typical)
     y = np.concatenate([np.ones(len(positives)), np.zeros(len(negatives))])
     mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
-    shown = [under(name, val) for name in FITTED]
+    shown = [shift.under(name, val) for name in shift.LOOKS]
     val_rows = [(_design(_batched(embed, s), stats_table(s, True), typical) - mean) / scale for s in shown]
     net, refits = fit_mined((x - mean) / scale, y, val_rows)
     ranges = usual_ranges(train)
@@ -529,13 +318,8 @@ def fit(embed: Embed, train: Sequence[np.ndarray], val: Sequence[np.ndarray], ne
     reference["negatives_missed"] = int((negative_scores >= reference["threshold"]).sum())
     reference["false_refusals_allowed"] = FALSE_REFUSALS
     reference["hard_negative_refits"] = refits
-    reference["fitted_under"] = ["as taken" if name is None else name for name in FITTED]
+    reference["fitted_under"] = ["as taken" if name is None else name for name in shift.LOOKS]
     return reference
-
-
-def _range(values: np.ndarray) -> list[float]:
-    lo, hi = np.quantile(values, USUAL)
-    return [round(float(lo), 4), round(float(hi), 4)]
 
 
 def _batched(embed: Embed, images: list[np.ndarray], batch: int = 64) -> np.ndarray:

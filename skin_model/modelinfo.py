@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from skin_model.alert import AlertRule
 from skin_model.errors import RegistryError
-from skin_model.gate import AlertRule
 from skin_model.record import AlertPolicy, VersionRecord
 
 GATE_KEYS = ("mean", "scale", "weights", "bias", "threshold", "unusual_ranges")
@@ -26,7 +26,7 @@ class ModelInfo:
     @property
     def alert_rule(self) -> AlertRule:
         """The threshold each image is held to, by its imaging conditions as the gate judges them."""
-        return self.policy.rule(self.gate["unusual_ranges"])
+        return AlertRule.of(self.policy, self.gate["unusual_ranges"])
 
     @property
     def strict_threshold(self) -> float:

@@ -8,6 +8,7 @@ SavedModel all get them: serving cannot drift from training. The output is
 logits; the predictor applies the temperature fitted on validation before
 softmax. Both name their last feature map ``last_conv`` (Grad-CAM) and
 their pooled features ``features`` (the gate and similar cases).
+``forward`` is how every front end runs a version's network on pixels.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, replace
+
+import numpy as np
 
 from skin_model.runtime import tensorflow
 
@@ -88,7 +91,7 @@ def field_of_view_boxes(x, dark: float = 40.0):
     """Per image of a ``(N, H, W, 3)`` batch, the box ``FieldOfView`` zooms to fill the frame (``[y0, x0, y1, x1]``,
     as shares of the height and width less one): the whole image unless its corners are mostly near-black.
 
-    The gate measures its image statistics inside the same box (``gate.stats_table``).
+    The gate measures its image statistics inside the same box (``imaging.stats_table``).
     """
     tf = tensorflow()
     x = tf.cast(x, tf.float32)
@@ -246,7 +249,7 @@ class Camera:
 
 
 # no crops, no gamma; casts, exposure, washed-out colour, vignettes and JPEG blocks as other cameras give
-# (chosen by bench.shift: the strong recipe lost melanoma AUC, no augmentation collapsed under stress)
+# (chosen by bench.stress: the strong recipe lost melanoma AUC, no augmentation collapsed under stress)
 MILD = Camera(
     crop=1.0,
     cast=0.2,
@@ -321,7 +324,7 @@ def swap_looks(images, share: float, seed: int):
 
     Every melanoma in the shared data comes from the ISIC archive and no
     HAM10000 image is one, so a source's colours alone can say "melanoma"
-    (``bench.shift look``: re-toned to the old archive's look, about 9 in 10
+    (``bench.stress look``: re-toned to the old archive's look, about 9 in 10
     HAM10000 lesions raised the alert of the previous default, trained without
     this). Partners are drawn within the batch, across classes and sources, so
     a look stops telling the class (after
@@ -403,20 +406,42 @@ def dihedral(batch):
     return tf.concat(flips + [tf.transpose(view, [0, 2, 1, 3]) for view in flips], axis=0)
 
 
-def over_views(net, batch, views: int):
-    """``net`` on a resized batch: its first output (logits) averaged over ``views``, the others of the upright view.
+def two_heads(model):
+    """The model with its pooled features (the layer ``features``) as a second output."""
+    return keras.Model(model.inputs, [model.outputs[0], model.get_layer("features").output])
 
-    Flipping commutes with the model's resize, so the views of the resized
-    image are the views of the upload, at an eighth of the resizing work.
+
+def forward(net, pixels, views: int = 1, image_size: int | None = None, every_view: bool = False):
+    """``net`` in inference mode on a batch of pixels: the one way every front end runs a version's network.
+
+    ``pixels``: a batch ``(N, H, W, 3)`` or a list of images of any sizes; ``image_size``: first resized to it by
+    the model's own resize (None: already that size). ``views``: 1, or the 8 test-time views (``dihedral``) of
+    the resized batch. Returns the first output (logits) averaged over the views and the others of the upright
+    view; ``every_view``: every output of every view, view-major (the predictor keeps each view's logits).
+    Flipping commutes with the model's resize, so the views of the resized image are the views of the upload,
+    at an eighth of the resizing work.
     """
     tf = tensorflow()
+    batch = pixels if image_size is None else _resized(pixels, image_size)
     if views == 1:
         return net(batch, training=False)
-    n = tf.shape(batch)[0]
     out = net(dihedral(batch), training=False)
+    if every_view:
+        return out
+    n = tf.shape(batch)[0]
     parts = list(out) if isinstance(out, (list, tuple)) else [out]
     logits = tf.reduce_mean(tf.reshape(parts[0], [views, n, -1]), axis=0)
     return [logits, *(p[:n] for p in parts[1:])] if len(parts) > 1 else logits
+
+
+def _resized(pixels, image_size: int):
+    """A batch resized at once; a list of images of one shape stacked first (twice as fast), else each its own."""
+    tf = tensorflow()
+    if not isinstance(pixels, list):
+        return resize(pixels, image_size)
+    if len({p.shape for p in pixels}) == 1:
+        return resize(np.stack(pixels), image_size)
+    return tf.concat([resize(p[None], image_size) for p in pixels], axis=0)
 
 
 def resize(images, image_size: int):

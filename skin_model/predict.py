@@ -104,8 +104,7 @@ class Predictor:
 
     def __init__(self, version: Version, model):
         tf = tensorflow()
-        from skin_model.network import dihedral, resize
-        from skin_model.robustness import two_heads
+        from skin_model.network import forward, two_heads
 
         self.version = version
         self.info = ModelInfo.of(version.record, f"model version {version.number}")
@@ -117,9 +116,9 @@ class Predictor:
         net = two_heads(model)
         self._model = model
         spec = [tf.TensorSpec([None, None, None, 3], tf.uint8)]  # cast inside: a float copy of a 600 px upload is 4x
-        sized = lambda x: resize(x, self.info.image_size)  # the model's own first step, once for all views
-        self._forward = tf.function(lambda x: net(sized(x), training=False), input_signature=spec)
-        self._all_views = tf.function(lambda x: net(dihedral(sized(x)), training=False), input_signature=spec)
+        size = self.info.image_size  # the model's own first step, done once for all views
+        self._forward = tf.function(lambda x: forward(net, x, 1, size), input_signature=spec)
+        self._all_views = tf.function(lambda x: forward(net, x, 8, size, every_view=True), input_signature=spec)
         self._gate = Gate(self.info.gate)
         found = version.artefact(INDEX_FILE)
         where = f"model version {version.number}: {INDEX_FILE}"
@@ -164,7 +163,7 @@ class Predictor:
         ``tta``: None serves the views the version was calibrated on; True / False force 8 / 1. Forcing
         one view on a version calibrated on 8 scores it against a threshold validated on their mean (for
         benchmarks; the app and the CLI never do). ``threshold``: None holds the image to the version's own,
-        or a stricter one when the gate finds its imaging conditions unusual (see ``gate.AlertRule``).
+        or a stricter one when the gate finds its imaging conditions unusual (see ``alert.AlertRule``).
         """
         look = self._look(pixels, tta, threshold)
         if not look.verdict.lesion_like:

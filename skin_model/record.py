@@ -18,14 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from skin_model import CLASSES
 from skin_model.config import VIEWS, TrainConfig
 from skin_model.errors import RegistryError, SkinModelError
-
-if TYPE_CHECKING:
-    from skin_model.gate import AlertRule
 
 SCHEMA = 2  # 1: the files written before the schema field (read the same way)
 FEW = 10  # a class with fewer training images than this is not one the version can call
@@ -220,16 +217,6 @@ class AlertPolicy:
     def strict(self) -> float | None:
         """The lower of the two: what holds for any image, usual or not (serving without the gate uses it)."""
         return self.threshold if self.unusual is None else self.unusual
-
-    def rule(self, ranges: dict | None) -> AlertRule:
-        """The threshold each image is held to, by its imaging conditions as the gate judges them (``ranges``).
-
-        ``gate`` is imported here, not above: the registry reads records in the training worker before it lowers
-        its threads' priority, and NumPy (which ``gate`` imports) starts its threads when imported.
-        """
-        from skin_model.gate import AlertRule
-
-        return AlertRule(self.threshold, self.strict, ranges, self.by_warning)
 
     def options(self, min_sensitivity: float = 0.70) -> list[float]:
         """Thresholds a clinician may choose: validation sensitivity stays >= ``min_sensitivity``; always the

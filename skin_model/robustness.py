@@ -14,19 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from skin_model import evaluate, shift
+from skin_model.alert import AlertRule
 from skin_model.dataset import Record, labels_of
 from skin_model.errors import DatasetError
-from skin_model.gate import AlertRule, Gate, stats_table
+from skin_model.gate import Gate
 from skin_model.images import decode
-from skin_model.runtime import tensorflow
+from skin_model.imaging import stats_table
 from skin_model.splits import domain
-
-
-def two_heads(model):
-    """The model with its pooled features as a second output."""
-    import keras
-
-    return keras.Model(model.inputs, [model.outputs[0], model.get_layer("features").output])
 
 
 def embedder(model, image_size: int, views: int = 1):
@@ -34,17 +28,12 @@ def embedder(model, image_size: int, views: int = 1):
 
     ``views``: logits averaged over that many test-time views; features are always the upright view's.
     """
-    tf = tensorflow()
-    from skin_model.network import over_views, resize
+    from skin_model.network import forward, two_heads
 
     net = two_heads(model)
 
     def run(images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        if len({p.shape for p in images}) == 1:  # one resize for the batch: the same numbers, twice as fast
-            batch = resize(np.stack(images), image_size)
-        else:
-            batch = tf.concat([resize(p[None], image_size) for p in images], axis=0)
-        logits, features = over_views(net, batch, views)
+        logits, features = forward(net, list(images), views, image_size)
         return logits.numpy(), features.numpy()
 
     return run
@@ -56,12 +45,12 @@ def outputs(run, images: list[np.ndarray], batch: int = 64) -> tuple[np.ndarray,
 
 
 def scored(metrics: dict, refused: np.ndarray) -> dict:
-    """The headline of a metrics report, with the gate's refusal rate."""
+    """The headline of a split's ``evaluate.metrics``, with the gate's refusal rate."""
     keys = ("images", "balanced_accuracy", "melanoma_sensitivity", "melanoma_specificity", "melanoma_roc_auc", "ece")
     return {k: metrics[k] for k in keys} | {"refused": round(float(refused.mean()), 4) if len(refused) else None}
 
 
-def report(
+def tables(
     model,
     image_size: int,
     records: list[Record],
@@ -92,13 +81,13 @@ def report(
     for i, record in enumerate(records):
         by_source[domain(record)].append(i)
     sources = {
-        name: scored(evaluate.report(logits[idx], y[idx], temperature, applied[idx]), refused[idx])
+        name: scored(evaluate.metrics(logits[idx], y[idx], temperature, applied[idx]), refused[idx])
         for name, idx in sorted(by_source.items())
     }
-    stress = {"none": scored(evaluate.report(logits, y, temperature, applied), refused)}
+    stress = {"none": scored(evaluate.metrics(logits, y, temperature, applied), refused)}
     for name in shift.CONDITIONS:
         stress_logits, stress_refused, stress_applied = measure([shift.apply(name, p) for p in clean])
-        stress[name] = scored(evaluate.report(stress_logits, y, temperature, stress_applied), stress_refused)
+        stress[name] = scored(evaluate.metrics(stress_logits, y, temperature, stress_applied), stress_refused)
     return {"per_source": sources, "stress": stress}, logits, applied
 
 
@@ -131,7 +120,7 @@ def evaluate_folder(predictor, roots: Path | str | list[Path], metadata: Path | 
     if not records:
         raise DatasetError(f"{', '.join(str(r) for r in found.roots)}: no usable labelled images to evaluate")
     y = labels_of(records)
-    shift_tables, logits, applied = report(
+    shift_tables, logits, applied = tables(
         predictor.keras_model,
         config.image_size,
         records,
@@ -140,4 +129,4 @@ def evaluate_folder(predictor, roots: Path | str | list[Path], metadata: Path | 
         predictor.info.gate,
         config.views,
     )
-    return evaluate.report(logits, y, predictor.temperature, applied) | {"scope": scope} | shift_tables
+    return evaluate.metrics(logits, y, predictor.temperature, applied) | {"scope": scope} | shift_tables

@@ -6,13 +6,15 @@ randomness), so the stress table of two model versions compares like with
 like. The strengths sit at the edge of what real dermoscopy shows: the
 oldest ISIC uploads have a cool cast and a dark circular vignette, and
 ``cool cast + vignette`` gives both at once, as such a dermatoscope does.
+A seeded pair of conditions at once (``PAIRED``) stands for a camera that
+differs in several ways together.
 """
 
 from __future__ import annotations
 
 import io
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -86,3 +88,34 @@ CONDITIONS: dict[str, Condition] = {
 def apply(name: str, pixels: np.ndarray) -> np.ndarray:
     """One condition applied to ``(H, W, 3)`` uint8 pixels."""
     return CONDITIONS[name](pixels)
+
+
+PAIRED, PAIR_SEED = "two conditions at once", 7
+LOOKS = (None, *CONDITIONS, PAIRED)  # as taken, under each condition, under a pair: every look the gate is fitted on
+
+
+def under(name: str | None, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The images as taken (None), under one stress condition, or each under a seeded pair (``PAIRED``)."""
+    if name is None:
+        return list(images)
+    return _paired(images) if name == PAIRED else [apply(name, p) for p in images]
+
+
+def under_every_look(images: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Each image under every one of ``LOOKS``, look after look: a fit on them spans every camera."""
+    return [shown for name in LOOKS for shown in under(name, images)]
+
+
+def _paired(images: Sequence[np.ndarray], seed: int = PAIR_SEED) -> list[np.ndarray]:
+    """Each image under two different stress conditions at once, a seeded pair per image.
+
+    A real camera differs in several ways together. Fitted on single
+    conditions alone, version 1's gate refused 4 % of its validation and
+    test images cooled inside a vignette (the oldest uploads' look), 6 %
+    dimmed inside one and 3 % cooled and dimmed, though under 1 % under any
+    one condition.
+    """
+    names = list(CONDITIONS)
+    rng = np.random.default_rng(seed)
+    pairs = [rng.choice(len(names), 2, replace=False) for _ in images]
+    return [apply(names[b], apply(names[a], p)) for (a, b), p in zip(pairs, images, strict=True)]

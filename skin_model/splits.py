@@ -16,7 +16,7 @@ from skin_model import CLASSES, audit, balance, dataset
 from skin_model.config import TrainConfig
 from skin_model.errors import DatasetError
 from skin_model.images import decode, pixel_hash
-from skin_model.metadata import id_block
+from skin_model.isic_csv import id_block
 
 MIN_CELL = 15  # a (class, domain) cell this small is weighted as if it had this many images
 

@@ -96,11 +96,11 @@ def logits(
 ) -> np.ndarray:
     """Inference-mode outputs of files, in order, without holding their pixels (a list for multi-output models).
 
-    ``views``: logits averaged over that many test-time views (see ``network.over_views``).
+    ``views``: logits averaged over that many test-time views (see ``network.forward``).
     """
-    from skin_model.network import over_views
+    from skin_model.network import forward
 
-    out = [over_views(model, x, views) for x in pixels(paths, image_size, batch, condition)]
+    out = [forward(model, x, views) for x in pixels(paths, image_size, batch, condition)]
     if isinstance(out[0] if out else None, (list, tuple)):
         return [np.concatenate([o[i].numpy() for o in out]) for i in range(len(out[0]))]
     out = [o.numpy() for o in out]

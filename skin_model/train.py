@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from skin_model import CLASSES, balance, dataset, distribute, evaluate, shift, stream
+from skin_model import CLASSES, alert, balance, dataset, distribute, evaluate, shift, stream
 from skin_model.config import TrainConfig
 from skin_model.errors import Cancelled, SkinModelError
 from skin_model.runtime import seed_everything, tensorflow
@@ -58,12 +58,12 @@ class ProgressLog:
 
 
 def logits_of(model, x: np.ndarray, batch: int = 128, views: int = 1) -> np.ndarray:
-    """Inference-mode logits of in-memory square pixels in batches, averaged over ``views`` (see network.over_views)."""
+    """Inference-mode logits of in-memory square pixels in batches, averaged over ``views`` (see network.forward)."""
     tf = tensorflow()
-    from skin_model.network import over_views
+    from skin_model.network import forward
 
     out = [
-        np.asarray(over_views(model, tf.constant(x[i : i + batch], tf.float32), views)) for i in range(0, len(x), batch)
+        np.asarray(forward(model, tf.constant(x[i : i + batch], tf.float32), views)) for i in range(0, len(x), batch)
     ]
     return np.concatenate(out) if out else np.empty((0, len(CLASSES)))
 
@@ -339,7 +339,7 @@ def calibrate(model, splits: Splits, config: TrainConfig, ranges: dict | None) -
     Logits are averaged over the version's test-time views, as it is served.
     The temperature minimises the negative log-likelihood over the clean and
     the stressed validation images together. Two thresholds (see
-    ``evaluate.alert_thresholds``): a strict one for images whose imaging
+    ``alert.alert_thresholds``): a strict one for images whose imaging
     conditions fall outside ``ranges`` (the gate's usual ranges, as the app
     judges them), and a usual one for the rest, so the promise survives
     another clinic's camera without every image paying for the worst one.
@@ -356,15 +356,15 @@ def calibrate(model, splits: Splits, config: TrainConfig, ranges: dict | None) -
     p_mel = {c or "none": evaluate.softmax(logits, temperature)[:, evaluate.MEL] for c, logits in val.items()}
     # floor, not round: rounding up could push the smallest caught melanoma below the threshold
     floor = lambda t: math.floor(t * 1e4) / 1e4
-    by_condition = {c: floor(evaluate.alert_threshold(p, is_mel, config.alert_sensitivity)) for c, p in p_mel.items()}
+    by_condition = {c: floor(alert.alert_threshold(p, is_mel, config.alert_sensitivity)) for c, p in p_mel.items()}
     by_warning = None
     if ranges:
         found = warnings_by_condition(splits.paths("val"), ranges, conditions)
         unusual = {c: np.any(np.stack(list(f.values())), axis=0) for c, f in found.items()}
-        usual, strict = (floor(t) for t in evaluate.alert_thresholds(p_mel, unusual, is_mel, config.alert_sensitivity))
-        own = evaluate.warning_thresholds(p_mel, found, is_mel, config.alert_sensitivity, usual, strict)
+        usual, strict = (floor(t) for t in alert.alert_thresholds(p_mel, unusual, is_mel, config.alert_sensitivity))
+        own = alert.warning_thresholds(p_mel, found, is_mel, config.alert_sensitivity, usual, strict)
         by_warning = {name: floor(t) for name, t in own.items()}
-        applied = evaluate.held_to(found["none"], usual, strict, by_warning)  # each clean validation image's own
+        applied = alert.held_to(found["none"], usual, strict, by_warning)  # each clean validation image's own
     else:
         unusual = {"none": np.ones(len(y), bool)}
         usual = strict = min(by_condition.values())
@@ -385,7 +385,7 @@ def calibrate(model, splits: Splits, config: TrainConfig, ranges: dict | None) -
         },
         # the slider's exact values: the usual threshold, not the strict one (chosen, it would hold every image)
         "operating_curve": evaluate.operating_curve(p_mel["none"], is_mel, extra=(usual,)),
-        "metrics": {"val": evaluate.report(val[None], y, temperature, applied)},
+        "metrics": {"val": evaluate.metrics(val[None], y, temperature, applied)},
     }
 
 
@@ -393,15 +393,22 @@ def warnings_by_condition(
     paths: list[Path], ranges: dict, conditions: list, chunk: int = 64
 ) -> dict[str, dict[str, np.ndarray]]:
     """Per condition, per unusual-conditions warning, which images the app would give it: decoded as uploads are."""
-    from skin_model import gate
     from skin_model.images import decode
+    from skin_model.imaging import stats_table, warnings_in
 
     found: dict[str, list[dict]] = {c or "none": [] for c in conditions}
     for start in range(0, len(paths), chunk):
         images = [decode(path) for path in paths[start : start + chunk]]
         for c in conditions:
-            found[c or "none"].append(gate.warnings_in(ranges, gate.stats_table(gate.under(c, images))))
+            found[c or "none"].append(warnings_in(ranges, stats_table(shift.under(c, images))))
     return {c: {name: np.concatenate([f[name] for f in parts]) for name in parts[0]} for c, parts in found.items()}
+
+
+def alert_rule(calibrated: dict, ranges: dict | None, config: TrainConfig) -> alert.AlertRule:
+    """The alert rule a calibration result describes, read as a version's record reads it."""
+    from skin_model.record import Calibration
+
+    return alert.AlertRule.of(Calibration.from_dict(calibrated, config.views).policy, ranges)
 
 
 def score_test(model, splits: Splits, config: TrainConfig, calibrated: dict, gate: dict | None) -> dict:
@@ -410,16 +417,15 @@ def score_test(model, splits: Splits, config: TrainConfig, calibrated: dict, gat
     ``calibrated``: what ``calibrate`` returned (temperature, threshold, validation metrics).
     """
     from skin_model import robustness
-    from skin_model.gate import AlertRule
 
     temperature = calibrated["temperature"]
     ranges = gate["unusual_ranges"] if gate else None
-    rule = AlertRule.of(calibrated, ranges)
+    rule = alert_rule(calibrated, ranges, config)
     records = splits.records["test"]
-    tables, logits, applied = robustness.report(
+    tables, logits, applied = robustness.tables(
         model, config.image_size, records, temperature, rule, gate, config.views
     )
-    test = evaluate.report(logits, splits.y["test"], temperature, applied)
+    test = evaluate.metrics(logits, splits.y["test"], temperature, applied)
     return {"robustness": tables, "metrics": calibrated["metrics"] | {"test": test}}
 
 
@@ -431,19 +437,18 @@ def score_held_out(model, config: TrainConfig, calibrated: dict, gate: dict, fol
     """
     from skin_model import robustness
     from skin_model.audit import audit, usable
-    from skin_model.gate import AlertRule
 
-    rule = AlertRule.of(calibrated, gate["unusual_ranges"] if gate else None)
+    rule = alert_rule(calibrated, gate["unusual_ranges"] if gate else None, config)
     scores = {}
     for folder in folders:
         found = audit(folder)
         records = usable(found, config.label_policy)
-        tables, logits, applied = robustness.report(
+        tables, logits, applied = robustness.tables(
             model, config.image_size, records, calibrated["temperature"], rule, gate, config.views
         )
         name = f"{found.root.parent.name}/{found.root.name}"
         refused = tables["stress"]["none"]["refused"]
-        scores[name] = evaluate.report(logits, dataset.labels_of(records), calibrated["temperature"], applied)
+        scores[name] = evaluate.metrics(logits, dataset.labels_of(records), calibrated["temperature"], applied)
         scores[name] |= {"refused": refused, **tables}
     return scores
 
@@ -479,7 +484,7 @@ def run(
     should_stop=None,
     strategy: str = "default",
     listener=None,
-    metadata: Path | str | None = None,
+    isic_csv: Path | str | None = None,
     cases_dir: Path | None = None,
     hold_out: list[Path | str] = (),
 ):
@@ -487,6 +492,7 @@ def run(
 
     ``roots``: one dataset root or several, learnt from as one. ``hold_out``: folders the version will be
     scored on (ISIC 2017 validation for the default): no picture of theirs, nor a copy, is trained on.
+    ``isic_csv``: the ISIC metadata CSV (None: each root's own ``metadata.csv`` when present).
 
     Returns the new version; on a cluster's non-chief workers, None (they
     train in step with the chief, which alone registers). ``listener`` is
@@ -508,7 +514,7 @@ def run(
         where = cases_dir or Path(scratch)
         taken = (cases.snapshot(where) if cases_dir is None else cases.load_snapshot(where)) if config.cases else []
         try:
-            splits = prepare(roots, config, metadata, cases.records(taken, where), hold_out)
+            splits = prepare(roots, config, isic_csv, cases.records(taken, where), hold_out)
             if should_stop and should_stop():
                 raise Cancelled("training was cancelled; nothing was registered")
             result = fit(splits, config, progress, should_stop, cluster, listener)

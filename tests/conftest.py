@@ -99,6 +99,30 @@ def lesion_images() -> Callable[..., list[np.ndarray]]:
     return lesion_like_images
 
 
+def colour_features(images: list[np.ndarray]) -> np.ndarray:
+    """A stand-in for the network's pooled features: a 6x6 thumbnail (108 numbers)."""
+    return np.stack([np.asarray(Image.fromarray(p).resize((6, 6)), np.float32).ravel() / 255 for p in images])
+
+
+@pytest.fixture(scope="session")
+def negative_set():
+    """Generated pictures that are certainly not dermoscopy (see ``negatives``)."""
+    from skin_model import negatives
+
+    return negatives.generate(seed=3, per_photo=3, per_kind=6)
+
+
+@pytest.fixture(scope="session")
+def fitted_gate(negative_set, lesion_images):
+    """A gate fitted on generated lesions (features: colour histograms) and the generated negatives; its validation
+    images. Fitted once for the gate's tests and the alert rule's (which read its usual ranges)."""
+    from skin_model import gate
+
+    train, val = lesion_images(80, seed=1), lesion_images(100, seed=2)
+    reference = gate.fit(colour_features, train, val, [n.pixels for n in negative_set])
+    return reference, val
+
+
 @pytest.fixture
 def blob() -> Callable[..., np.ndarray]:
     """Factory: ``blob(label, seed, size=48)`` gives the pixels of one synthetic lesion."""
@@ -257,7 +281,7 @@ def servable() -> Callable[..., dict]:
 
 def servable_metadata(model) -> dict:
     """Servable metadata for an untrained model: temperature 1, threshold 0.5, a gate that refuses nothing."""
-    from skin_model.gate import STAT_NAMES
+    from skin_model.imaging import STAT_NAMES
 
     width = int(model.get_layer("features").output.shape[-1]) + len(STAT_NAMES)
     ranges = {k: [-1e9, 1e9] for k in ("cast_blue_red", "dark_corners", "brightness", "saturation")}

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from skin_model import card
-from skin_model.gate import PAIRED
 from skin_model.record import VersionRecord
+from skin_model.shift import PAIRED
 
 ROW = {
     "images": 10,

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from skin_model import cases, metadata
+from skin_model import cases, isic_csv
 from skin_model.audit import audit
 from skin_model.cli import main
 from skin_model.config import REPO_ROOT
@@ -91,7 +91,7 @@ def test_export_writes_the_isic_layout_and_a_metadata_file_the_data_layer_reads(
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == sorted(
         f"Train/{c.diagnosis}/{c.id}.png" for c in added
     )
-    read = metadata.read(out / "metadata.csv")
+    read = isic_csv.read(out / "metadata.csv")
     assert read.images[added[0].id].official == "MEL" and read.images[added[0].id].dx_type == "histo"
     assert read.images[added[1].id].official == "BKL" and read.images[added[1].id].source == "clinic"
     assert read.images[added[2].id].dx_type == "follow_up"

@@ -119,9 +119,9 @@ def test_views_of_the_resized_batch_are_the_model_on_each_flipped_and_turned_upl
     assert np.ptp(each[0], axis=0).max() > 0.1 and np.abs(each[0] - each[1]).max() > 0.1  # views and images differ
     for i in range(2):
         np.testing.assert_allclose(views[:, i], each[i], rtol=1e-3, atol=1e-2)  # view-major: view v of image i
-    averaged = network.over_views(model, resized, 8).numpy()
+    averaged = network.forward(model, resized, 8).numpy()
     np.testing.assert_allclose(averaged, np.stack([e.mean(axis=0) for e in each]), rtol=1e-3, atol=1e-2)
-    np.testing.assert_allclose(network.over_views(model, resized, 1).numpy(), np.stack([e[0] for e in each]), atol=1e-2)
+    np.testing.assert_allclose(network.forward(model, resized, 1).numpy(), np.stack([e[0] for e in each]), atol=1e-2)
 
 
 def test_versions_saved_before_views_read_as_calibrated_on_the_upright_image_and_other_counts_are_refused():
@@ -256,3 +256,13 @@ def test_recalibration_moves_the_committed_weights_into_a_network_with_the_crop(
     run = lambda model, x: np.asarray(model(x, training=False))  # a bare call would update the shared model's BN
     np.testing.assert_allclose(run(moved, plain), run(loud_tiny_model, plain), rtol=1e-5)
     assert np.abs(run(moved, framed) - run(loud_tiny_model, framed)).max() > 0.1  # the rim is cropped away
+
+
+def test_a_list_of_images_of_several_sizes_runs_as_each_image_alone(loud_tiny_model, blob):
+    images = [blob("melanoma", seed=1, size=48)[:, :40], blob("nevus", seed=2, size=60), blob("nevus", seed=3, size=48)]
+
+    together = network.forward(loud_tiny_model, images, 8, 32).numpy()
+
+    alone = np.concatenate([network.forward(loud_tiny_model, [p], 8, 32).numpy() for p in images])
+    np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-3)
+    assert np.ptp(together, axis=0).max() > 0.1  # the images' logits differ: the comparison can fail

@@ -248,7 +248,7 @@ def test_more_views_than_calibrated_may_add_a_melanoma_alert_never_remove_one(lo
 
 def two_threshold_predictor(tiny_model, servable, lesion) -> Predictor:
     """Usual images never alerted (threshold 1), unusual ones always (0); the lesion's own cast is just usual."""
-    from skin_model.gate import image_stats
+    from skin_model.imaging import image_stats
     from skin_model.registry import Registry
 
     metadata = servable(tiny_model) | {"alert_threshold": 1.0, "alert_threshold_unusual": 0.0}
@@ -279,12 +279,12 @@ def test_an_image_with_unusual_imaging_conditions_is_held_to_the_stricter_thresh
 
 def test_benches_and_tables_hold_each_image_to_the_same_threshold_as_the_predictor(tiny_model, servable, lesion):
     from skin_model import shift
-    from skin_model.gate import stats_table
+    from skin_model.imaging import stats_table
 
     predictor = two_threshold_predictor(tiny_model, servable, lesion)
     images = [lesion, shift.apply("cool cast", lesion), shift.apply("warm cast", lesion), lesion[::-1]]
 
-    in_batch = predictor.info.alert_rule.thresholds(stats_table(images))  # robustness.report, calibration, benches
+    in_batch = predictor.info.alert_rule.thresholds(stats_table(images))  # robustness.tables, calibration, benches
 
     assert list(in_batch) == [predictor.predict(p).alert_threshold for p in images]
     assert set(in_batch) == {0.0, 1.0}  # both kinds of image are in the set
@@ -313,7 +313,7 @@ def test_a_bad_stricter_threshold_is_refused_with_one_line(tiny_model, servable,
 
 def test_each_warning_holds_an_image_to_its_own_threshold(tiny_model, servable, lesion):
     from skin_model import shift
-    from skin_model.gate import image_stats
+    from skin_model.imaging import image_stats
     from skin_model.registry import Registry
 
     own = {"cool (blue) colour cast": 0.0, "warm (yellow) colour cast": 0.5}

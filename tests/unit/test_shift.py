@@ -83,3 +83,13 @@ def test_a_narrow_field_of_view_differs_between_images(blob):
     sizes = {int((x.max(axis=-1) == 0).sum()) for x in shown}
 
     assert len(sizes) > 3  # each image's own aperture, drawn from its pixels
+
+
+def test_a_pair_of_conditions_is_seeded_and_unlike_any_one_condition(lesion_images):
+    images = lesion_images(12, seed=3)
+
+    paired = shift.under(shift.PAIRED, images)
+
+    assert all(np.array_equal(a, b) for a, b in zip(paired, shift.under(shift.PAIRED, images), strict=True))
+    for shown, image in zip(paired, images, strict=True):
+        assert not any(np.array_equal(shown, shift.apply(name, image)) for name in shift.CONDITIONS)

@@ -10,7 +10,7 @@ import pytest
 
 from skin_model import CLASSES, train
 from skin_model.config import BalanceConfig, TrainConfig
-from skin_model.gate import STAT_NAMES
+from skin_model.imaging import STAT_NAMES
 from skin_model.predict import Predictor
 from skin_model.registry import Registry
 from skin_model.shift import CONDITIONS

@@ -1,4 +1,4 @@
-"""ISIC-style image metadata: official labels, lesions and acquisition sources.
+"""The ISIC metadata CSV (``<root>/metadata.csv``): official labels, lesions and acquisition sources.
 
 Folder labels can be wrong and one lesion can have several pictures; an
 ISIC metadata CSV (``<root>/metadata.csv``, columns as in the ISIC 2019

@@ -1,4 +1,5 @@
-"""Figures and tables shared by the Retrain and Models pages (not a page)."""
+"""Versions side by side: the metrics table, ROC and confusion figures, and stress tables the Retrain and Models
+pages show (Streamlit-free; the pages lay them out)."""
 
 import pandas as pd
 import plotly.graph_objects as go

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from skin_model import metadata
+from skin_model import isic_csv
 from skin_model.audit import audit, usable
 from skin_model.dataset import Record, folds, group_of, split
 from skin_model.errors import DatasetError
@@ -28,20 +28,20 @@ def test_a_good_file_is_read_and_unknown_columns_are_ignored(tmp_path):
         ["ISIC_0000001,MEL,,isic_archive,,,,,x", "ISIC_0024306,nv,HAM_1,ham10000/rosendahl,histo,45,male,back,y"],
     )
 
-    found = metadata.read(path)
+    found = isic_csv.read(path)
 
-    assert found.images["ISIC_0000001"] == metadata.ImageInfo(official="MEL", source="isic_archive")
+    assert found.images["ISIC_0000001"] == isic_csv.ImageInfo(official="MEL", source="isic_archive")
     assert found.images["ISIC_0024306"].official == "NV"  # codes are case-insensitive
     assert found.images["ISIC_0024306"].lesion_id == "HAM_1"
 
 
 def test_no_metadata_file_means_no_metadata(clean_dataset):
-    assert metadata.find(clean_dataset.root) is metadata.EMPTY
+    assert isic_csv.find(clean_dataset.root) is isic_csv.EMPTY
 
 
 def test_a_missing_explicit_file_is_one_line_naming_it(tmp_path):
     with pytest.raises(DatasetError, match="cannot be read") as error:
-        metadata.find(tmp_path, tmp_path / "nope.csv")
+        isic_csv.find(tmp_path, tmp_path / "nope.csv")
     assert "\n" not in str(error.value) and "nope.csv" in str(error.value)
 
 
@@ -58,7 +58,7 @@ def test_a_malformed_file_is_one_line_naming_the_problem(tmp_path, header, rows,
     path = write(tmp_path / "m.csv", rows, header)
 
     with pytest.raises(DatasetError, match=message) as error:
-        metadata.read(path)
+        isic_csv.read(path)
     assert "\n" not in str(error.value)
 
 
@@ -67,14 +67,14 @@ def test_a_binary_file_is_refused(tmp_path):
     path.write_bytes(b"\xff\xfe\x00\x81" * 100)
 
     with pytest.raises(DatasetError, match="not UTF-8"):
-        metadata.read(path)
+        isic_csv.read(path)
 
 
 def test_id_blocks_follow_isic_upload_order():
-    assert metadata.id_block(Path("ISIC_0000999.jpg")) == "isic-0k"
-    assert metadata.id_block(Path("ISIC_0010123.jpg")) == "isic-10k"
-    assert metadata.id_block(Path("photo.jpg")) == "photo"
-    assert metadata.id_block(Path("ISIC_0025509(1).jpg")) == "isic-25k"  # a second download of one image
+    assert isic_csv.id_block(Path("ISIC_0000999.jpg")) == "isic-0k"
+    assert isic_csv.id_block(Path("ISIC_0010123.jpg")) == "isic-10k"
+    assert isic_csv.id_block(Path("photo.jpg")) == "photo"
+    assert isic_csv.id_block(Path("ISIC_0025509(1).jpg")) == "isic-25k"  # a second download of one image
 
 
 # -- the audit with metadata --------------------------------------------------------
@@ -118,7 +118,7 @@ def test_official_labels_win_and_a_resolved_conflict_is_kept_once(labelled):
 
 
 def test_bkl_agrees_with_both_keratosis_folders():
-    info = metadata.ImageInfo(official="BKL")
+    info = isic_csv.ImageInfo(official="BKL")
 
     assert info.agrees("seborrheic keratosis") and info.agrees("pigmented benign keratosis")
     assert not info.agrees("melanoma")

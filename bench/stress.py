@@ -1,4 +1,4 @@
-"""``make bench-shift`` and ``make bench-folds``: what each recipe change does away from the training conditions.
+"""``make bench-stress`` and ``make bench-folds``: what each recipe change does away from the training conditions.
 
 Each measurement is a real training run on the shared data, except where it scores the live model:
 
@@ -20,7 +20,7 @@ Each measurement is a real training run on the shared data, except where it scor
   external-like sets drawn from its own test split.
 - ``render``: rewrite the report from the results kept so far, running nothing.
 
-Results go to ``bench/shift_results.json`` (one entry per run, kept between
+Results go to ``bench/stress_results.json`` (one entry per run, kept between
 invocations) and the "Out-of-source" section of ``bench/RESULTS.md``.
 """
 
@@ -36,16 +36,16 @@ import numpy as np
 
 from bench.external import ACCEPTANCE, OLDEST, OLDEST_ONLY, external_draws, save_rows, score_rows
 from bench.look import look_probe, old_nevi_look, probabilities, restyle
-from bench.report import put_section
-from skin_model import audit, dataset, evaluate, gate, shift, splits
+from bench.publish import put_section
+from skin_model import audit, dataset, evaluate, imaging, shift, splits
+from skin_model.alert import AlertRule
 from skin_model.config import TrainConfig
-from skin_model.gate import AlertRule
 from skin_model.images import decode
 from skin_model.splits import Splits, domain, subset
-from skin_model.train import GATE_IMAGES, calibrate, fit, fit_gate, score_test
+from skin_model.train import GATE_IMAGES, alert_rule, calibrate, fit, fit_gate, score_test
 
 HERE = Path(__file__).resolve().parent
-RESULTS_JSON = HERE / "shift_results.json"
+RESULTS_JSON = HERE / "stress_results.json"
 
 NO_CC = {"colour_constancy": False, "normalise_exposure": False}
 # the default recipe as make train-default trains it today, the field-of-view crop in training too
@@ -192,9 +192,9 @@ def cross_validate(root: str, config: TrainConfig, k: int) -> dict:
         model = fit(fold, config).model
         # no gate is fitted in folds, but its usual ranges are the training images' alone: the app's two thresholds
         cap = GATE_IMAGES[config.backbone]
-        ranges = gate.usual_ranges(list(dataset.Pixels(subset(fold.records["train"], cap, config.seed))))
+        ranges = imaging.usual_ranges(list(dataset.Pixels(subset(fold.records["train"], cap, config.seed))))
         meta = calibrate(model, fold, config, ranges)
-        rule = AlertRule.of(meta, ranges)
+        rule = alert_rule(meta, ranges, config)
         # also in the oldest block's colours: the external set's other classes may not be in HAM10000's
         mine, retoned = score_both_looks(model, fold, config, meta["temperature"], rule)
         scored += mine
@@ -272,7 +272,7 @@ def score(splits_: Splits, config: TrainConfig) -> dict:
         "seconds_per_epoch": result.metadata["training"]["seconds_per_epoch"],
         "best_epoch": result.metadata["training"]["best_epoch"],
     } | assess(result.model, splits_, config, gate)
-    rule = AlertRule.of(out, gate["unusual_ranges"])
+    rule = alert_rule(out, gate["unusual_ranges"], config)
     probe = look_probe(result.model, config, splits_, out["temperature"], rule)
     return out | ({"look": probe} if probe else {})
 
@@ -368,7 +368,7 @@ def oldest_under(condition: str, predictor, config: TrainConfig, test: list[data
 def served(model, images: list, config: TrainConfig, temperature: float, rule: AlertRule):
     """Each image's probabilities and alert as the app serves them: its own threshold from its imaging conditions."""
     probs = probabilities(model, images, config, temperature)
-    return probs, probs[:, evaluate.MEL] >= rule.thresholds(gate.stats_table(images))
+    return probs, probs[:, evaluate.MEL] >= rule.thresholds(imaging.stats_table(images))
 
 
 def score_both_looks(model, fitted: Splits, config: TrainConfig, temperature: float, rule: AlertRule):
@@ -438,7 +438,7 @@ def _thresholds(r: dict) -> str:
 
 def render(results: dict) -> str:
     lines = [
-        "## Out-of-source: recipe changes and a held-out source (`make bench-shift`)",
+        "## Out-of-source: recipe changes and a held-out source (`make bench-stress`)",
         "",
         "Every number is on images the model never saw, split by lesion (no lesion in two splits) after the official "
         "ISIC labels replaced contradicted folder labels. 'Stress' is the test split under each named device "
@@ -518,7 +518,7 @@ def render(results: dict) -> str:
         crop = results["field of view"]
         lines += [
             "",
-            f"**Field-of-view crop** (`bench.shift field-of-view`; model version {crop['model_version']}, the same "
+            f"**Field-of-view crop** (`bench.stress field-of-view`; model version {crop['model_version']}, the same "
             "weights with and without `network.FieldOfView`, each gated and calibrated on validation as "
             "`default_model --recalibrate` does, scored on the test split; stress: the dark vignette, a cool cast "
             "inside it, and the narrow field of view):",
@@ -544,7 +544,7 @@ def render(results: dict) -> str:
     if cross:
         lines += [
             "",
-            "**Cross-validated by lesion** (`bench.shift folds`): the data dealt into k lesion-grouped folds; each "
+            "**Cross-validated by lesion** (`bench.stress folds`): the data dealt into k lesion-grouped folds; each "
             "fold scored by a model trained on the others (its validation images carved from them, calibrated on "
             "them with the served views, as `train.run` does), so every image is scored once, and the oldest "
             "upload block on all of its images rather than a test split's share. Melanoma AUC with a "
@@ -608,7 +608,7 @@ def render(results: dict) -> str:
         looks = [k for k in next(iter(probe.values())) if k != "images"]
         lines += [
             "",
-            f"**Whose colours carry the melanoma signal** (`bench.shift look`, model version "
+            f"**Whose colours carry the melanoma signal** (`bench.stress look`, model version "
             f"{results['look']['model_version']}, its test split, {results['look'].get('views', 8)} views): each "
             "image re-toned to a source's colour look (CIELAB means and spreads, Reinhard et al. 2001; the average of "
             "that source's training images, the oldest block's from its nevi alone), content kept; re-toned to its "
