@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,7 +28,7 @@ import numpy as np
 
 from bench.publish import put_section
 from skin_model import dataset, gate, imaging, negatives, robustness, shift, splits
-from skin_model.config import data_dir
+from skin_model.config import data_dirs
 from skin_model.predict import Predictor
 from skin_model.train import GATE_IMAGES
 
@@ -105,12 +106,13 @@ def measure(score: Score, blocks: dict[str, np.ndarray], allowed: float) -> dict
     }
 
 
-def live_inputs(root: str):
-    """The live model and its feature embedder, its split of ``root``, and the training and validation images
+def live_inputs(roots: list[Path]):
+    """The live model and its feature embedder, its split of ``roots``, and the training and validation images
     its gate was fitted on (the same subsets, same seed): what every gate comparison starts from."""
     predictor = Predictor.load()
     config = predictor.record.config
-    prepared = splits.prepare(root, config)
+    held_out = [r / "Validation" for r in roots if (r / "Validation").is_dir()]  # as make train-default holds out
+    prepared = splits.prepare(roots, config, hold_out=held_out)
     cap = GATE_IMAGES[config.backbone]
     train = list(dataset.Pixels(splits.subset(prepared.records["train"], cap, config.seed)))
     val = list(dataset.Pixels(splits.subset(prepared.records["val"], cap, config.seed)))
@@ -123,8 +125,8 @@ def pooled_features(predictor: Predictor):
     return lambda images: run_net(images)[1]
 
 
-def run(root: str) -> dict:
-    predictor, prepared, embed, train, val = live_inputs(root)
+def run(roots: list[Path]) -> dict:
+    predictor, prepared, embed, train, val = live_inputs(roots)
     seed = predictor.record.config.seed
     fitting, held_out = negatives.generate(seed), negatives.generate(HELD_OUT_SEED)
     sets = {
@@ -291,7 +293,7 @@ def render(results: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(data_dir() or ""))
+    parser.add_argument("--data", action="append", help="dataset roots, joined with os.pathsep or repeated")
     parser.add_argument("--unseen-photos", action="store_true", help="measure only the photographs from other packages")
     args = parser.parse_args(argv)
     if args.unseen_photos:
@@ -299,7 +301,8 @@ def main(argv: list[str] | None = None) -> int:
         results = json.loads((HERE / "gate_results.json").read_text())
         results["unseen_photos"] = unseen_photos(gate.Gate(predictor.info.gate), pooled_features(predictor))
     else:
-        results = run(args.data)
+        given = [Path(p).resolve() for d in args.data or () for p in d.split(os.pathsep) if p]
+        results = run(given or data_dirs())
     (HERE / "gate_results.json").write_text(json.dumps(results, indent=2) + "\n")
     put_section("Not-a-lesion gate", render(results))
     return 0
