@@ -54,7 +54,7 @@ train-default: $(RUNTIME)
 ## validation and the grouped test split, in one run (`bench-cnn` trains that custom CNN first, about 30 minutes).
 bench-isic2017: $(DEV)
 	$(PY) -m bench.isic2017 --data $(SHARED_DATA)/isic9 --data $(SHARED_DATA)/isic2017 \
-	  $$( [ -f bench/out/cnn/model.keras ] && echo --other "custom CNN on both roots=bench/out/cnn" )
+	  $(if $(wildcard bench/out/cnn/model.keras),--other "custom CNN on both roots=bench/out/cnn")
 
 bench-cnn: $(RUNTIME)
 	$(PY) -m skin_model.default_model --recipe custom-cnn --data $(SHARED_DATA)/isic9 --data $(SHARED_DATA)/isic2017 \
