@@ -188,11 +188,14 @@ def phase(url: str, image: Path, timings: Path, uploads: int) -> dict:
 
 def with_job(data: str, url: str, image: Path, timings: Path, uploads: int, setting: str, alone_s: float) -> dict:
     """Start a real training job at ``setting``; its pace alone, then the sessions while it runs."""
+    from dataclasses import replace
+
     from skin_model import jobs
-    from skin_model.config import TrainConfig
+    from skin_model.config import DEFAULT_RECIPE
 
     os.environ.update(SETTINGS[setting])
-    job = jobs.start(data, TrainConfig(epochs=100))
+    roots = [Path(r) for r in data.split(os.pathsep) if r]  # as SKIN_DATA_DIR: one root or several
+    job = jobs.start(roots, replace(DEFAULT_RECIPE, epochs=100))  # what the Retrain page starts by default
     try:
         deadline = time.time() + 900
         while len(done_steps(job)) < 3:  # past the audit, split and balancing

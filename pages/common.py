@@ -27,6 +27,31 @@ from skin_model.registry import Registry
 from skin_model.text import literal
 
 ENTRY_KEY = "_ran_through_streamlit_app"
+
+
+def _close_figures_only() -> None:
+    """What Streamlit cleans after each script run, less Keras's session (see ``keep_models_warm``)."""
+    import sys
+
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
+
+
+def keep_models_warm() -> None:
+    """Stop Streamlit from clearing Keras's session after every script run.
+
+    Streamlit calls ``keras.backend.clear_session()`` when a run ends, for scripts that build a model each
+    run. That empties TensorFlow's kernel cache, so the next upload's prediction took about 330 ms instead
+    of 20 (2 cores, measured with the live default), and one session's run ending cleared it under
+    another's prediction. This app builds its models once per process (``st.cache_resource``), so there is
+    nothing to clear. Streamlit is pinned; a test checks that the hook is still the one replaced here.
+    """
+    from streamlit.runtime.scriptrunner import script_runner
+
+    script_runner._clean_problem_modules = _close_figures_only
+
+
+keep_models_warm()
 PAGES = (  # path, title, icon; the first is the home page
     ("pages/home.py", "Home", ":material/home:"),
     ("pages/classify.py", "Classify", ":material/biotech:"),
