@@ -23,6 +23,7 @@ from pages.common import (
     live_predictor,
     page_frame,
     record_timing,
+    wait_until_warm,
 )
 from skin_model import CLASSES, cases, explain, report, similar
 from skin_model.config import MELANOMA, data_dirs
@@ -42,6 +43,7 @@ st.title("Classify a lesion")
 predictor = live_predictor()
 if predictor is None:
     st.stop()
+wait_until_warm(predictor)  # before the uploader: never a first upload that waits on the model's tracing
 
 with st.sidebar:
     st.subheader("Options")
