@@ -20,7 +20,7 @@ import numpy as np
 
 from bench.publish import figure, publish
 from skin_model import CLASSES
-from skin_model.config import DEFAULT_MODEL_DIR, MALIGNANT, data_dirs
+from skin_model.config import DEFAULT_MODEL_DIR, MALIGNANT, REPO_ROOT, data_dirs
 from skin_model.images import decode
 from skin_model.predict import Prediction, Predictor
 from skin_model.registry import Registry
@@ -104,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         "lesions": len(lesions),
         "pictures": sum(len(g) for g in lesions.values()),
         "lesions_by_class": {k: v for k, v in counts.items() if v},
-        "model": str(args.model),
+        "model": str(args.model.resolve().relative_to(REPO_ROOT))
+        if args.model.resolve().is_relative_to(REPO_ROOT)
+        else str(args.model),  # no path of this machine in the results
         "model_version_created": predictor.record.created,
         "first_picture": scores(first),
         "each_picture": scores(each),
