@@ -36,7 +36,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
-from e2e_support import CHROMIUM, CHROMIUM_ARGS, IDLE, free_port, lesion, start_app, wait_healthy  # noqa: E402
+from e2e_support import CHROMIUM, CHROMIUM_ARGS, IDLE, answered_lesion, free_port, start_app, wait_healthy  # noqa: E402
 
 from bench.publish import put_section  # noqa: E402
 
@@ -288,8 +288,10 @@ def main(argv: list[str] | None = None) -> int:
         home, image, timings = Path(scratch) / "home", Path(scratch) / "lesion.png", Path(scratch) / "timings.jsonl"
         from PIL import Image
 
-        Image.fromarray(lesion(11, 600)).save(image)
+        from skin_model.predict import Predictor
+
         os.environ["SKIN_HOME"] = str(home)
+        Image.fromarray(answered_lesion(Predictor.load(), 600)).save(image)  # the live version, as served
         env = {"SKIN_HOME": str(home), "SKIN_DATA_DIR": args.data, "SKIN_TIMINGS": str(timings)}
         port = free_port()
         url = f"http://127.0.0.1:{port}"

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "e2e"))
-    from e2e_support import lesion
+    from e2e_support import answered_lesion
 
     from skin_model import explain, report, similar
     from skin_model.predict import Predictor
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     predictor = Predictor.load()
     if predictor.index is None:
         raise SystemExit("the live version has no similar-cases index; retrain it or use the committed default")
-    pixels = lesion(11, 600)
+    pixels = answered_lesion(predictor, 600)  # a refused image skips the network's work
     _, features = predictor.logits_features(pixels)
     rng = np.random.default_rng(0)
     width = predictor.index.vectors.shape[1]
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             paths=tuple(f"Train/nevus/ISIC_{i:07d}.jpg" for i in range(size)),
         )
         rows.append(("generated", size, p50_ms(lambda fake=fake: fake.nearest(features[0], 6), args.repeats // 4)))
-    small = lesion(12, 180)  # the training images' size
+    small = answered_lesion(predictor, 180)  # the training images' size
     served = {
         size: p50_ms(lambda image=image: predictor.predict(image), 60) for size, image in ((600, pixels), (180, small))
     }

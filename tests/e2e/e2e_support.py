@@ -47,6 +47,16 @@ def lesion(seed: int, size: int = 96) -> np.ndarray:
     return textured_lesions(1, seed=seed, size=size)[0]
 
 
+def answered_lesion(predictor, size: int, first_seed: int = 10) -> np.ndarray:
+    """The first generated lesion from ``first_seed`` on that ``predictor`` answers: a version's gate refuses some
+    of them as drawings (which ones moves with its features), and a refused image shows no probabilities to time."""
+    for seed in range(first_seed, first_seed + 100):
+        pixels = lesion(seed, size)
+        if predictor.predict(pixels).top_class is not None:
+            return pixels
+    raise RuntimeError(f"model version {predictor.version.number} refuses every generated lesion tried")
+
+
 def open_page(page, url: str) -> None:
     page.goto(url)
     wait_idle(page)
