@@ -94,8 +94,9 @@ def page_frame() -> None:
 
 
 @st.cache_resource(max_entries=1, show_spinner="Loading the model...")
-def _predictor(number: int, sha: str) -> Predictor:
-    """One model per process, keyed on the live version so a switch reloads it; warmed up off the page."""
+def _predictor(number: int, where: str, sha: str, record_sha: str) -> Predictor:
+    """One model per process, keyed on the live version (its folder, model and record hashes) so a switch
+    reloads it, and so does another state folder or record with the same model file; warmed up off the page."""
     predictor = Predictor.load(number)
     _WARM[id(predictor)] = threading.Event()
     # not a daemon: a process that exits mid-warm-up waits for it (TensorFlow aborts when its thread is killed)
@@ -135,7 +136,7 @@ def live_predictor() -> Predictor | None:
     try:
         version = registry.live()
         registry.verify(version)
-        return _predictor(version.number, version.record.sha256)
+        return _predictor(version.number, str(version.path), version.record.sha256, version.metadata_sha256)
     except SkinModelError as error:
         st.error(f"The live model cannot be used: {literal(error)}")
     try:
@@ -147,7 +148,7 @@ def live_predictor() -> Predictor | None:
         return None
     st.warning(f"Using model version {fallback.number}, the last approved live version that passes its checksum.")
     try:
-        return _predictor(fallback.number, fallback.record.sha256)
+        return _predictor(fallback.number, str(fallback.path), fallback.record.sha256, fallback.metadata_sha256)
     except SkinModelError as error:
         st.error(f"Model version {fallback.number} cannot be used either: {literal(error)}")
         return None
