@@ -191,11 +191,10 @@ def with_job(data: str, url: str, image: Path, timings: Path, uploads: int, sett
     from dataclasses import replace
 
     from skin_model import jobs
-    from skin_model.config import DEFAULT_RECIPE
+    from skin_model.config import DEFAULT_RECIPE, roots_of
 
     os.environ.update(SETTINGS[setting])
-    roots = [Path(r) for r in data.split(os.pathsep) if r]  # as SKIN_DATA_DIR: one root or several
-    job = jobs.start(roots, replace(DEFAULT_RECIPE, epochs=100))  # what the Retrain page starts by default
+    job = jobs.start(roots_of(data), replace(DEFAULT_RECIPE, epochs=100))  # the Retrain default
     try:
         deadline = time.time() + 900
         while len(done_steps(job)) < 3:  # past the audit, split and balancing

@@ -28,7 +28,7 @@ import numpy as np
 
 from bench.publish import put_section
 from skin_model import dataset, gate, imaging, negatives, robustness, shift, splits
-from skin_model.config import data_dirs
+from skin_model.config import data_dirs, roots_of
 from skin_model.predict import Predictor
 from skin_model.train import GATE_IMAGES
 
@@ -301,8 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         results = json.loads((HERE / "gate_results.json").read_text())
         results["unseen_photos"] = unseen_photos(gate.Gate(predictor.info.gate), pooled_features(predictor))
     else:
-        given = [Path(p).resolve() for d in args.data or () for p in d.split(os.pathsep) if p]
-        results = run(given or data_dirs())
+        results = run(roots_of(os.pathsep.join(args.data)) if args.data else data_dirs())
     (HERE / "gate_results.json").write_text(json.dumps(results, indent=2) + "\n")
     put_section("Not-a-lesion gate", render(results))
     return 0

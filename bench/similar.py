@@ -60,17 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         rows.append(("generated", size, p50_ms(lambda fake=fake: fake.nearest(features[0], 6), args.repeats // 4)))
     small = answered_lesion(predictor, 180)  # the training images' size
-    served = {
-        size: p50_ms(lambda image=image: predictor.predict(image), 60) for size, image in ((600, pixels), (180, small))
-    }
-    eight = {
-        size: p50_ms(lambda image=image: predictor.predict(image, tta=True), 60)
-        for size, image in ((600, pixels), (180, small))
-    }
-    upright = {
-        size: p50_ms(lambda image=image: predictor.predict(image, tta=False), 60)
-        for size, image in ((600, pixels), (180, small))
-    }
+    sized = ((600, pixels), (180, small))
+    served, eight, upright = (
+        {size: p50_ms(lambda image=image, tta=tta: predictor.predict(image, tta=tta), 60) for size, image in sized}
+        for tta in (None, True, False)  # as the version is served, 8 views, the upright view alone
+    )
     with_similar = p50_ms(lambda: predictor.predict(pixels, similar=6), 60)
     result = predictor.predict(pixels, similar=6)
     cam = explain.overlay(

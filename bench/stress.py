@@ -638,6 +638,14 @@ def render(results: dict) -> str:
     return "\n".join(lines)
 
 
+MEASURES = {  # the commands that measure one thing on the data, kept under one key: command -> (key, measure)
+    "views": ("views", views),
+    "field-of-view": ("field of view", field_of_view),
+    "look": ("look", live_look),
+    "live-external": ("live external-like", live_external),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     measurements = ["recipes", "holdout", "views", "field-of-view", "folds", "live-external", "look", "render"]
@@ -676,17 +684,9 @@ def main(argv: list[str] | None = None) -> int:
         print("scores:", save_rows(name, out.pop("rows")), flush=True)
         results[f"folds: {name}"] = out
         save(results)
-    elif args.what == "views":
-        results["views"] = views(args.data)
-        save(results)
-    elif args.what == "field-of-view":
-        results["field of view"] = field_of_view(args.data)
-        save(results)
-    elif args.what == "look":
-        results["look"] = live_look(args.data)
-        save(results)
-    elif args.what == "live-external":
-        results["live external-like"] = live_external(args.data)
+    elif args.what in MEASURES:
+        key, measure = MEASURES[args.what]
+        results[key] = measure(args.data)
         save(results)
     else:
         held = holdout_splits(args.data, base, args.domain)

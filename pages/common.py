@@ -10,8 +10,10 @@ import json
 import logging
 import os
 import secrets
+import sys
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +33,6 @@ ENTRY_KEY = "_ran_through_streamlit_app"
 
 def _close_figures_only() -> None:
     """What Streamlit cleans after each script run, less Keras's session (see ``keep_models_warm``)."""
-    import sys
-
     if "matplotlib.pyplot" in sys.modules:
         sys.modules["matplotlib.pyplot"].close("all")
 
@@ -44,7 +44,7 @@ def keep_models_warm() -> None:
     run. That empties TensorFlow's kernel cache, so the next upload's prediction took about 330 ms instead
     of 20 (2 cores, measured with the live default), and one session's run ending cleared it under
     another's prediction. This app builds its models once per process (``st.cache_resource``), so there is
-    nothing to clear. Streamlit is pinned; a test checks that the hook is still the one replaced here.
+    nothing to clear. Streamlit is pinned; `test_pages` checks that a finished run leaves Keras alone.
     """
     from streamlit.runtime.scriptrunner import script_runner
 
@@ -98,13 +98,13 @@ def _predictor(number: int, where: str, sha: str, record_sha: str) -> Predictor:
     """One model per process, keyed on the live version (its folder, model and record hashes) so a switch
     reloads it, and so does another state folder or record with the same model file; warmed up off the page."""
     predictor = Predictor.load(number)
-    _WARM[id(predictor)] = threading.Event()
+    _WARM[predictor] = threading.Event()
     # not a daemon: a process that exits mid-warm-up waits for it (TensorFlow aborts when its thread is killed)
     threading.Thread(target=warm_up, args=(predictor,), name="warm-up").start()
     return predictor
 
 
-_WARM: dict[int, threading.Event] = {}  # per loaded predictor: set once its warm-up prediction has run
+_WARM: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # predictor -> set once its warm-up has run
 
 
 def warm_up(predictor: Predictor) -> None:
@@ -118,13 +118,13 @@ def warm_up(predictor: Predictor) -> None:
     except Exception as error:  # only the first upload is slower; it reports any real problem itself
         logging.getLogger(__name__).warning("warm-up failed: %s", error)
     finally:
-        _WARM.setdefault(id(predictor), threading.Event()).set()
+        _WARM.setdefault(predictor, threading.Event()).set()
 
 
 def wait_until_warm(predictor: Predictor, timeout: float = 30.0) -> None:
     """Hold the Classify page until the model's warm-up has run: an upload made meanwhile waited for it
     (about 1.1 s from upload to result just after a restart, 0.25 s once warm), with no sign why."""
-    warm = _WARM.get(id(predictor))
+    warm = _WARM.get(predictor)
     if warm is not None and not warm.is_set():
         with st.spinner("Preparing the model (the first visit after a restart takes a second)..."):
             warm.wait(timeout)
